@@ -1,0 +1,65 @@
+import type { Readable } from 'node:stream';
+import type { Descriptor } from '../spec/types.js';
+import { MAX_JSON_BYTES } from '../spec/parse.js';
+import { OciToolError } from '../util/errors.js';
+
+/**
+ * The small interfaces every place an image can live implements (an OCI layout, a registry
+ * repository, an archive). Algorithms take the narrowest one they need.
+ */
+export interface Fetcher {
+  /** The blob's bytes, verified against `desc` (size and digest) as they are read. */
+  fetch(desc: Descriptor, opts?: { signal?: AbortSignal }): Promise<Readable>;
+}
+
+export interface ExistenceChecker {
+  exists(desc: Descriptor): Promise<boolean>;
+}
+
+export interface Pusher {
+  /** Stores `content`, which must match `desc`; a mismatch stores nothing. */
+  push(desc: Descriptor, content: Readable, opts?: { signal?: AbortSignal }): Promise<void>;
+}
+
+export interface Resolver {
+  /** Resolves a tag or digest to the descriptor of a manifest or index. */
+  resolve(reference: string): Promise<Descriptor>;
+}
+
+export interface Tagger {
+  tag(desc: Descriptor, reference: string): Promise<void>;
+}
+
+export interface ReadOnlyStore extends Fetcher, ExistenceChecker, Resolver {
+  /** Names this store in messages (`oci:/path`, `docker://host/repo`). */
+  readonly name: string;
+}
+
+export interface Store extends ReadOnlyStore, Pusher, Tagger {}
+
+/** A store that knows its roots and can list and delete its blobs (a layout): what gc needs. */
+export interface Collectable extends Fetcher {
+  readonly name: string;
+  roots(): Promise<Descriptor[]>;
+  listBlobs(): AsyncIterable<{ digest: string; size: number }>;
+  deleteBlob(digest: string): Promise<void>;
+}
+
+/** Reads a whole (small) blob into memory, verified; refuses anything over `cap` bytes. */
+export async function fetchBytes(store: Fetcher, desc: Descriptor, cap = MAX_JSON_BYTES): Promise<Buffer> {
+  if (desc.size > cap) {
+    throw new OciToolError('TOO_LARGE', `${desc.digest}: ${desc.size} bytes is over the ${cap}-byte limit for documents read into memory`);
+  }
+  const stream = await store.fetch(desc);
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > cap) {
+      stream.destroy();
+      throw new OciToolError('TOO_LARGE', `${desc.digest}: over the ${cap}-byte limit for documents read into memory`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total);
+}

@@ -1,0 +1,92 @@
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import { OciToolError } from '../util/errors.js';
+import { hashAlgorithmOf, type HashAlgorithm } from './digest.js';
+
+/**
+ * A pass-through stream that hashes and counts what flows through it. After 'finish'/'end',
+ * `digest` and `size` hold the result.
+ */
+export class HashingStream extends Transform {
+  readonly algorithm: HashAlgorithm;
+  private readonly hash: Hash;
+  size = 0;
+  digest = '';
+
+  constructor(algorithm: HashAlgorithm = 'sha256') {
+    super();
+    this.algorithm = algorithm;
+    this.hash = createHash(algorithm);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    this.size += chunk.length;
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    this.digest = `${this.algorithm}:${this.hash.digest('hex')}`;
+    cb();
+  }
+}
+
+export interface Expected {
+  digest: string;
+  /** Expected length in bytes; a negative size means unknown (schema 1 blobSums) and is not checked. */
+  size: number;
+}
+
+/**
+ * A pass-through stream that fails unless exactly `size` bytes hashing to `digest` pass. A stream that
+ * runs past the size fails at once (trailing bytes), one that ends short or hashes wrong fails at its end,
+ * so a consumer never sees a clean end on bad content. `what` names the content in errors.
+ */
+export class VerifyingStream extends Transform {
+  private readonly hash: Hash;
+  private seen = 0;
+
+  constructor(
+    private readonly expected: Expected,
+    private readonly what: string = expected.digest,
+  ) {
+    super();
+    this.hash = createHash(hashAlgorithmOf(expected.digest));
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.expected.size >= 0 && this.seen > this.expected.size) {
+      cb(new OciToolError('SIZE_MISMATCH', `${this.what}: more than the expected ${this.expected.size} bytes`));
+      return;
+    }
+    this.hash.update(chunk);
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.expected.size >= 0 && this.seen !== this.expected.size) {
+      cb(new OciToolError('SIZE_MISMATCH', `${this.what}: got ${this.seen} bytes, expected ${this.expected.size}`));
+      return;
+    }
+    const algorithm = this.expected.digest.slice(0, this.expected.digest.indexOf(':'));
+    const got = `${algorithm}:${this.hash.digest('hex')}`;
+    if (got !== this.expected.digest) {
+      cb(new OciToolError('DIGEST_MISMATCH', `${this.what}: content hashes to ${got}, expected ${this.expected.digest}`));
+      return;
+    }
+    cb();
+  }
+}
+
+/** Checks a whole buffer against an expected digest and size. */
+export function verifyBuffer(data: Uint8Array, expected: Expected, what: string = expected.digest): void {
+  if (expected.size >= 0 && data.length !== expected.size) {
+    throw new OciToolError('SIZE_MISMATCH', `${what}: got ${data.length} bytes, expected ${expected.size}`);
+  }
+  const alg = hashAlgorithmOf(expected.digest);
+  const got = `${alg}:${createHash(alg).update(data).digest('hex')}`;
+  if (got !== expected.digest) {
+    throw new OciToolError('DIGEST_MISMATCH', `${what}: content hashes to ${got}, expected ${expected.digest}`);
+  }
+}

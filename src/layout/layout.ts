@@ -1,0 +1,386 @@
+import { mkdir, open, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { join, resolve as resolvePath } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { pipeline as pipelineCb } from 'node:stream';
+import { digestOf, hashAlgorithmOf, isValidDigest, parseDigest } from '../digest/digest.js';
+import { HashingStream, VerifyingStream } from '../digest/verify.js';
+import type { Collectable, Store } from '../content/store.js';
+import { fetchBytes } from '../content/store.js';
+import { MediaType, isManifestType } from '../spec/media-types.js';
+import { checkIndex, detectManifestType, parseJson } from '../spec/parse.js';
+import { Annotation, type Descriptor, type ImageIndex, type OciLayoutHeader } from '../spec/types.js';
+import { OciToolError, errno } from '../util/errors.js';
+import { atomicWriteFile, tempName } from '../util/fs.js';
+import { withFileLock } from './lock.js';
+
+export const LAYOUT_VERSION = '1.0.0';
+/** ocitool's private folder inside a layout: temp files and the index lock. Other tools ignore it. */
+export const PRIVATE_DIR = '.ocitool';
+
+export interface PutResult {
+  digest: string;
+  size: number;
+}
+
+export interface LayoutOptions {
+  /** fsync blobs before renaming them into place (default true). */
+  sync?: boolean;
+}
+
+/**
+ * An OCI image layout on disk. Blobs are written to a temp file inside the layout while hashed,
+ * verified, synced and renamed into place, so a blob is never visible half-written or under a wrong
+ * name. `index.json` is rewritten atomically under a lock, so concurrent writers lose no tag.
+ */
+export class OciLayout implements Store, Collectable {
+  readonly dir: string;
+  readonly name: string;
+  private readonly sync: boolean;
+
+  private constructor(dir: string, opts: LayoutOptions) {
+    this.dir = resolvePath(dir);
+    this.name = `oci:${dir}`;
+    this.sync = opts.sync ?? true;
+  }
+
+  /** Creates a layout (or opens an existing one). Refuses a non-empty directory that is not a layout. */
+  static async init(dir: string, opts: LayoutOptions = {}): Promise<OciLayout> {
+    const layout = new OciLayout(dir, opts);
+    let entries: string[] = [];
+    try {
+      entries = await readdir(layout.dir);
+    } catch (err) {
+      if (errno(err) !== 'ENOENT') throw ioError(`cannot read ${dir}`, err);
+    }
+    if (entries.includes('oci-layout')) return OciLayout.open(dir, opts);
+    if (entries.length > 0) {
+      throw new OciToolError('INVALID_LAYOUT', `${dir}: directory is not empty and is not an OCI layout (no oci-layout file)`);
+    }
+    await mkdir(join(layout.dir, 'blobs', 'sha256'), { recursive: true });
+    const header: OciLayoutHeader = { imageLayoutVersion: LAYOUT_VERSION };
+    await writeFile(join(layout.dir, 'oci-layout'), JSON.stringify(header));
+    const index: ImageIndex = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
+    await atomicWriteFile(layout.indexPath, JSON.stringify(index), layout.tmpDir);
+    return layout;
+  }
+
+  /** Opens an existing layout, checking `oci-layout` and that `index.json` parses. */
+  static async open(dir: string, opts: LayoutOptions = {}): Promise<OciLayout> {
+    const layout = new OciLayout(dir, opts);
+    let raw: Buffer;
+    try {
+      raw = await readFile(join(layout.dir, 'oci-layout'));
+    } catch (err) {
+      const code = errno(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        throw new OciToolError('NOT_FOUND', `${dir}: not an OCI layout (no oci-layout file)`);
+      }
+      throw ioError(`cannot read ${dir}/oci-layout`, err);
+    }
+    const header = parseJson(raw, `${dir}/oci-layout`) as Partial<OciLayoutHeader> | null;
+    if (typeof header !== 'object' || header === null || typeof header.imageLayoutVersion !== 'string') {
+      throw new OciToolError('INVALID_LAYOUT', `${dir}/oci-layout: no imageLayoutVersion`);
+    }
+    if (!header.imageLayoutVersion.startsWith('1.')) {
+      throw new OciToolError('UNSUPPORTED', `${dir}/oci-layout: unsupported imageLayoutVersion ${header.imageLayoutVersion}`);
+    }
+    await layout.readIndex();
+    return layout;
+  }
+
+  get indexPath(): string {
+    return join(this.dir, 'index.json');
+  }
+
+  private get tmpDir(): string {
+    return join(this.dir, PRIVATE_DIR, 'tmp');
+  }
+
+  /** Path of a blob on disk (the digest is validated first, so it cannot escape `blobs/`). */
+  blobPath(digest: string): string {
+    const { algorithm, encoded } = parseDigest(digest);
+    return join(this.dir, 'blobs', algorithm, encoded);
+  }
+
+  /** Size of a stored blob, or undefined when absent. */
+  async stat(digest: string): Promise<number | undefined> {
+    try {
+      const s = await stat(this.blobPath(digest));
+      return s.isFile() ? s.size : undefined;
+    } catch (err) {
+      if (errno(err) === 'ENOENT') return undefined;
+      throw ioError(`cannot stat blob ${digest} in ${this.name}`, err);
+    }
+  }
+
+  async exists(desc: Pick<Descriptor, 'digest' | 'size'>): Promise<boolean> {
+    const size = await this.stat(desc.digest);
+    return size !== undefined && (desc.size < 0 || size === desc.size);
+  }
+
+  /** The blob's bytes, verified against `desc` as they are read. */
+  async fetch(desc: Descriptor): Promise<Readable> {
+    const path = this.blobPath(desc.digest);
+    let fh;
+    try {
+      fh = await open(path, 'r');
+    } catch (err) {
+      if (errno(err) === 'ENOENT') throw new OciToolError('NOT_FOUND', `blob ${desc.digest} not found in ${this.name}`);
+      throw ioError(`cannot open blob ${desc.digest} in ${this.name}`, err);
+    }
+    const src = fh.createReadStream({ highWaterMark: 1 << 20 });
+    const verifier = new VerifyingStream(desc, `blob ${desc.digest} in ${this.name}`);
+    return pipelineCb(src, verifier, () => undefined);
+  }
+
+  /** A whole small blob (manifest, config), verified. */
+  async fetchBytes(desc: Descriptor, cap?: number): Promise<Buffer> {
+    return fetchBytes(this, desc, cap);
+  }
+
+  /** Stores a blob that must match `desc`. A blob already present is not rewritten. */
+  async push(desc: Descriptor, content: Readable): Promise<void> {
+    await this.putBlob(content, desc);
+  }
+
+  /**
+   * Streams `content` into the layout. With `expected`, the bytes must match it (else nothing is
+   * stored); without, the digest is computed (sha256). Returns the stored digest and size.
+   */
+  async putBlob(content: Readable, expected?: { digest: string; size: number }): Promise<PutResult> {
+    if (expected !== undefined) {
+      hashAlgorithmOf(expected.digest);
+      if (await this.exists(expected)) {
+        content.destroy();
+        return { digest: expected.digest, size: await this.statOrThrow(expected.digest) };
+      }
+    }
+    await mkdir(this.tmpDir, { recursive: true });
+    const tmp = tempName(this.tmpDir, 'blob');
+    const check: Transform = expected ? new VerifyingStream(expected, `blob ${expected.digest}`) : new HashingStream('sha256');
+    try {
+      const fh = await open(tmp, 'wx', 0o644);
+      try {
+        await pipeline(content, check, fh.createWriteStream({ autoClose: false, highWaterMark: 1 << 20 }));
+        if (this.sync) await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      const digest = expected?.digest ?? (check as HashingStream).digest;
+      const size = expected ? expected.size : (check as HashingStream).size;
+      const dest = this.blobPath(digest);
+      await mkdir(join(this.dir, 'blobs', digest.slice(0, digest.indexOf(':'))), { recursive: true });
+      await rename(tmp, dest);
+      return { digest, size: size >= 0 ? size : await this.statOrThrow(digest) };
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Stores a small in-memory blob and returns its descriptor. */
+  async putBytes(data: Uint8Array | string, mediaType: string): Promise<Descriptor> {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    const desc: Descriptor = { mediaType, digest: digestOf(bytes), size: bytes.length };
+    await this.putBlob(Readable.from([Buffer.from(bytes)]), desc);
+    return desc;
+  }
+
+  async deleteBlob(digest: string): Promise<void> {
+    try {
+      await unlink(this.blobPath(digest));
+    } catch (err) {
+      if (errno(err) !== 'ENOENT') throw ioError(`cannot delete blob ${digest} from ${this.name}`, err);
+    }
+  }
+
+  /** Every file under `blobs/` whose path is a valid digest. Others are reported by verify. */
+  async *listBlobs(): AsyncIterable<{ digest: string; size: number }> {
+    for (const entry of await this.listBlobFiles()) {
+      if (entry.digest !== undefined) yield { digest: entry.digest, size: entry.size };
+    }
+  }
+
+  /** All files under `blobs/`, with their digest when the path forms a valid one. */
+  async listBlobFiles(): Promise<{ path: string; digest?: string; size: number }[]> {
+    const out: { path: string; digest?: string; size: number }[] = [];
+    const blobs = join(this.dir, 'blobs');
+    let algs: string[];
+    try {
+      algs = (await readdir(blobs)).sort();
+    } catch (err) {
+      if (errno(err) === 'ENOENT') return out;
+      throw ioError(`cannot list ${blobs}`, err);
+    }
+    for (const alg of algs) {
+      let names: string[];
+      try {
+        names = (await readdir(join(blobs, alg))).sort();
+      } catch (err) {
+        if (errno(err) === 'ENOTDIR') {
+          out.push({ path: `blobs/${alg}`, size: 0 });
+          continue;
+        }
+        throw ioError(`cannot list ${join(blobs, alg)}`, err);
+      }
+      for (const name of names) {
+        const s = await stat(join(blobs, alg, name));
+        const digest = `${alg}:${name}`;
+        out.push({ path: `blobs/${alg}/${name}`, size: s.size, ...(s.isFile() && isValidDigest(digest) ? { digest } : {}) });
+      }
+    }
+    return out;
+  }
+
+  /** Reads and checks `index.json`. */
+  async readIndex(): Promise<ImageIndex> {
+    let raw: Buffer;
+    try {
+      raw = await readFile(this.indexPath);
+    } catch (err) {
+      if (errno(err) === 'ENOENT') throw new OciToolError('INVALID_LAYOUT', `${this.dir}: no index.json`);
+      throw ioError(`cannot read ${this.indexPath}`, err);
+    }
+    return checkIndex(parseJson(raw, this.indexPath), this.indexPath);
+  }
+
+  /**
+   * Changes `index.json` under the layout's lock: reads the current index, lets `change` edit it (or
+   * return a new one), and replaces the file atomically. Returns the index written.
+   */
+  async updateIndex(change: (index: ImageIndex) => ImageIndex | void): Promise<ImageIndex> {
+    await mkdir(join(this.dir, PRIVATE_DIR), { recursive: true });
+    return withFileLock(
+      join(this.dir, PRIVATE_DIR, 'index.lock'),
+      async () => {
+        const current = await this.readIndex();
+        const { schemaVersion: _version, mediaType, ...rest } = change(current) ?? current;
+        const out: ImageIndex = { schemaVersion: 2, mediaType: mediaType ?? MediaType.OciIndex, ...rest };
+        await atomicWriteFile(this.indexPath, JSON.stringify(out), this.tmpDir);
+        return out;
+      },
+      { what: `${this.dir}/index.json` },
+    );
+  }
+
+  /** Runs `fn` while holding the index lock (gc uses it so that no tag appears mid-sweep). */
+  async withIndexLock<T>(fn: () => Promise<T>): Promise<T> {
+    await mkdir(join(this.dir, PRIVATE_DIR), { recursive: true });
+    return withFileLock(join(this.dir, PRIVATE_DIR, 'index.lock'), fn, { what: `${this.dir}/index.json` });
+  }
+
+  async roots(): Promise<Descriptor[]> {
+    return (await this.readIndex()).manifests;
+  }
+
+  /** Tags in `index.json`, in file order: the ref.name annotation of each entry that has one. */
+  async tags(): Promise<{ tag: string; descriptor: Descriptor }[]> {
+    const index = await this.readIndex();
+    return index.manifests.flatMap((d) => {
+      const tag = d.annotations?.[Annotation.RefName];
+      return tag === undefined ? [] : [{ tag, descriptor: d }];
+    });
+  }
+
+  /**
+   * Resolves a tag, a digest, or nothing (the layout's only image) to a descriptor, as skopeo does: a
+   * name resolves to the first entry with that name whose type is a manifest or index.
+   */
+  async resolve(reference?: string): Promise<Descriptor> {
+    const index = await this.readIndex();
+    if (reference === undefined || reference === '') {
+      if (index.manifests.length === 1) return index.manifests[0]!;
+      if (index.manifests.length === 0) throw new OciToolError('NOT_FOUND', `${this.name}: no images in index.json`);
+      throw new OciToolError('AMBIGUOUS', `${this.name}: holds ${index.manifests.length} images; name one with :TAG or @DIGEST`);
+    }
+    if (isValidDigest(reference) && reference.includes(':')) {
+      const hit = index.manifests.find((d) => d.digest === reference);
+      if (hit) return hit;
+      const size = await this.stat(reference);
+      if (size === undefined) throw new OciToolError('NOT_FOUND', `${this.name}@${reference}: manifest not found`);
+      const bytes = await fetchBytes(this, { mediaType: 'application/octet-stream', digest: reference, size });
+      const mediaType = detectManifestType(parseJson(bytes, `blob ${reference}`));
+      if (mediaType === undefined || !isManifestType(mediaType)) {
+        throw new OciToolError('NOT_FOUND', `${this.name}@${reference}: blob is not a manifest`);
+      }
+      return { mediaType, digest: reference, size };
+    }
+    const hit = index.manifests.find((d) => d.annotations?.[Annotation.RefName] === reference && isManifestType(d.mediaType));
+    if (!hit) throw new OciToolError('NOT_FOUND', `${this.name}:${reference}: no such tag`);
+    return hit;
+  }
+
+  /**
+   * Points `tag` at `desc`. The entry that held the tag loses it (and is dropped if the tag was its only
+   * name); an untagged entry with the same digest is replaced. Other entries are untouched.
+   */
+  async tag(desc: Descriptor, tag: string): Promise<void> {
+    await this.updateIndex((index) => {
+      const entry: Descriptor = { ...desc, annotations: { ...(desc.annotations ?? {}), [Annotation.RefName]: tag } };
+      delete entry.data;
+      index.manifests = index.manifests.flatMap((d) => {
+        const name = d.annotations?.[Annotation.RefName];
+        if (name === tag) return [];
+        if (name === undefined && d.digest === desc.digest) return [];
+        return [d];
+      });
+      index.manifests.push(entry);
+    });
+  }
+
+  /** Adds `desc` to index.json without a name, unless an entry with the same digest is there. */
+  async addRoot(desc: Descriptor): Promise<void> {
+    await this.updateIndex((index) => {
+      if (!index.manifests.some((d) => d.digest === desc.digest)) index.manifests.push(desc);
+    });
+  }
+
+  /**
+   * Removes a tag, or every entry with a digest. Returns the descriptors removed. Blobs stay until gc.
+   */
+  async untag(reference: string): Promise<Descriptor[]> {
+    const removed: Descriptor[] = [];
+    const byDigest = isValidDigest(reference) && reference.includes(':');
+    await this.updateIndex((index) => {
+      index.manifests = index.manifests.filter((d) => {
+        const hit = byDigest ? d.digest === reference : d.annotations?.[Annotation.RefName] === reference;
+        if (hit) removed.push(d);
+        return !hit;
+      });
+    });
+    if (removed.length === 0) {
+      throw new OciToolError('NOT_FOUND', `${this.name}${byDigest ? '@' : ':'}${reference}: not in index.json`);
+    }
+    return removed;
+  }
+
+  /** Temp files in the layout's private folder (gc removes stale ones). */
+  async listTempFiles(): Promise<{ path: string; mtimeMs: number }[]> {
+    try {
+      const names = await readdir(this.tmpDir);
+      const out: { path: string; mtimeMs: number }[] = [];
+      for (const name of names) {
+        const path = join(this.tmpDir, name);
+        const s = await stat(path).catch(() => undefined);
+        if (s) out.push({ path, mtimeMs: s.mtimeMs });
+      }
+      return out;
+    } catch (err) {
+      if (errno(err) === 'ENOENT') return [];
+      throw ioError(`cannot list ${this.tmpDir}`, err);
+    }
+  }
+
+  private async statOrThrow(digest: string): Promise<number> {
+    const size = await this.stat(digest);
+    if (size === undefined) throw new OciToolError('NOT_FOUND', `blob ${digest} not found in ${this.name}`);
+    return size;
+  }
+}
+
+function ioError(message: string, cause: unknown): OciToolError {
+  const code = errno(cause);
+  return new OciToolError('IO', `${message}: ${code ?? (cause as Error).message}`, { cause });
+}
+
