@@ -48,6 +48,10 @@ export async function verifyStore(store: Collectable, opts: VerifyOptions = {}):
     onError: (desc, err) => add(desc.digest, err),
     visit: async ({ descriptor, node, parent }) => {
       if (node) {
+        const own = node.parsed.ownMediaType;
+        if (own !== undefined && own !== descriptor.mediaType) {
+          add(descriptor.digest, `manifest ${descriptor.digest} is referenced as ${descriptor.mediaType} but says it is ${own}`);
+        }
         if (node.parsed.kind === 'manifest') await checkImage(store, node.parsed.manifest.config, node.parsed.manifest.layers, descriptor, add, opts, verifiedLayers);
         return;
       }

@@ -11,7 +11,7 @@ import { MediaType, isManifestType } from '../spec/media-types.js';
 import { checkIndex, detectManifestType, parseJson } from '../spec/parse.js';
 import { Annotation, type Descriptor, type ImageIndex, type OciLayoutHeader } from '../spec/types.js';
 import { OciToolError, errno } from '../util/errors.js';
-import { atomicWriteFile, tempName } from '../util/fs.js';
+import { atomicWriteFile, fileHandleWriter, tempName } from '../util/fs.js';
 import { withFileLock } from './lock.js';
 
 export const LAYOUT_VERSION = '1.0.0';
@@ -162,8 +162,7 @@ export class OciLayout implements Store, Collectable {
     try {
       const fh = await open(tmp, 'wx', 0o644);
       try {
-        await pipeline(content, check, fh.createWriteStream({ autoClose: false, highWaterMark: 1 << 20 }));
-        if (this.sync) await fh.sync();
+        await pipeline(content, check, fileHandleWriter(fh, this.sync));
       } finally {
         await fh.close();
       }

@@ -89,27 +89,37 @@ export function detectManifestType(v: unknown): string | undefined {
   return undefined;
 }
 
-export type ParsedManifest =
+type Parsed =
   | { kind: 'index'; mediaType: string; index: ImageIndex }
   | { kind: 'manifest'; mediaType: string; manifest: ImageManifest }
   | { kind: 'schema1'; mediaType: string; manifest: Schema1Manifest };
 
 /**
- * Parses a manifest-like document. When `mediaType` is given (the descriptor's), the document's own
- * `mediaType`, if present, must agree with it.
+ * A parsed manifest-like document. `mediaType` is the type it is read as; `ownMediaType` the one the
+ * document states itself, when it states one (verify reports a disagreement with the descriptor).
+ */
+export type ParsedManifest = Parsed & { ownMediaType?: string };
+
+/**
+ * Parses a manifest-like document. `mediaType` is the descriptor's type. When the document states a
+ * different known manifest type of its own, the document wins (layouts written by other tools carry
+ * such quirks); the disagreement stays visible in `ownMediaType`.
  */
 export function parseManifest(data: Uint8Array | string, what: string, mediaType?: string): ParsedManifest {
   const v = parseJson(data, what);
-  const own = isObject(v) && typeof v.mediaType === 'string' ? v.mediaType : undefined;
-  if (mediaType !== undefined && own !== undefined && own !== mediaType && !(isSchema1Type(mediaType) && isSchema1Type(own))) {
-    throw invalid(what, `referenced as ${mediaType} but its mediaType is ${own}`);
-  }
-  const mt = mediaType ?? detectManifestType(v);
+  const own = isObject(v) && typeof v.mediaType === 'string' && v.mediaType !== '' ? v.mediaType : undefined;
+  const known = (t: string | undefined): t is string => t !== undefined && (isIndexType(t) || isImageManifestType(t) || isSchema1Type(t));
+  const mt = known(own) ? own : known(mediaType) ? mediaType : (mediaType ?? detectManifestType(v));
   if (mt === undefined) throw invalid(what, 'cannot tell what kind of manifest this is');
+  const parsed = parseAs(v, mt, what);
+  return own === undefined ? parsed : { ...parsed, ownMediaType: own };
+}
+
+function parseAs(v: unknown, mt: string, what: string): Parsed {
   if (isIndexType(mt)) return { kind: 'index', mediaType: mt, index: checkIndex(v, what) };
   if (isImageManifestType(mt)) return { kind: 'manifest', mediaType: mt, manifest: checkImageManifest(v, what) };
   if (isSchema1Type(mt)) return { kind: 'schema1', mediaType: mt, manifest: checkSchema1(v, what) };
-  // Artifact manifests of unknown type: accept the image manifest shape if it has one.
+  // A manifest of a type ocitool does not know: read it by its shape if it has a known one.
   const guessed = detectManifestType({ ...(isObject(v) ? v : {}), mediaType: undefined });
   if (guessed === MediaType.OciIndex) return { kind: 'index', mediaType: mt, index: checkIndex(v, what) };
   if (guessed === MediaType.OciManifest || guessed === MediaType.DockerManifest) {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { Writable } from 'node:stream';
 import { dirname, join } from 'node:path';
 
 /** A unique temp file name in `dir`, tagged with our pid so that gc can tell stale ones. */
@@ -54,4 +55,27 @@ export function processAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/**
+ * A Writable onto an open file handle that leaves the handle open and, when `sync` is set, fsyncs it
+ * before finishing — so that a caller can rename the file knowing its bytes are on disk.
+ */
+export function fileHandleWriter(fh: FileHandle, sync: boolean): Writable {
+  const writeAll = async (buf: Buffer): Promise<void> => {
+    let off = 0;
+    while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
+  };
+  return new Writable({
+    highWaterMark: 1 << 20,
+    write(chunk: Buffer, _enc, cb) {
+      writeAll(chunk).then(() => cb(), cb);
+    },
+    writev(chunks, cb) {
+      writeAll(Buffer.concat(chunks.map((c) => c.chunk as Buffer))).then(() => cb(), cb);
+    },
+    final(cb) {
+      (sync ? fh.sync() : Promise.resolve()).then(() => cb(), cb);
+    },
+  });
 }

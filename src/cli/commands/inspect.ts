@@ -1,0 +1,40 @@
+import { fetchBytes } from '../../content/store.js';
+import { fetchManifest } from '../../content/graph.js';
+import { resolveImageManifest } from '../../image/resolve.js';
+import { isImageConfigType } from '../../spec/media-types.js';
+import { openStore } from '../../transport/open.js';
+import { OciToolError } from '../../util/errors.js';
+import { parseImageArg, platformArg } from '../args.js';
+import { defineCommand } from '../command.js';
+
+export default defineCommand({
+  command: 'inspect <ref>',
+  describe: 'Print an image manifest (an index resolves to one platform), its config, or the raw bytes',
+  builder: (y) =>
+    y
+      .positional('ref', { type: 'string', demandOption: true, describe: 'image reference, e.g. oci:DIR:TAG' })
+      .option('raw', { type: 'boolean', default: false, describe: 'print the document exactly as stored (an index is not resolved unless --platform is given)' })
+      .option('config', { type: 'boolean', default: false, describe: 'print the image config instead of the manifest' })
+      .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] to pick from an index (default: this host)' }),
+  run: async (args, out) => {
+    const { store, reference } = await openStore(parseImageArg(args.ref));
+    const platform = platformArg(args.platform);
+    const root = await store.resolve(reference ?? '');
+    if (args.raw && !args.config && platform === undefined) {
+      out.raw((await fetchManifest(store, root)).bytes);
+      return;
+    }
+    const { manifest } = await resolveImageManifest(store, root, { ...(platform ? { platform } : {}), what: args.ref });
+    let bytes = manifest.bytes;
+    if (args.config) {
+      if (manifest.parsed.kind !== 'manifest') throw new OciToolError('UNSUPPORTED', `${args.ref}: a ${manifest.parsed.mediaType} has no image config`);
+      const cfg = manifest.parsed.manifest.config;
+      if (!isImageConfigType(cfg.mediaType) && !args.raw) {
+        throw new OciToolError('UNSUPPORTED', `${args.ref}: config ${cfg.digest} is ${cfg.mediaType}, not an image config (use --raw)`);
+      }
+      bytes = await fetchBytes(store, cfg);
+    }
+    if (args.raw) out.raw(bytes);
+    else out.jsonOut(JSON.parse(bytes.toString('utf8')));
+  },
+});

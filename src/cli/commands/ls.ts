@@ -1,0 +1,56 @@
+import { Annotation } from '../../spec/types.js';
+import { formatPlatform } from '../../spec/platform.js';
+import { MediaType } from '../../spec/media-types.js';
+import { openStore } from '../../transport/open.js';
+import { OciToolError } from '../../util/errors.js';
+import { parseImageArg } from '../args.js';
+import { defineCommand } from '../command.js';
+import { humanSize, table } from '../output.js';
+
+const SHORT_TYPE: Record<string, string> = {
+  [MediaType.OciManifest]: 'oci-manifest',
+  [MediaType.OciIndex]: 'oci-index',
+  [MediaType.DockerManifest]: 'docker-manifest',
+  [MediaType.DockerManifestList]: 'docker-list',
+  [MediaType.DockerSchema1]: 'schema1',
+  [MediaType.DockerSchema1Signed]: 'schema1-signed',
+};
+
+export default defineCommand({
+  command: 'ls <layout>',
+  describe: 'List the tags and digests of a layout',
+  builder: (y) => y.positional('layout', { type: 'string', demandOption: true, describe: 'DIR or oci:DIR' }),
+  run: async (args, out) => {
+    const { layout } = await openStore(parseImageArg(args.layout));
+    if (!layout) throw new OciToolError('UNSUPPORTED', `ls: ${args.layout}: only OCI layouts can be listed yet`);
+    const entries = (await layout.readIndex()).manifests;
+    if (args.json) {
+      out.jsonOut(
+        entries.map((d) => ({
+          tag: d.annotations?.[Annotation.RefName] ?? null,
+          digest: d.digest,
+          mediaType: d.mediaType,
+          size: d.size,
+          ...(d.platform ? { platform: formatPlatform(d.platform) } : {}),
+          ...(d.annotations ? { annotations: d.annotations } : {}),
+        })),
+      );
+      return;
+    }
+    if (args.quiet) {
+      for (const d of entries) out.result(d.annotations?.[Annotation.RefName] ?? d.digest);
+      return;
+    }
+    const rows = [['TAG', 'DIGEST', 'TYPE', 'SIZE', 'PLATFORM']];
+    for (const d of entries) {
+      rows.push([
+        d.annotations?.[Annotation.RefName] ?? '<none>',
+        d.digest,
+        SHORT_TYPE[d.mediaType] ?? d.mediaType,
+        humanSize(d.size),
+        d.platform ? formatPlatform(d.platform) : '',
+      ]);
+    }
+    for (const line of table(rows)) out.result(line.trimEnd());
+  },
+});

@@ -1,0 +1,83 @@
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { OciToolError } from '../util/errors.js';
+import type { Command, GlobalFlags } from './command.js';
+import { makeOutput } from './output.js';
+import gc from './commands/gc.js';
+import init from './commands/init.js';
+import inspect from './commands/inspect.js';
+import ls from './commands/ls.js';
+import rm from './commands/rm.js';
+import tag from './commands/tag.js';
+import verify from './commands/verify.js';
+
+// Each command's argument type differs; the registry of commands only needs their common shape.
+const COMMANDS = [init, ls, inspect, tag, rm, gc, verify] as unknown as Command<Record<string, unknown>>[];
+
+/** Exit codes: 0 success, 1 failure, 2 usage error. */
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** Runs the CLI on `argv` (without node and script) and returns the exit code. Never throws. */
+export async function main(argv: string[]): Promise<number> {
+  const debug = argv.includes('--debug');
+  let code = EXIT_OK;
+  let parser: Argv<GlobalFlags> = yargs(argv)
+    .scriptName('ocitool')
+    .usage('$0 <command> [options]\n\nOCI image layout toolkit: build, convert, copy, verify and unpack images without a daemon.')
+    .option('debug', { type: 'boolean', default: false, describe: 'print stack traces on errors' })
+    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print only results' })
+    .option('json', { type: 'boolean', default: false, describe: 'print listings and results as JSON' })
+    .strict()
+    .demandCommand(1, 'name a command')
+    .recommendCommands()
+    .help()
+    .alias('h', 'help')
+    .version(false)
+    .wrap(Math.min(120, process.stdout.columns ?? 100))
+    .fail(false);
+  for (const c of COMMANDS) {
+    parser = parser.command(c.command, c.describe, c.builder, async (args) => {
+      await c.run(args as GlobalFlags & Record<string, unknown>, makeOutput(args));
+    });
+  }
+  try {
+    await parser.parseAsync();
+  } catch (err) {
+    code = report(err, debug);
+  }
+  return code;
+}
+
+/** Prints an error as one line (plus its stack with --debug) and returns the exit code. */
+function report(err: unknown, debug: boolean): number {
+  if (err instanceof OciToolError) {
+    process.stderr.write(`ocitool: ${err.message}\n`);
+    if (debug) process.stderr.write(`${err.stack ?? ''}\n${causeChain(err)}`);
+    return err.exitCode;
+  }
+  if (err instanceof Error && err.name === 'YError') {
+    process.stderr.write(`ocitool: ${err.message}\nRun 'ocitool --help' for usage.\n`);
+    return EXIT_USAGE;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`ocitool: ${message.split('\n')[0]}\n`);
+  if (debug && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
+  return EXIT_FAILURE;
+}
+
+function causeChain(err: Error): string {
+  let out = '';
+  let c: unknown = err.cause;
+  while (c instanceof Error) {
+    out += `caused by: ${c.stack ?? c.message}\n`;
+    c = c.cause;
+  }
+  return out;
+}
+
+/** Entry point used by bin/ocitool. */
+export async function run(): Promise<void> {
+  process.exitCode = await main(hideBin(process.argv));
+}
