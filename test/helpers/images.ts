@@ -1,6 +1,9 @@
 import { gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
-import { MediaType, digestOf, type Descriptor, type ImageConfig, type ImageManifest, type OciLayout } from '../../src/index.js';
+import { digestOf } from '../../src/digest/digest.js';
+import type { OciLayout } from '../../src/layout/layout.js';
+import { MediaType } from '../../src/spec/media-types.js';
+import type { Descriptor, ImageConfig, ImageManifest } from '../../src/spec/types.js';
 
 /** An uncompressed tar holding the given files (path → content), built in memory: test images are tiny. */
 export async function tarOf(files: Record<string, string>): Promise<Buffer> {
