@@ -36,7 +36,11 @@ export async function main(argv: string[]): Promise<number> {
     .alias('h', 'help')
     .version(false)
     .wrap(Math.min(120, process.stdout.columns ?? 100))
-    .fail(false);
+    .fail((msg, err) => {
+      // Validation failures come with a message only; errors thrown by handlers come as `err`.
+      if (err) throw err;
+      throw new OciToolError('USAGE', `${msg} (see 'ocitool --help')`);
+    });
   for (const c of COMMANDS) {
     parser = parser.command(c.command, c.describe, c.builder, async (args) => {
       await c.run(args as GlobalFlags & Record<string, unknown>, makeOutput(args));
@@ -56,10 +60,6 @@ function report(err: unknown, debug: boolean): number {
     process.stderr.write(`ocitool: ${err.message}\n`);
     if (debug) process.stderr.write(`${err.stack ?? ''}\n${causeChain(err)}`);
     return err.exitCode;
-  }
-  if (err instanceof Error && err.name === 'YError') {
-    process.stderr.write(`ocitool: ${err.message}\nRun 'ocitool --help' for usage.\n`);
-    return EXIT_USAGE;
   }
   const message = err instanceof Error ? err.message : String(err);
   process.stderr.write(`ocitool: ${message.split('\n')[0]}\n`);

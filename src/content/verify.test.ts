@@ -18,7 +18,8 @@ afterEach(async () => {
 
 async function flipByte(path: string): Promise<void> {
   const b = await readFile(path);
-  b[Math.floor(b.length / 2)] ^= 0x01;
+  const i = Math.floor(b.length / 2);
+  b[i] = b[i]! ^ 0x01;
   await writeFile(path, b);
 }
 

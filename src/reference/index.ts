@@ -1,0 +1,2 @@
+export * from './docker-name.js';
+export * from './transport.js';
