@@ -3,7 +3,10 @@ import { hideBin } from 'yargs/helpers';
 import { OciToolError } from '../util/errors.js';
 import type { Command, GlobalFlags } from './command.js';
 import { makeOutput } from './output.js';
+import { setRawArgv } from './raw-argv.js';
+import build from './commands/build.js';
 import gc from './commands/gc.js';
+import indexCmd from './commands/index-cmd.js';
 import init from './commands/init.js';
 import inspect from './commands/inspect.js';
 import ls from './commands/ls.js';
@@ -12,7 +15,7 @@ import tag from './commands/tag.js';
 import verify from './commands/verify.js';
 
 // Each command's argument type differs; the registry of commands only needs their common shape.
-const COMMANDS = [init, ls, inspect, tag, rm, gc, verify] as unknown as Command<Record<string, unknown>>[];
+const COMMANDS = [init, build, indexCmd, ls, inspect, tag, rm, gc, verify] as unknown as Command<Record<string, unknown>>[];
 
 /** Exit codes: 0 success, 1 failure, 2 usage error. */
 export const EXIT_OK = 0;
@@ -22,6 +25,7 @@ export const EXIT_USAGE = 2;
 /** Runs the CLI on `argv` (without node and script) and returns the exit code. Never throws. */
 export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
+  setRawArgv(argv);
   let code = EXIT_OK;
   let parser: Argv<GlobalFlags> = yargs(argv)
     .scriptName('ocitool')

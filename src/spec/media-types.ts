@@ -63,3 +63,26 @@ export const EMPTY_JSON_DIGEST = 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc
 export const EMPTY_TAR_DIFFID = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
 /** Digest of docker's 32-byte gzipped empty tar used for throwaway schema 1 layers. */
 export const EMPTY_GZIP_LAYER_DIGEST = 'sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4';
+
+const DOCKER_TO_OCI: Record<string, string> = {
+  [MediaType.DockerLayerGzip]: MediaType.OciLayerGzip,
+  [MediaType.DockerLayer]: MediaType.OciLayer,
+  [MediaType.DockerForeignLayerGzip]: MediaType.OciLayerNondistributableGzip,
+  [MediaType.DockerForeignLayer]: MediaType.OciLayerNondistributable,
+  [MediaType.DockerConfig]: MediaType.OciConfig,
+  [MediaType.DockerManifest]: MediaType.OciManifest,
+  [MediaType.DockerManifestList]: MediaType.OciIndex,
+};
+const OCI_TO_DOCKER: Record<string, string> = Object.fromEntries(Object.entries(DOCKER_TO_OCI).map(([d, o]) => [o, d]));
+
+/**
+ * The same kind of content in the other format family (the bytes are identical; only the name
+ * changes). Types with no counterpart (zstd layers in Docker) are an error; unknown types pass through.
+ */
+export function mediaTypeFor(mt: string, format: 'oci' | 'docker'): string {
+  if (format === 'oci') return DOCKER_TO_OCI[mt] ?? mt;
+  if (mt === MediaType.OciLayerZstd || mt === MediaType.OciLayerNondistributableZstd) {
+    throw new Error(`${mt} has no Docker equivalent (zstd is not supported for Docker images)`);
+  }
+  return OCI_TO_DOCKER[mt] ?? mt;
+}

@@ -1,0 +1,146 @@
+import type { Store } from '../../content/store.js';
+import { buildImage, type LayerSpec } from '../../image/build.js';
+import type { Descriptor } from '../../spec/types.js';
+import { OciLayout } from '../../layout/layout.js';
+import { openStore } from '../../transport/open.js';
+import { OciToolError } from '../../util/errors.js';
+import { parseKeyValues } from '../../image/config.js';
+import { parseImageArg, platformArg } from '../args.js';
+import { defineCommand } from '../command.js';
+import { humanSize } from '../output.js';
+import { rawArgv } from '../raw-argv.js';
+
+const list = { type: 'string', array: true, default: [] as string[] } as const;
+
+/** `SRC[:DEST]`: the destination is what follows the last ':' when it is an absolute path. */
+export function parseAdd(s: string): { src: string; dest: string } {
+  const i = s.lastIndexOf(':');
+  if (i > 0 && s[i + 1] === '/') return { src: s.slice(0, i), dest: s.slice(i + 1) };
+  return { src: s, dest: '/' };
+}
+
+/** An exec-form list: repeated flags, or one JSON array. */
+export function execForm(values: string[] | undefined): string[] | undefined {
+  if (values === undefined || values.length === 0) return undefined;
+  if (values.length === 1 && values[0]!.trimStart().startsWith('[')) {
+    const v = JSON.parse(values[0]!) as unknown;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new OciToolError('USAGE', `expected a JSON array of strings: ${values[0]}`);
+    return v;
+  }
+  return values;
+}
+
+/** `--created`: RFC 3339, or seconds since the epoch; else SOURCE_DATE_EPOCH; else undefined (now). */
+export function createdSeconds(flag: string | undefined, env = process.env.SOURCE_DATE_EPOCH): number | undefined {
+  const v = flag ?? env;
+  if (v === undefined || v === '') return undefined;
+  const what = flag !== undefined ? '--created' : 'SOURCE_DATE_EPOCH';
+  if (/^@?\d+$/.test(v)) return Number(v.replace('@', ''));
+  if (flag === undefined) throw new OciToolError('USAGE', `SOURCE_DATE_EPOCH=${v}: expected whole seconds since the epoch`);
+  const ms = Date.parse(v);
+  if (Number.isNaN(ms)) throw new OciToolError('USAGE', `${what} ${JSON.stringify(v)}: expected RFC 3339 time or seconds since the epoch`);
+  return Math.floor(ms / 1000);
+}
+
+/** Layers in the order --add and --diff were given on the command line. */
+export function layerSpecs(argv: string[]): LayerSpec[] {
+  const specs: LayerSpec[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') break;
+    if (a === '--add' || a.startsWith('--add=')) {
+      const v = a === '--add' ? argv[++i] : a.slice('--add='.length);
+      if (v === undefined) throw new OciToolError('USAGE', '--add needs SRC[:DEST]');
+      specs.push({ kind: 'add', ...parseAdd(v) });
+    } else if (a === '--diff') {
+      const lower = argv[++i];
+      const upper = argv[++i];
+      if (lower === undefined || upper === undefined) throw new OciToolError('USAGE', '--diff needs LOWER and UPPER');
+      specs.push({ kind: 'diff', lower, upper });
+    }
+  }
+  return specs;
+}
+
+export default defineCommand({
+  command: 'build',
+  describe: 'Build an image from directories (and an optional base) into a layout',
+  builder: (y) =>
+    y
+      .option('tag', { type: 'string', demandOption: true, describe: 'destination, e.g. oci:DIR:TAG' })
+      .option('from', { type: 'string', describe: 'base image reference (default: scratch)' })
+      .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] to pick from a base index and to record (default linux/amd64)' })
+      .option('add', { ...list, describe: 'SRC[:DEST]: a layer from a directory or file, placed at DEST (default /); repeatable' })
+      .option('diff', { type: 'string', array: true, nargs: 2, describe: 'LOWER UPPER: one layer with the changes that turn LOWER into UPPER' })
+      .option('env', { ...list, describe: 'KEY=VALUE' })
+      .option('entrypoint', { type: 'string', array: true, describe: 'exec form, repeatable (--entrypoint=-c for dashes) or one JSON array' })
+      .option('cmd', { type: 'string', array: true, describe: 'exec form, repeatable or one JSON array' })
+      .option('workdir', { type: 'string' })
+      .option('user', { type: 'string' })
+      .option('label', { ...list, describe: 'KEY=VALUE' })
+      .option('expose', { ...list, describe: 'PORT[/PROTO]' })
+      .option('volume', { ...list, describe: 'PATH' })
+      .option('stop-signal', { type: 'string' })
+      .option('annotation', { ...list, describe: 'KEY=VALUE on the manifest' })
+      .option('exclude', { ...list, describe: '.dockerignore-style pattern to leave out of --add layers' })
+      .option('ignore-file', { type: 'string', describe: 'a .dockerignore file' })
+      .option('chown', { type: 'string', default: '0:0', describe: 'UID:GID owning every file' })
+      .option('created', { type: 'string', describe: 'creation time (RFC 3339 or epoch seconds; default SOURCE_DATE_EPOCH, else now); also clamps file mtimes' })
+      .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, default: 'gzip' as const })
+      .option('compression-level', { type: 'number', describe: 'gzip level 0-9 (default 6)' })
+      .option('format', { choices: ['oci', 'docker'] as const, default: 'oci' as const }),
+  run: async (args, out) => {
+    const dst = parseImageArg(args.tag);
+    if (dst.transport !== 'oci' || dst.digest !== undefined) throw new OciToolError('UNSUPPORTED', `build --tag ${args.tag}: only oci:DIR[:TAG] destinations are supported yet`);
+    const chown = /^(\d+):(\d+)$/.exec(args.chown);
+    if (!chown) throw new OciToolError('USAGE', `--chown ${args.chown}: expected UID:GID`);
+    const level = args['compression-level'];
+    if (level !== undefined && (!Number.isInteger(level) || level < 0 || level > 9)) throw new OciToolError('USAGE', `--compression-level ${level}: expected 0-9`);
+    const layers = layerSpecs(rawArgv());
+    const platform = platformArg(args.platform);
+    const created = createdSeconds(args.created);
+    let base: { store: Store; descriptor: Descriptor; name: string } | undefined;
+    if (args.from) {
+      const { store, reference } = await openStore(parseImageArg(args.from));
+      base = { store, descriptor: await store.resolve(reference ?? ''), name: args.from };
+    }
+    const destination = await OciLayout.init(dst.dir);
+    const stopSignal = args['stop-signal'];
+    const entrypoint = execForm(args.entrypoint);
+    const cmd = execForm(args.cmd);
+    const result = await buildImage({
+      destination,
+      ...(dst.tag !== undefined ? { tag: dst.tag } : {}),
+      ...(base ? { base } : {}),
+      ...(platform ? { platform } : {}),
+      layers,
+      config: {
+        env: args.env,
+        ...(entrypoint ? { entrypoint } : {}),
+        ...(cmd ? { cmd } : {}),
+        ...(args.workdir !== undefined ? { workdir: args.workdir } : {}),
+        ...(args.user !== undefined ? { user: args.user } : {}),
+        labels: parseKeyValues(args.label, '--label'),
+        expose: args.expose,
+        volumes: args.volume,
+        ...(stopSignal !== undefined ? { stopSignal } : {}),
+      },
+      annotations: parseKeyValues(args.annotation, '--annotation'),
+      exclude: args.exclude,
+      ...(args['ignore-file'] ? { ignoreFile: args['ignore-file'] } : {}),
+      chown: { uid: Number(chown[1]), gid: Number(chown[2]) },
+      ...(created !== undefined ? { created } : {}),
+      compression: args.compression,
+      ...(level !== undefined ? { level } : {}),
+      format: args.format,
+      warn: (m) => out.warn(m),
+      onLayer: (layer, spec, stats) => {
+        const what = spec.kind === 'add' ? `--add ${spec.src}:${spec.dest}` : `--diff ${spec.lower} ${spec.upper}`;
+        const extra = stats ? ` (+${stats.added} ~${stats.changed} -${stats.deleted})` : '';
+        out.info(`layer ${layer.descriptor.digest} ${humanSize(layer.descriptor.size)} (${humanSize(layer.uncompressedSize)} uncompressed) from ${what}${extra}`);
+      },
+    });
+    out.info(`config ${result.config.digest}`);
+    out.result(result.manifest.digest);
+  },
+});

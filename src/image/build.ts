@@ -1,0 +1,143 @@
+import { copyGraph } from '../content/copy.js';
+import { fetchConfig, type ManifestNode } from '../content/graph.js';
+import type { Fetcher } from '../content/store.js';
+import type { OciLayout } from '../layout/layout.js';
+import { EntryConverter } from '../layer/entries.js';
+import { diffEntries, type DiffStats } from '../layer/diff.js';
+import { IgnoreMatcher } from '../layer/ignore.js';
+import { addEntries } from '../layer/sources.js';
+import { writeLayer, type Compression, type WrittenLayer } from '../layer/write.js';
+import { MediaType, mediaTypeFor } from '../spec/media-types.js';
+import { Annotation, type Descriptor, type HistoryEntry, type ImageConfig, type ImageManifest, type Platform } from '../spec/types.js';
+import { OciToolError } from '../util/errors.js';
+import { applyConfigChanges, makeImageConfig, type ConfigChanges } from './config.js';
+import { resolveImageManifest } from './resolve.js';
+
+export type LayerSpec = { kind: 'add'; src: string; dest: string } | { kind: 'diff'; lower: string; upper: string };
+
+export interface BuildOptions {
+  /** Where the image goes (blobs, and the tag if given). */
+  destination: OciLayout;
+  tag?: string;
+  /** The base image (a manifest or an index) and the store it lives in. Default: scratch. */
+  base?: { store: Fetcher; descriptor: Descriptor; name?: string };
+  /** Platform to pick from a base index and to record (default: the base's, else linux/amd64). */
+  platform?: Platform;
+  layers?: LayerSpec[];
+  config?: ConfigChanges;
+  /** Manifest annotations. */
+  annotations?: Record<string, string>;
+  /** `.dockerignore`-style patterns, and a file of them, applied to every --add source. */
+  exclude?: string[];
+  ignoreFile?: string;
+  /** Owner of every packed entry (default 0:0). */
+  chown?: { uid: number; gid: number };
+  /** Seconds since the epoch for `created`, history, and as the file mtime clamp (SOURCE_DATE_EPOCH). */
+  created?: number;
+  compression?: Compression;
+  level?: number;
+  format?: 'oci' | 'docker';
+  warn?: (message: string) => void;
+  /** Told as each layer is written. */
+  onLayer?: (layer: WrittenLayer, spec: LayerSpec, stats?: DiffStats) => void;
+}
+
+export interface BuildResult {
+  manifest: Descriptor;
+  config: Descriptor;
+  /** Only the layers this build wrote (base layers are reused as they are). */
+  layers: WrittenLayer[];
+}
+
+const isoSeconds = (seconds: number): string => new Date(seconds * 1000).toISOString().replace(/\.000Z$/, 'Z');
+
+/**
+ * Builds an image: reads the base (any store), writes one layer per spec into the destination layout,
+ * then the config and manifest, and tags it. Output is byte-reproducible for equal inputs and `created`.
+ */
+export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
+  const format = opts.format ?? 'oci';
+  const dest = opts.destination;
+  let baseNode: ManifestNode | undefined;
+  let baseConfig: ImageConfig | undefined;
+  if (opts.base) {
+    const { manifest } = await resolveImageManifest(opts.base.store, opts.base.descriptor, {
+      ...(opts.platform ? { platform: opts.platform } : {}),
+      what: opts.base.name ?? opts.base.descriptor.digest,
+    });
+    if (manifest.parsed.kind !== 'manifest') {
+      throw new OciToolError('UNSUPPORTED', `base ${opts.base.name ?? ''}: a ${manifest.parsed.mediaType} cannot be a base (convert it first)`);
+    }
+    baseNode = manifest;
+    baseConfig = await fetchConfig(opts.base.store, manifest.parsed.manifest.config);
+    for (const layer of manifest.parsed.manifest.layers) await copyGraph(opts.base.store, dest, layer);
+  }
+  const baseLayers = baseNode?.parsed.kind === 'manifest' ? baseNode.parsed.manifest.layers : [];
+  const platform: Platform = opts.platform ?? (baseConfig ? platformOf(baseConfig) : { os: 'linux', architecture: 'amd64' });
+  const createdSeconds = opts.created ?? Math.floor(Date.now() / 1000);
+  const created = isoSeconds(createdSeconds);
+  const ignore = opts.ignoreFile ? await IgnoreMatcher.fromFile(opts.ignoreFile, opts.exclude ?? []) : new IgnoreMatcher(opts.exclude ?? []);
+
+  const written: WrittenLayer[] = [];
+  const history: HistoryEntry[] = [...(baseConfig?.history ?? [])];
+  for (const spec of opts.layers ?? []) {
+    const conv = new EntryConverter({
+      uid: opts.chown?.uid ?? 0,
+      gid: opts.chown?.gid ?? 0,
+      ...(opts.created !== undefined ? { mtimeClamp: opts.created } : {}),
+      ...(opts.warn ? { warn: opts.warn } : {}),
+    });
+    const stats: DiffStats | undefined = spec.kind === 'diff' ? { added: 0, changed: 0, deleted: 0, opaque: 0, unchanged: 0 } : undefined;
+    const entries = spec.kind === 'add' ? addEntries(spec.src, spec.dest, conv, ignore) : diffEntries(spec.lower, spec.upper, conv, stats);
+    const layer = await writeLayer(dest, entries, { compression: opts.compression ?? 'gzip', ...(opts.level !== undefined ? { level: opts.level } : {}), format });
+    written.push(layer);
+    const hex = layer.diffId.slice('sha256:'.length);
+    history.push({ created, created_by: spec.kind === 'add' ? `ADD dir:${hex} in ${spec.dest}` : `DIFF layer:${hex}`, comment: 'ocitool build' });
+    opts.onLayer?.(layer, spec, stats);
+  }
+
+  const { config: runtime, steps } = applyConfigChanges(baseConfig?.config, opts.config ?? {});
+  for (const step of steps) history.push({ created, created_by: step, comment: 'ocitool build', empty_layer: true });
+
+  const diffIds = [...(baseConfig?.rootfs.diff_ids ?? []), ...written.map((l) => l.diffId)];
+  if (baseConfig && baseConfig.rootfs.diff_ids.length !== baseLayers.length) {
+    throw new OciToolError('INVALID_JSON', `base ${opts.base?.name ?? ''}: config lists ${baseConfig.rootfs.diff_ids.length} diff_ids for ${baseLayers.length} layers`);
+  }
+  const imageConfig = makeImageConfig({ ...(baseConfig ? { base: baseConfig } : {}), platform, created, config: runtime, diffIds, history });
+  const configDesc = await dest.putBytes(JSON.stringify(imageConfig), format === 'oci' ? MediaType.OciConfig : MediaType.DockerConfig);
+
+  const layers: Descriptor[] = [
+    ...baseLayers.map((l) => {
+      const { annotations: _a, ...rest } = l;
+      return { ...rest, mediaType: mediaTypeFor(l.mediaType, format), ...(format === 'oci' && l.annotations ? { annotations: l.annotations } : {}) };
+    }),
+    ...written.map((l) => l.descriptor),
+  ];
+  const annotations: Record<string, string> = { ...(opts.annotations ?? {}) };
+  if (opts.base && format === 'oci') {
+    annotations[Annotation.BaseDigest] ??= baseNode!.descriptor.digest;
+    if (opts.base.name) annotations[Annotation.BaseName] ??= opts.base.name;
+  }
+  if (format === 'docker' && Object.keys(annotations).length > 0) {
+    opts.warn?.('Docker manifests have no annotations; --annotation is dropped with --format docker');
+  }
+  const manifest: ImageManifest = {
+    schemaVersion: 2,
+    mediaType: format === 'oci' ? MediaType.OciManifest : MediaType.DockerManifest,
+    config: configDesc,
+    layers,
+    ...(format === 'oci' && Object.keys(annotations).length > 0 ? { annotations } : {}),
+  };
+  const manifestDesc = await dest.putBytes(JSON.stringify(manifest), manifest.mediaType!);
+  const described: Descriptor = { ...manifestDesc, platform };
+  if (opts.tag !== undefined) await dest.tag(described, opts.tag);
+  else await dest.addRoot(described);
+  return { manifest: manifestDesc, config: configDesc, layers: written };
+}
+
+export function platformOf(config: ImageConfig): Platform {
+  const p: Platform = { os: config.os, architecture: config.architecture };
+  if (config.variant) p.variant = config.variant;
+  if (config['os.version']) p['os.version'] = config['os.version'];
+  return p;
+}

@@ -1,0 +1,49 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { makeTree } from '../../test/helpers/trees.js';
+import { IgnoreMatcher } from './ignore.js';
+import { walkTree } from './walk.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ocitool-walk-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function paths(root: string, ignore?: IgnoreMatcher): Promise<string[]> {
+  const out: string[] = [];
+  const opts = ignore ? { exclude: (p: string) => ignore.excludes(p), reinclude: ignore.hasNegations } : {};
+  for await (const e of walkTree(root, opts)) out.push(`${e.path}${e.type === 'dir' ? '/' : ''}${e.type === 'symlink' ? `->${e.linkTarget}` : ''}`);
+  return out;
+}
+
+describe('walkTree', () => {
+  it('is depth-first with siblings in byte order, whatever the creation order', async () => {
+    await makeTree(dir, { 'b/z': 'z', 'a-b': 'x', 'a/c': 'c', B: 'upper', 'a/b': 'b', 'é': 'e', 'l': { symlink: 'a/c' } });
+    expect(await paths(dir)).toEqual(['B', 'a/', 'a/b', 'a/c', 'a-b', 'b/', 'b/z', 'l->a/c', 'é']);
+  });
+
+  it('reports hardlinks by inode and never follows symlinks', async () => {
+    await makeTree(dir, { f: 'data', g: { hardlink: 'f' }, loop: { symlink: '.' } });
+    const entries = [];
+    for await (const e of walkTree(dir)) entries.push(e);
+    expect(entries.map((e) => e.path)).toEqual(['f', 'g', 'loop']);
+    expect(entries[0]!.inode).toBeDefined();
+    expect(entries[0]!.inode).toBe(entries[1]!.inode);
+    expect(entries[2]!.type).toBe('symlink');
+  });
+
+  it('prunes excluded directories, and enters them only for exceptions', async () => {
+    await makeTree(dir, { 'keep/a': 'a', 'skip/x': 'x', 'skip/deep/ok': 'ok', 'skip/deep/no': 'no' });
+    expect(await paths(dir, new IgnoreMatcher(['skip']))).toEqual(['keep/', 'keep/a']);
+    expect(await paths(dir, new IgnoreMatcher(['skip', '!skip/deep/ok']))).toEqual(['keep/', 'keep/a', 'skip/', 'skip/deep/', 'skip/deep/ok']);
+  });
+
+  it('names a missing root', async () => {
+    await expect(paths(join(dir, 'nope'))).rejects.toThrow(/nope: no such file or directory/);
+  });
+});

@@ -1,0 +1,112 @@
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { join } from 'node:path';
+import { OciToolError, errno } from '../util/errors.js';
+
+export type EntryType = 'file' | 'dir' | 'symlink' | 'char' | 'block' | 'fifo' | 'socket';
+
+/** One thing in a directory tree, as lstat saw it. */
+export interface TreeEntry {
+  /** Relative path with '/' separators, no leading './' ('' is the root itself). */
+  path: string;
+  /** Absolute path on disk. */
+  abs: string;
+  type: EntryType;
+  /** Permission bits, setuid/setgid/sticky included (mode & 0o7777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtimeMs: number;
+  /** Symlink target. */
+  linkTarget?: string;
+  /** `dev:ino` for regular files with more than one link (hardlink detection). */
+  inode?: string;
+  rdev?: number;
+}
+
+export interface WalkTreeOptions {
+  /** Return true to leave a path out. An excluded directory is not entered unless `reinclude` is set. */
+  exclude?: (path: string, isDir: boolean) => boolean;
+  /**
+   * Set when exclusions have exceptions (`!pattern`): excluded directories are then entered, and
+   * yielded only if something below them is kept.
+   */
+  reinclude?: boolean;
+  /** How many lstat calls run at once within one directory (default 64). */
+  statConcurrency?: number;
+}
+
+/** Byte-wise comparison of UTF-8 names (JS string order differs beyond the BMP). */
+export function compareNames(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+function typeOf(s: Stats): EntryType {
+  if (s.isFile()) return 'file';
+  if (s.isDirectory()) return 'dir';
+  if (s.isSymbolicLink()) return 'symlink';
+  if (s.isCharacterDevice()) return 'char';
+  if (s.isBlockDevice()) return 'block';
+  if (s.isFIFO()) return 'fifo';
+  return 'socket';
+}
+
+/** lstat one path into a TreeEntry. */
+export async function statEntry(abs: string, path: string): Promise<TreeEntry> {
+  const s = await lstat(abs);
+  const type = typeOf(s);
+  const e: TreeEntry = { path, abs, type, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, size: type === 'file' ? s.size : 0, mtimeMs: s.mtimeMs };
+  if (type === 'symlink') e.linkTarget = await readlink(abs);
+  if (type === 'file' && s.nlink > 1) {
+    const big = await lstat(abs, { bigint: true });
+    e.inode = `${big.dev}:${big.ino}`;
+  }
+  if (type === 'char' || type === 'block') e.rdev = s.rdev;
+  return e;
+}
+
+/**
+ * Walks a tree depth-first, siblings in byte order of their names, each directory before its
+ * contents: a stable order whatever the filesystem's. Symlinks are reported, never followed. The
+ * root itself is not yielded.
+ */
+export async function* walkTree(root: string, opts: WalkTreeOptions = {}): AsyncGenerator<TreeEntry> {
+  let rootStat;
+  try {
+    rootStat = await lstat(root);
+  } catch (err) {
+    if (errno(err) === 'ENOENT') throw new OciToolError('NOT_FOUND', `${root}: no such file or directory`);
+    throw new OciToolError('IO', `${root}: ${(err as Error).message}`, { cause: err });
+  }
+  if (!rootStat.isDirectory()) throw new OciToolError('USAGE', `${root}: not a directory`);
+  yield* walkDir(root, '', opts, Math.max(1, opts.statConcurrency ?? 64), []);
+}
+
+/** `held`: excluded ancestor directories, yielded before the first kept entry below them. */
+async function* walkDir(abs: string, rel: string, opts: WalkTreeOptions, conc: number, held: TreeEntry[]): AsyncGenerator<TreeEntry> {
+  let names: string[];
+  try {
+    names = await readdir(abs);
+  } catch (err) {
+    throw new OciToolError('IO', `cannot read directory ${abs}: ${errno(err) ?? (err as Error).message}`, { cause: err });
+  }
+  names.sort(compareNames);
+  for (let i = 0; i < names.length; i += conc) {
+    const batch = names.slice(i, i + conc);
+    const entries = await Promise.all(batch.map((n) => statEntry(join(abs, n), rel === '' ? n : `${rel}/${n}`)));
+    for (const e of entries) {
+      if (opts.exclude?.(e.path, e.type === 'dir')) {
+        if (e.type === 'dir' && opts.reinclude) {
+          held.push(e);
+          yield* walkDir(e.abs, e.path, opts, conc, held);
+          if (held[held.length - 1] === e) held.pop(); // nothing below was kept
+        }
+        continue;
+      }
+      if (held.length > 0) yield* held.splice(0);
+      yield e;
+      if (e.type === 'dir') yield* walkDir(e.abs, e.path, opts, conc, held);
+    }
+  }
+}

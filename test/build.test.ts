@@ -1,0 +1,208 @@
+/**
+ * ocitool build, read back by umoci (an independent implementation): what umoci unpacks must be
+ * exactly the source tree, or for a --diff layer exactly the upper tree.
+ */
+import { createGunzip } from 'node:zlib';
+import { chmod, lstat, mkdtemp, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { extract } from 'tar-stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OciLayout } from '../src/layout/layout.js';
+import { lastLine, ocitool } from './helpers/cli.js';
+import { makeTree, type Node } from './helpers/trees.js';
+import { runTool, skopeo, umoci } from './helpers/tools.js';
+
+let work: string;
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'ocitool-build-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+async function ok(p: Promise<{ code: number; stdout: string; stderr: string }>): Promise<string> {
+  const r = await p;
+  if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** path → type, mode and link target for every entry: what "the same tree" means here. */
+async function describeTree(root: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const walk = async (dir: string, rel: string): Promise<void> => {
+    for (const name of (await readdir(dir)).sort()) {
+      const p = join(dir, name);
+      const r = rel ? `${rel}/${name}` : name;
+      const s = await lstat(p);
+      const mode = (s.mode & 0o7777).toString(8);
+      if (s.isSymbolicLink()) out[r] = `symlink ${await readlink(p)}`;
+      else if (s.isDirectory()) {
+        out[r] = `dir ${mode}`;
+        await walk(p, r);
+      } else out[r] = `file ${mode} ${s.size} nlink=${s.nlink}`;
+    }
+  };
+  await walk(root, '');
+  return out;
+}
+
+async function unpackWithUmoci(layout: string, tag: string): Promise<string> {
+  const bundle = join(work, `bundle-${tag}-${Math.random().toString(36).slice(2)}`);
+  await ok(umoci(['unpack', '--image', `${layout}:${tag}`, bundle]));
+  return join(bundle, 'rootfs');
+}
+
+async function expectSameTree(a: string, b: string): Promise<void> {
+  expect(await describeTree(b)).toEqual(await describeTree(a));
+  const d = await runTool('diff', ['-r', '--no-dereference', a, b]);
+  expect(d.stdout + d.stderr).toBe('');
+  expect(d.code).toBe(0);
+}
+
+/** Names in the last layer of an image (read straight from the layout). */
+async function lastLayerNames(layoutDir: string, tag: string): Promise<string[]> {
+  const l = await OciLayout.open(layoutDir);
+  const desc = await l.resolve(tag);
+  const manifest = JSON.parse((await l.fetchBytes(desc)).toString()) as { layers: { digest: string; size: number; mediaType: string }[] };
+  const layer = manifest.layers[manifest.layers.length - 1]!;
+  const ex = extract();
+  const names: string[] = [];
+  ex.on('entry', (h, s, next) => {
+    names.push(h.name);
+    s.resume();
+    s.on('end', next);
+  });
+  const done = new Promise((resolve, reject) => {
+    ex.on('finish', () => resolve(undefined));
+    ex.on('error', reject);
+  });
+  (await l.fetch(layer)).pipe(createGunzip()).pipe(ex as unknown as NodeJS.WritableStream);
+  await done;
+  return names;
+}
+
+const SOURCE: Record<string, Node> = {
+  'bin/tool': { file: '#!/bin/sh\necho hi\n', mode: 0o755 },
+  'bin/suid': { file: 'x', mode: 0o4755 },
+  'etc/secret': { file: 's', mode: 0o600 },
+  'etc/conf': 'key=value\n',
+  'tmp': { dir: true, mode: 0o1777 },
+  'empty': { dir: true },
+  'data/big.bin': 'B'.repeat(3 * 1024 * 1024 + 17),
+  'data/hard-a': 'shared content',
+  'data/hard-b': { hardlink: 'data/hard-a' },
+  'links/rel': { symlink: '../etc/conf' },
+  'links/abs-dangling': { symlink: '/nowhere/at/all' },
+  'links/dir': { symlink: '../data' },
+  [`deep/${'long-directory-name-'.repeat(4)}/${'even-longer-file-name-'.repeat(5)}.txt`]: 'long path',
+  'unicode/héllo wörld ✓.txt': 'utf-8 name',
+};
+
+describe('ocitool build, read back by umoci', () => {
+  it('umoci unpacks an --add layer to exactly the source tree', async () => {
+    const src = join(work, 'src');
+    await makeTree(src, SOURCE);
+    const layout = join(work, 'l1');
+    const r = await ocitool(['build', '--tag', `oci:${layout}:v1`, '--add', src]);
+    expect(r.stderr).toMatch(/layer sha256:/);
+    expect(r.code).toBe(0);
+    expect(lastLine(r.stdout)).toMatch(/^sha256:[0-9a-f]{64}$/);
+    await ok(ocitool(['verify', '--diff-ids', layout]));
+    await expectSameTree(src, await unpackWithUmoci(layout, 'v1'));
+  });
+
+  it('base + --diff unpacks to exactly UPPER: deletions, dir↔file, a dir emptied and refilled', async () => {
+    const lower = join(work, 'lower');
+    const upper = join(work, 'upper');
+    const common = { 'keep/a': 'a', 'keep/b': 'b', 'chmod-me': { file: 'c', mode: 0o644 } } as Record<string, Node>;
+    await makeTree(lower, { ...common, 'del/file': 'x', 'del-file': 'y', 'dir-to-file/inner': 'i', 'file-to-dir': 'f', 'refill/old1': '1', 'refill/old2': '2', 'edit': 'before' });
+    await makeTree(upper, { ...common, 'dir-to-file': 'now a file', 'file-to-dir/inner': 'i', 'refill/new1': 'n1', 'edit': 'after!', 'added/sub/f': 'new' });
+    await chmod(join(upper, 'chmod-me'), 0o600);
+    const layout = join(work, 'l2');
+    await ok(ocitool(['build', '--tag', `oci:${layout}:base`, '--add', lower]));
+    const r = await ok(ocitool(['build', '--tag', `oci:${layout}:next`, '--from', `oci:${layout}:base`, '--diff', lower, upper]));
+    expect(lastLine(r)).toMatch(/^sha256:/);
+    await ok(ocitool(['verify', '--diff-ids', layout]));
+    await expectSameTree(upper, await unpackWithUmoci(layout, 'next'));
+
+    const names = await lastLayerNames(layout, 'next');
+    // A diff layer holds no unchanged file.
+    expect(names.filter((n) => n.startsWith('keep/') && n !== 'keep/')).toEqual([]);
+    expect(names).toEqual(expect.arrayContaining(['.wh.del', '.wh.del-file', 'refill/.wh..wh..opq', 'edit', 'chmod-me', 'dir-to-file']));
+  });
+
+  it('--exclude and --ignore-file leave paths out; --add SRC:DEST places them', async () => {
+    const src = join(work, 'ctx');
+    await makeTree(src, { 'app.js': 'js', 'node_modules/x/i.js': 'm', 'logs/a.log': 'l', 'docs/keep.md': 'k', 'docs/drop.md': 'd' });
+    await writeFile(join(work, 'ignore'), 'docs/*.md\n!docs/keep.md\n');
+    const layout = join(work, 'l3');
+    await ok(ocitool(['build', '--tag', `oci:${layout}:v1`, '--add', `${src}:/srv/app`, '--exclude', 'node_modules', '--exclude', '*/*.log', '--ignore-file', join(work, 'ignore')]));
+    expect((await lastLayerNames(layout, 'v1')).sort()).toEqual(['srv/', 'srv/app/', 'srv/app/app.js', 'srv/app/docs/', 'srv/app/docs/keep.md', 'srv/app/logs/'].sort());
+  });
+
+  it('is byte-reproducible across paths, mtimes, umask and directory creation order', async () => {
+    const spec: Record<string, Node> = { 'z/last': 'z', 'a/first': 'a', 'm/mid/deep': 'd', 'x': { file: 'exec', mode: 0o755 } };
+    const one = join(work, 'repro-one');
+    await makeTree(one, spec, { mtime: new Date('2022-02-02T00:00:00Z') });
+    const two = join(work, 'elsewhere', 'repro-two');
+    await makeTree(two, Object.fromEntries(Object.entries(spec).reverse()), { mtime: new Date('2024-04-04T00:00:00Z') });
+    const env = { SOURCE_DATE_EPOCH: '1600000000' };
+    const a = lastLine(await ok(ocitool(['build', '--tag', `oci:${join(work, 'ra')}:v1`, '--add', one, '--env', 'A=1'], { env })));
+    const b = lastLine(
+      await ok(
+        runTool('sh', ['-c', `umask 077 && exec node "$@"`, 'sh', 'bin/ocitool', 'build', '--tag', `oci:${join(work, 'rb')}:v1`, '--add', two, '--env', 'A=1'], { env: { ...process.env, ...env } }),
+      ),
+    );
+    expect(b).toBe(a);
+    const c = lastLine(await ok(ocitool(['build', '--tag', `oci:${join(work, 'rc')}:v1`, '--add', one, '--env', 'A=2'], { env })));
+    expect(c).not.toBe(a);
+  });
+
+  it('skopeo inspect --config shows every config flag', async () => {
+    const layout = join(work, 'cfg');
+    await ok(
+      ocitool([
+        'build', '--tag', `oci:${layout}:cfg`, '--platform', 'linux/arm64/v8',
+        '--env', 'PATH=/usr/bin', '--env', 'MODE=prod', '--entrypoint', '["/bin/sh","-c"]', '--cmd', 'echo hi',
+        '--workdir', '/srv', '--user', '1000:1000', '--label', 'org.example=yes', '--expose', '8080', '--expose', '53/udp',
+        '--volume', '/data', '--stop-signal', 'SIGTERM', '--annotation', 'org.opencontainers.image.source=https://example.invalid/x',
+        '--created', '2021-01-02T03:04:05Z',
+      ]),
+    );
+    const cfg = JSON.parse(await ok(skopeo(['inspect', '--config', `oci:${layout}:cfg`])));
+    expect(cfg).toMatchObject({
+      architecture: 'arm64',
+      os: 'linux',
+      created: '2021-01-02T03:04:05Z',
+      config: {
+        Env: ['PATH=/usr/bin', 'MODE=prod'],
+        Entrypoint: ['/bin/sh', '-c'],
+        Cmd: ['echo hi'],
+        WorkingDir: '/srv',
+        User: '1000:1000',
+        Labels: { 'org.example': 'yes' },
+        ExposedPorts: { '8080/tcp': {}, '53/udp': {} },
+        Volumes: { '/data': {} },
+        StopSignal: 'SIGTERM',
+      },
+    });
+    expect(cfg.history.every((h: { empty_layer?: boolean }) => h.empty_layer === true)).toBe(true);
+    const manifest = JSON.parse(await ok(ocitool(['inspect', `oci:${layout}:cfg`])));
+    expect(manifest.annotations['org.opencontainers.image.source']).toBe('https://example.invalid/x');
+  });
+
+  it('bad input: a missing --add source or a whiteout-like file name is one line, exit 1', async () => {
+    const layout = join(work, 'bad');
+    const r = await ocitool(['build', '--tag', `oci:${layout}:x`, '--add', join(work, 'does-not-exist')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^ocitool: --add .*does-not-exist: no such file or directory\n$/);
+    const wh = join(work, 'wh');
+    await makeTree(wh, { '.wh.sneaky': 'x' });
+    const r2 = await ocitool(['build', '--tag', `oci:${layout}:x`, '--add', wh]);
+    expect(r2.code).toBe(1);
+    expect(r2.stderr).toMatch(/\.wh\.sneaky: a file named \.wh\.\* cannot be put in a layer/);
+    expect(await readdir(join(layout, '.ocitool', 'tmp')).catch(() => [])).toEqual([]);
+  });
+});
+
