@@ -69,7 +69,7 @@ async function lastLayerNames(layoutDir: string, tag: string): Promise<string[]>
   const ex = extract();
   const names: string[] = [];
   ex.on('entry', (h, s, next) => {
-    names.push(h.name);
+    names.push(h.type === 'directory' ? `${h.name.replace(/\/$/, '')}/` : h.name);
     s.resume();
     s.on('end', next);
   });

@@ -85,7 +85,7 @@ describe('skopeo and umoci read what ocitool leaves', () => {
     const inspected = JSON.parse(await ok(skopeo(['inspect', `oci:${dir}:alias`])));
     expect(inspected.Layers).toHaveLength(1);
     await ok(skopeo(['copy', `oci:${dir}:kept`, `oci:${join(work, 'gc-copy')}:again`]));
-    expect(await ok(umoci(['ls', '--layout', dir]))).toBe('alias\nkept\n');
+    expect((await ok(umoci(['ls', '--layout', dir]))).split('\n').filter(Boolean).sort()).toEqual(['alias', 'kept']);
     await ok(umoci(['unpack', '--rootless', '--image', `${dir}:alias`, join(work, 'bundle')]));
     expect((await verifyLayout(await OciLayout.open(join(work, 'gc-copy')), { diffIds: true })).problems).toEqual([]);
   });

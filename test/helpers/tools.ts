@@ -1,0 +1,39 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface ToolResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a program (no shell) with a time limit that kills it; never rejects on a non-zero exit. */
+export function runTool(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<ToolResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 128 : 1), stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** skopeo with `--insecure-policy` (tests have no /etc/containers/policy.json to rely on). */
+export const skopeo = (args: string[], opts?: Parameters<typeof runTool>[2]): Promise<ToolResult> => runTool('skopeo', ['--insecure-policy', ...args], opts);
+
+export const umoci = (args: string[], opts?: Parameters<typeof runTool>[2]): Promise<ToolResult> => runTool('umoci', args, opts);
+
+/** A fresh temp directory and its remover. */
+export async function tmpDir(prefix: string): Promise<{ path: string; remove: () => Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), `ocitool-${prefix}-`));
+  return { path, remove: () => rm(path, { recursive: true, force: true }) };
+}
