@@ -33,7 +33,10 @@ export function gzipHeader(level: number): Buffer {
 
 function deflateChunk(data: Buffer, dictionary: Buffer | undefined, level: number, last: boolean): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const opts: zlib.ZlibOptions = { level, finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH };
+    // An output buffer that holds the whole result (deflate's bound plus slack): one trip through the
+    // thread pool per chunk instead of one per 16 KiB of output, zlib's default.
+    const chunkSize = Math.max(1024, data.length + (data.length >> 8) + 1024);
+    const opts: zlib.ZlibOptions = { level, memLevel: 9, chunkSize, finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH };
     if (dictionary && dictionary.length > 0) opts.dictionary = dictionary;
     zlib.deflateRaw(data, opts, (err, out) => (err ? reject(err) : resolve(out)));
   });

@@ -1,11 +1,8 @@
-import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { pack as tarPack, type Pack } from 'tar-stream';
-
-type Header = Parameters<Pack['entry']>[0];
 import { OciToolError } from '../util/errors.js';
+import { END_OF_ARCHIVE, encodeHeader, padding, type TarHeader, type TarTypeflag } from './tar-header.js';
 
 export type LayerEntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
 
@@ -32,107 +29,106 @@ export interface LayerEntry {
   content?: Buffer;
 }
 
-/** Files up to this size are read whole (and ahead); larger ones stream. */
+/** Files up to this size are read whole; larger ones stream in 1 MiB reads. */
 const SMALL_FILE = 256 * 1024;
-/** How many entries ahead small files are read, to overlap disk reads with packing and compression. */
-const READ_AHEAD = 32;
+/** Small pieces are gathered into batches of about this size before they go downstream. */
+const BATCH = 1 << 20;
 
-const TYPE: Record<LayerEntryType, Header['type']> = {
-  file: 'file',
-  dir: 'directory',
-  symlink: 'symlink',
-  hardlink: 'link',
-  char: 'character-device',
-  block: 'block-device',
-  fifo: 'fifo',
-};
+const TYPEFLAG: Record<LayerEntryType, TarTypeflag> = { file: '0', hardlink: '1', symlink: '2', char: '3', block: '4', dir: '5', fifo: '6' };
 
-function header(e: LayerEntry): Header {
-  const h: Header = {
-    name: e.name,
-    type: TYPE[e.type],
+function tarHeader(e: LayerEntry): TarHeader {
+  const h: TarHeader = {
+    name: e.type === 'dir' ? `${e.name}/` : e.name,
+    typeflag: TYPEFLAG[e.type],
     mode: e.mode,
     uid: e.uid,
     gid: e.gid,
-    uname: '',
-    gname: '',
-    mtime: new Date(e.mtime * 1000),
     size: e.type === 'file' ? (e.size ?? e.content?.length ?? 0) : 0,
+    mtime: e.mtime,
   };
   if (e.linkname !== undefined) h.linkname = e.linkname;
-  if (e.devmajor !== undefined) h.devmajor = e.devmajor;
-  if (e.devminor !== undefined) h.devminor = e.devminor;
+  if (e.type === 'char' || e.type === 'block') {
+    h.devmajor = e.devmajor ?? 0;
+    h.devminor = e.devminor ?? 0;
+  }
   return h;
 }
 
-interface Prepared {
-  entry: LayerEntry;
-  data?: Promise<Buffer>;
+function ioError(e: LayerEntry, err: unknown): OciToolError {
+  return new OciToolError('IO', `${e.source ?? e.name}: ${(err as Error).message}`, { cause: err });
 }
 
-async function* readAhead(entries: AsyncIterable<LayerEntry>): AsyncGenerator<Prepared> {
-  const window: Prepared[] = [];
-  for await (const entry of entries) {
-    const p: Prepared = { entry };
-    if (entry.type === 'file' && entry.content === undefined && entry.source !== undefined && (entry.size ?? 0) <= SMALL_FILE) {
-      p.data = readFile(entry.source);
-      p.data.catch(() => undefined); // handled when awaited
+async function* streamFile(e: LayerEntry, size: number): AsyncGenerator<Buffer> {
+  const fh = await open(e.source!, 'r').catch((err: unknown) => {
+    throw ioError(e, err);
+  });
+  try {
+    let off = 0;
+    while (off < size) {
+      const n = Math.min(1 << 20, size - off);
+      const buf = Buffer.allocUnsafe(n);
+      const { bytesRead } = await fh.read(buf, 0, n, off);
+      if (bytesRead === 0) throw ioError(e, new Error(`changed while being read (${off} bytes, expected ${size})`));
+      off += bytesRead;
+      yield bytesRead === n ? buf : buf.subarray(0, bytesRead);
     }
-    window.push(p);
-    if (window.length >= READ_AHEAD) yield window.shift()!;
+    const probe = await fh.read(Buffer.alloc(1), 0, 1, off);
+    if (probe.bytesRead !== 0) throw ioError(e, new Error(`changed while being read (more than ${size} bytes)`));
+  } finally {
+    await fh.close();
   }
-  yield* window;
 }
 
-function addBuffered(pack: Pack, h: Header, data?: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const cb = (err?: Error | null): void => (err ? reject(err) : resolve());
-    if (data === undefined) pack.entry(h, cb);
-    else pack.entry(h, data, cb);
-  });
-}
-
-async function addStreamed(pack: Pack, h: Header, source: string): Promise<void> {
-  let w!: ReturnType<Pack['entry']>;
-  const done = new Promise<void>((resolve, reject) => {
-    w = pack.entry(h, (err) => (err ? reject(err) : resolve()));
-  });
-  for await (const chunk of createReadStream(source, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
-    if (!w.write(chunk)) await once(w, 'drain');
+async function* tarChunks(entries: AsyncIterable<LayerEntry>): AsyncGenerator<Buffer> {
+  let batch: Buffer[] = [];
+  let batchLen = 0;
+  const add = (b: Buffer): void => {
+    if (b.length === 0) return;
+    batch.push(b);
+    batchLen += b.length;
+  };
+  const flush = (): Buffer => {
+    const out = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batchLen);
+    batch = [];
+    batchLen = 0;
+    return out;
+  };
+  for await (const e of entries) {
+    const h = tarHeader(e);
+    let body: Buffer | undefined;
+    if (e.type === 'file') {
+      if (e.content !== undefined) body = e.content;
+      else if (e.source !== undefined && h.size <= SMALL_FILE) {
+        // Synchronous on purpose: from the page cache this takes microseconds, while an async read
+        // needs several trips through libuv's thread pool, queued behind the compressor's jobs.
+        try {
+          body = readFileSync(e.source);
+        } catch (err) {
+          throw ioError(e, err);
+        }
+      } else if (e.source === undefined) body = Buffer.alloc(0);
+      if (body !== undefined && body.length !== h.size) throw ioError(e, new Error(`changed while being read (${body.length} bytes, expected ${h.size})`));
+    }
+    for (const b of encodeHeader(h)) add(b);
+    if (body !== undefined || e.type !== 'file') {
+      if (body) add(body);
+    } else {
+      if (batchLen > 0) yield flush();
+      yield* streamFile(e, h.size);
+    }
+    if (e.type === 'file') add(padding(h.size));
+    if (batchLen >= BATCH) yield flush();
   }
-  w.end(Buffer.alloc(0));
-  await done;
+  add(END_OF_ARCHIVE);
+  yield flush();
 }
 
 /**
- * Packs entries into an uncompressed tar stream with tar-stream: USTAR headers, PAX where a name or
- * link target does not fit, no user or group names. Content is read as it is packed: small files a
- * few entries ahead, large ones streamed, so memory stays flat whatever the tree's size.
+ * Packs entries into an uncompressed tar stream (USTAR, PAX where needed; see tar-header.ts).
+ * Content is read as it is packed, small files whole and large ones streamed, and small pieces are
+ * batched into ~1 MiB chunks, so memory stays flat and downstream hashing and compression see few,
+ * large chunks.
  */
 export function packLayer(entries: AsyncIterable<LayerEntry>): Readable {
-  const pack = tarPack();
-  const run = async (): Promise<void> => {
-    for await (const { entry, data } of readAhead(entries)) {
-      const h = header(entry);
-      try {
-        if (entry.type !== 'file') await addBuffered(pack, h);
-        else if (entry.content !== undefined) await addBuffered(pack, h, entry.content);
-        else if (data !== undefined) {
-          const buf = await data;
-          if (buf.length !== h.size) throw new Error(`changed while being read (${buf.length} bytes, expected ${h.size})`);
-          await addBuffered(pack, h, buf);
-        } else if (entry.source !== undefined) await addStreamed(pack, h, entry.source);
-        else await addBuffered(pack, h, Buffer.alloc(0));
-      } catch (err) {
-        const msg = (err as Error).message === 'Size mismatch' ? 'changed while being read' : (err as Error).message;
-        throw new OciToolError('IO', `${entry.source ?? entry.name}: ${msg}`, { cause: err });
-      }
-    }
-    pack.finalize();
-  };
-  const out = Readable.from(pack as unknown as AsyncIterable<Buffer>, { objectMode: false });
-  run().catch((err: unknown) => {
-    pack.destroy(err as Error);
-  });
-  return out;
+  return Readable.from(tarChunks(entries), { objectMode: false, highWaterMark: 1 });
 }
