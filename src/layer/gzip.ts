@@ -59,7 +59,7 @@ export class ParallelGzip extends Transform {
     super({ highWaterMark: 1 << 20 });
     this.level = opts.level ?? DEFAULT_LEVEL;
     this.chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
-    this.concurrency = Math.max(2, opts.concurrency ?? 2 * availableParallelism());
+    this.concurrency = Math.max(2, opts.concurrency ?? availableParallelism() + 1);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {

@@ -16,7 +16,7 @@ async function parse(tar: Buffer): Promise<{ name: string; type: string; size: n
   const out: { name: string; type: string; size: number; linkname: string | null; uid: number; mode: number; mtime: number; body: string }[] = [];
   ex.on('entry', (h, s, next) => {
     const parts: Buffer[] = [];
-    s.on('data', (c: Buffer) => parts.push(c));
+    s.on('data', (c: unknown) => parts.push(c as Buffer));
     s.on('end', () => {
       out.push({ name: h.name, type: h.type ?? '', size: h.size ?? 0, linkname: h.linkname ?? null, uid: h.uid ?? 0, mode: h.mode ?? 0, mtime: (h.mtime?.getTime() ?? 0) / 1000, body: Buffer.concat(parts).toString() });
       next();

@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { OciToolError } from '../util/errors.js';
-import { END_OF_ARCHIVE, encodeHeader, padding, type TarHeader, type TarTypeflag } from './tar-header.js';
+import { BLOCK, END_OF_ARCHIVE, encodeHeader, padding, type TarHeader, type TarTypeflag } from './tar-header.js';
 
 export type LayerEntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
 
@@ -79,48 +79,73 @@ async function* streamFile(e: LayerEntry, size: number): AsyncGenerator<Buffer> 
   }
 }
 
+/** Reads a whole small file straight into `buf` at `pos`; returns the bytes read (up to `max`). */
+function readInto(path: string, buf: Buffer, pos: number, max: number): number {
+  const fd = openSync(path, 'r');
+  try {
+    let n = 0;
+    for (;;) {
+      const r = readSync(fd, buf, pos + n, max - n, null);
+      if (r === 0) return n;
+      n += r;
+      if (n === max) return n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 async function* tarChunks(entries: AsyncIterable<LayerEntry>): AsyncGenerator<Buffer> {
-  let batch: Buffer[] = [];
-  let batchLen = 0;
-  const add = (b: Buffer): void => {
-    if (b.length === 0) return;
-    batch.push(b);
-    batchLen += b.length;
-  };
-  const flush = (): Buffer => {
-    const out = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batchLen);
-    batch = [];
-    batchLen = 0;
+  // Headers, small files and padding are written straight into ~1 MiB batch buffers: one copy per
+  // byte, no buffer per file. Room for a header, a whole small file, one byte more (to see a file
+  // that grew) and its padding always remains when a new entry starts.
+  const CAP = BATCH + SMALL_FILE + 16 * 1024;
+  let buf = Buffer.allocUnsafe(CAP);
+  let pos = 0;
+  const take = (): Buffer => {
+    const out = buf.subarray(0, pos);
+    buf = Buffer.allocUnsafe(CAP);
+    pos = 0;
     return out;
+  };
+  const put = (b: Buffer): void => {
+    b.copy(buf, pos);
+    pos += b.length;
   };
   for await (const e of entries) {
     const h = tarHeader(e);
-    let body: Buffer | undefined;
+    const headers = encodeHeader(h);
+    const headerLen = headers.reduce((n, b) => n + b.length, 0);
+    if (pos + headerLen > CAP - SMALL_FILE - BLOCK) yield take();
+    for (const b of headers) put(b);
     if (e.type === 'file') {
-      if (e.content !== undefined) body = e.content;
-      else if (e.source !== undefined && h.size <= SMALL_FILE) {
+      if (e.content !== undefined) {
+        if (e.content.length !== h.size) throw ioError(e, new Error(`content is ${e.content.length} bytes, header says ${h.size}`));
+        if (pos + h.size + BLOCK > CAP) yield take();
+        put(e.content);
+      } else if (e.source !== undefined && h.size <= SMALL_FILE) {
         // Synchronous on purpose: from the page cache this takes microseconds, while an async read
         // needs several trips through libuv's thread pool, queued behind the compressor's jobs.
+        let n: number;
         try {
-          body = readFileSync(e.source);
+          n = readInto(e.source, buf, pos, h.size + 1);
         } catch (err) {
           throw ioError(e, err);
         }
-      } else if (e.source === undefined) body = Buffer.alloc(0);
-      if (body !== undefined && body.length !== h.size) throw ioError(e, new Error(`changed while being read (${body.length} bytes, expected ${h.size})`));
+        if (n !== h.size) throw ioError(e, new Error(`changed while being read (${n > h.size ? 'more than ' : ''}${Math.min(n, h.size)} bytes, expected ${h.size})`));
+        pos += n;
+      } else if (e.source !== undefined) {
+        if (pos > 0) yield take();
+        yield* streamFile(e, h.size);
+      }
+      const pad = padding(h.size);
+      pad.copy(buf, pos);
+      pos += pad.length;
     }
-    for (const b of encodeHeader(h)) add(b);
-    if (body !== undefined || e.type !== 'file') {
-      if (body) add(body);
-    } else {
-      if (batchLen > 0) yield flush();
-      yield* streamFile(e, h.size);
-    }
-    if (e.type === 'file') add(padding(h.size));
-    if (batchLen >= BATCH) yield flush();
+    if (pos >= BATCH) yield take();
   }
-  add(END_OF_ARCHIVE);
-  yield flush();
+  put(END_OF_ARCHIVE);
+  yield take();
 }
 
 /**
