@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OciLayout } from '../src/layout/layout.js';
 import { lastLine, ocitool } from './helpers/cli.js';
 import { makeTree, type Node } from './helpers/trees.js';
-import { runTool, skopeo, umoci } from './helpers/tools.js';
+import { runTool, skopeo, umoci, ok } from './helpers/tools.js';
 
 let work: string;
 beforeAll(async () => {
@@ -20,12 +20,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
-
-async function ok(p: Promise<{ code: number; stdout: string; stderr: string }>): Promise<string> {
-  const r = await p;
-  if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
 
 /** path → type, mode and link target for every entry: what "the same tree" means here. */
 async function describeTree(root: string): Promise<Record<string, string>> {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lastLine, ocitool } from './helpers/cli.js';
 import { makeTree } from './helpers/trees.js';
-import { skopeo } from './helpers/tools.js';
+import { skopeo, ok } from './helpers/tools.js';
 
 let work: string;
 let src: string;
@@ -17,12 +17,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
-
-async function ok(p: Promise<{ code: number; stdout: string; stderr: string }>): Promise<string> {
-  const r = await p;
-  if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
 
 describe('ocitool index', () => {
   it('create assembles an index from per-platform images; add replaces a platform; skopeo reads it', async () => {

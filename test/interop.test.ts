@@ -10,17 +10,11 @@ import { OciLayout } from '../src/layout/layout.js';
 import { verifyLayout } from '../src/layout/verify.js';
 import { lastLine, ocitool } from './helpers/cli.js';
 import { writeTestImage } from './helpers/images.js';
-import { skopeo, umoci } from './helpers/tools.js';
+import { skopeo, umoci, ok } from './helpers/tools.js';
 
 let work: string;
 let umociLayout: string;
 let skopeoLayout: string;
-
-async function ok(p: Promise<{ code: number; stdout: string; stderr: string }>): Promise<string> {
-  const r = await p;
-  if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'ocitool-interop-'));

@@ -37,3 +37,10 @@ export async function tmpDir(prefix: string): Promise<{ path: string; remove: ()
   const path = await mkdtemp(join(tmpdir(), `ocitool-${prefix}-`));
   return { path, remove: () => rm(path, { recursive: true, force: true }) };
 }
+
+/** Awaits a run and returns its stdout; a non-zero exit throws with the program's stderr. */
+export async function ok(p: Promise<ToolResult>): Promise<string> {
+  const r = await p;
+  if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
