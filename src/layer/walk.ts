@@ -34,7 +34,7 @@ export interface WalkTreeOptions {
    * yielded only if something below them is kept.
    */
   reinclude?: boolean;
-  /** How many lstat calls run at once within one directory (default 64). */
+  /** How many siblings are stat'ed per batch before their subtrees are walked (default 64). */
   statConcurrency?: number;
 }
 

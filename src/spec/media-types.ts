@@ -1,3 +1,5 @@
+import { OciToolError } from '../util/errors.js';
+
 /** Every media type ocitool knows. OCI image-spec 1.1, Docker distribution, schema 1. */
 export const MediaType = {
   // OCI
@@ -82,7 +84,7 @@ const OCI_TO_DOCKER: Record<string, string> = Object.fromEntries(Object.entries(
 export function mediaTypeFor(mt: string, format: 'oci' | 'docker'): string {
   if (format === 'oci') return DOCKER_TO_OCI[mt] ?? mt;
   if (mt === MediaType.OciLayerZstd || mt === MediaType.OciLayerNondistributableZstd) {
-    throw new Error(`${mt} has no Docker equivalent (zstd is not supported for Docker images)`);
+    throw new OciToolError('UNSUPPORTED', `${mt} has no Docker equivalent (zstd is not supported for Docker images)`);
   }
   return OCI_TO_DOCKER[mt] ?? mt;
 }
