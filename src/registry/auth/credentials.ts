@@ -1,0 +1,155 @@
+/**
+ * Where registry credentials come from, in the order docker and skopeo users expect:
+ * explicit `--creds`, `REGISTRY_AUTH_FILE`, `$DOCKER_CONFIG/config.json` (or `~/.docker/config.json`),
+ * then containers' `auth.json` (`$XDG_RUNTIME_DIR/containers/auth.json`, `~/.config/containers/auth.json`).
+ * Within a file: a `credHelpers` entry for the host, then `auths` (`auth` or `username`/`password`,
+ * `identitytoken`), then `credsStore`. Docker Hub is keyed `https://index.docker.io/v1/`.
+ */
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { OciToolError } from '../../util/errors.js';
+
+export interface Credential {
+  username?: string;
+  password?: string;
+  /** An OAuth2 refresh token (docker's `identitytoken`), used with the token endpoint's POST flow. */
+  identityToken?: string;
+  /** Where it came from, for messages. */
+  source: string;
+}
+
+interface AuthEntry {
+  auth?: string;
+  username?: string;
+  password?: string;
+  identitytoken?: string;
+}
+
+interface ConfigFile {
+  auths?: Record<string, AuthEntry>;
+  credHelpers?: Record<string, string>;
+  credsStore?: string;
+}
+
+export interface CredentialOptions {
+  env?: NodeJS.ProcessEnv;
+  home?: string;
+}
+
+const DOCKER_HUB_KEY = 'https://index.docker.io/v1/';
+
+/** The keys a config may use for a registry host. */
+function keysFor(host: string): string[] {
+  if (host === 'docker.io' || host === 'index.docker.io' || host === 'registry-1.docker.io') {
+    return [DOCKER_HUB_KEY, 'docker.io', 'index.docker.io', 'registry-1.docker.io', 'https://index.docker.io/v1', 'https://registry-1.docker.io'];
+  }
+  return [host, `https://${host}`, `http://${host}`, `https://${host}/v1/`, `https://${host}/v2/`, `http://${host}/v2/`];
+}
+
+/** The config files to consult, in order. */
+export function credentialFiles(opts: CredentialOptions = {}): string[] {
+  const env = opts.env ?? process.env;
+  const home = opts.home ?? homedir();
+  const files: string[] = [];
+  if (env.REGISTRY_AUTH_FILE) files.push(env.REGISTRY_AUTH_FILE);
+  files.push(join(env.DOCKER_CONFIG ?? join(home, '.docker'), 'config.json'));
+  if (env.XDG_RUNTIME_DIR) files.push(join(env.XDG_RUNTIME_DIR, 'containers', 'auth.json'));
+  files.push(join(home, '.config', 'containers', 'auth.json'));
+  return files;
+}
+
+async function readConfig(file: string): Promise<ConfigFile | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    return JSON.parse(text) as ConfigFile;
+  } catch (err) {
+    throw new OciToolError('INVALID_JSON', `${file}: malformed JSON (${(err as Error).message})`);
+  }
+}
+
+/** Runs `docker-credential-NAME get` with the server on stdin. */
+export function runCredentialHelper(name: string, server: string, env: NodeJS.ProcessEnv = process.env): Promise<Credential | undefined> {
+  const program = `docker-credential-${name}`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(program, ['get'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new OciToolError('IO', `credential helper ${program}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found on PATH' : e.message}`));
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) {
+        // "credentials not found" is no error: there just are none for this server.
+        if (/credentials not found/i.test(out + err)) return resolve(undefined);
+        return reject(new OciToolError('IO', `credential helper ${program} failed for ${server}: ${(err || out).trim().split('\n')[0]}`));
+      }
+      try {
+        const v = JSON.parse(out) as { Username?: string; Secret?: string };
+        if (!v.Secret) return resolve(undefined);
+        const source = `credential helper ${program}`;
+        resolve(v.Username === '<token>' ? { identityToken: v.Secret, source } : { username: v.Username ?? '', password: v.Secret, source });
+      } catch {
+        reject(new OciToolError('IO', `credential helper ${program} printed no JSON for ${server}`));
+      }
+    });
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(server);
+  });
+}
+
+function fromEntry(entry: AuthEntry, source: string): Credential | undefined {
+  if (entry.identitytoken) return { identityToken: entry.identitytoken, source, ...(entry.username ? { username: entry.username } : {}) };
+  if (entry.auth) {
+    const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
+    const i = decoded.indexOf(':');
+    if (i < 0) throw new OciToolError('INVALID_JSON', `${source}: "auth" is not base64 of USER:PASSWORD`);
+    return { username: decoded.slice(0, i), password: decoded.slice(i + 1), source };
+  }
+  if (entry.username !== undefined && entry.password !== undefined) return { username: entry.username, password: entry.password, source };
+  return undefined;
+}
+
+/**
+ * Credentials for a registry host (`host[:port]`, `docker.io` for Docker Hub), or undefined for
+ * anonymous access. `explicit` (from `--creds`) wins over every file.
+ */
+export async function resolveCredentials(host: string, explicit?: Credential, opts: CredentialOptions = {}): Promise<Credential | undefined> {
+  if (explicit) return explicit;
+  const env = opts.env ?? process.env;
+  const keys = keysFor(host);
+  for (const file of credentialFiles(opts)) {
+    const cfg = await readConfig(file);
+    if (!cfg) continue;
+    const helperKey = keys.find((k) => cfg.credHelpers?.[k] !== undefined);
+    if (helperKey !== undefined) return runCredentialHelper(cfg.credHelpers![helperKey]!, helperKey, env);
+    const authKey = keys.find((k) => cfg.auths?.[k] !== undefined);
+    if (authKey !== undefined) {
+      const c = fromEntry(cfg.auths![authKey]!, `${file} (${authKey})`);
+      if (c) return c;
+    }
+    if (cfg.credsStore) {
+      const c = await runCredentialHelper(cfg.credsStore, host === 'docker.io' ? DOCKER_HUB_KEY : host, env);
+      if (c) return c;
+    }
+  }
+  return undefined;
+}
+
+/** Parses `--creds USER[:PASSWORD]`. */
+export function parseCreds(s: string): Credential {
+  const i = s.indexOf(':');
+  if (i <= 0) throw new OciToolError('USAGE', '--creds: expected USER:PASSWORD');
+  return { username: s.slice(0, i), password: s.slice(i + 1), source: '--creds' };
+}
