@@ -3,6 +3,8 @@ import { formatReference } from '../reference/transport.js';
 import { OciLayout } from '../layout/layout.js';
 import type { Store } from '../content/store.js';
 import { OciToolError } from '../util/errors.js';
+import { resolveCredentials, type Credential } from '../registry/auth/credentials.js';
+import { RegistryStore } from '../registry/store.js';
 
 export interface OpenedStore {
   store: Store;
@@ -13,8 +15,12 @@ export interface OpenedStore {
 }
 
 export interface OpenOptions {
-  /** Create the destination if it does not exist (for writes). */
+  /** Open for writing: create a layout that does not exist; ask a registry for push access. */
   create?: boolean;
+  /** Registry credentials (`--creds`); otherwise they come from the usual config files. */
+  credential?: Credential;
+  /** Allow plain HTTP and unverified TLS to registries. */
+  insecure?: boolean;
 }
 
 /**
@@ -28,7 +34,13 @@ export async function openStore(ref: ImageReference, opts: OpenOptions = {}): Pr
       const reference = ref.digest ?? ref.tag;
       return reference === undefined ? { store: layout, layout } : { store: layout, layout, reference };
     }
-    case 'docker':
+    case 'docker': {
+      const { domain, path, tag, digest } = ref.ref;
+      const credential = await resolveCredentials(domain, opts.credential);
+      const store = new RegistryStore(domain, path, { push: opts.create ?? false, ...(credential ? { credential } : {}), ...(opts.insecure ? { insecure: true } : {}) });
+      const reference = digest ?? tag;
+      return reference === undefined ? { store } : { store, reference };
+    }
     case 'docker-archive':
     case 'oci-archive':
       throw new OciToolError('UNSUPPORTED', `${formatReference(ref)}: the ${ref.transport} transport is not implemented yet`);

@@ -1,0 +1,88 @@
+/**
+ * First registry round trips (issue 4, in progress): ocitool copies to and from the real registry in
+ * each auth mode, and skopeo reads back what ocitool pushed.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lastLine, ocitool } from './helpers/cli.js';
+import { startRegistry, skopeoRegistryFlags, type AuthMode, type TestRegistry } from './helpers/registry.js';
+import { makeTree } from './helpers/trees.js';
+import { ok, skopeo } from './helpers/tools.js';
+
+let work: string;
+let layout: string;
+let digest: string;
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'ocitool-regcopy-'));
+  await makeTree(join(work, 'src'), { 'app/main.sh': { file: 'echo hi\n', mode: 0o755 }, 'app/data.txt': 'x'.repeat(100_000) });
+  layout = join(work, 'layout');
+  digest = lastLine(await ok(ocitool(['build', '--tag', `oci:${layout}:v1`, '--add', join(work, 'src'), '--cmd', '/app/main.sh'])));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+describe.each(['none', 'htpasswd', 'token'] as AuthMode[])('copy through a registry with auth=%s', (auth) => {
+  let reg: TestRegistry;
+  beforeAll(async () => {
+    reg = await startRegistry({ auth });
+  });
+  afterAll(async () => {
+    await reg?.stop();
+  });
+  const creds = (): string[] => (reg.username ? ['--dest-creds', `${reg.username}:${reg.password}`] : []);
+
+  it('pushes what ocitool built; skopeo reads the same manifest digest; pulls it back verified', async () => {
+    const pushed = await ocitool(['copy', ...creds(), `oci:${layout}:v1`, `docker://${reg.host}/app/one:v1`]);
+    if (pushed.code !== 0) throw new Error(`${pushed.stderr}\n${reg.log()}`);
+    expect(lastLine(pushed.stdout)).toBe(digest);
+    const raw = await ok(skopeo(['inspect', '--raw', ...skopeoRegistryFlags(reg, 'plain'), `docker://${reg.host}/app/one:v1`]));
+    const { createHash } = await import('node:crypto');
+    expect(`sha256:${createHash('sha256').update(raw).digest('hex')}`).toBe(digest);
+    const back = join(work, `back-${auth}`);
+    const srcCreds = reg.username ? ['--src-creds', `${reg.username}:${reg.password}`] : [];
+    expect(lastLine(await ok(ocitool(['copy', ...srcCreds, `docker://${reg.host}/app/one:v1`, `oci:${back}:v1`])))).toBe(digest);
+    await ok(ocitool(['verify', '--diff-ids', back]));
+    // Everything is there already: a second push copies nothing.
+    const again = await ok(ocitool(['copy', ...creds(), `oci:${layout}:v1`, `docker://${reg.host}/app/one:v1`]));
+    expect(lastLine(again)).toBe(digest);
+  });
+
+  if (auth !== 'none') {
+    it('wrong or missing credentials: one line naming the registry, exit 1', async () => {
+      const wrong = await ocitool(['copy', '--dest-creds', 'ocitool:wrong', `oci:${layout}:v1`, `docker://${reg.host}/app/denied:v1`]);
+      expect(wrong.code).toBe(1);
+      expect(wrong.stderr).toMatch(new RegExp(`^ocitool: 127\\.0\\.0\\.1:\\d+: .*(401|refused).*\\n$`));
+      const none = await ocitool(['copy', `oci:${layout}:v1`, `docker://${reg.host}/app/denied:v1`], { env: { HOME: work, DOCKER_CONFIG: join(work, 'no-docker-config') } });
+      expect(none.code).toBe(1);
+      expect(none.stderr).toMatch(/401/);
+    });
+  }
+});
+
+describe('pull what skopeo pushed', () => {
+  it('a multi-platform OCI index and a Docker schema 2 image', async () => {
+    const reg = await startRegistry();
+    try {
+      const l = join(work, 'multi');
+      const amd = lastLine(await ok(ocitool(['build', '--tag', `oci:${l}:amd`, '--platform', 'linux/amd64', '--add', join(work, 'src')])));
+      await ok(ocitool(['build', '--tag', `oci:${l}:arm`, '--platform', 'linux/arm64', '--add', join(work, 'src'), '--env', 'A=arm']));
+      const idx = lastLine(await ok(ocitool(['index', 'create', '--tag', `oci:${l}:multi`, `oci:${l}:amd`, `oci:${l}:arm`])));
+      await ok(skopeo(['copy', '--all', '--dest-tls-verify=false', `oci:${l}:multi`, `docker://${reg.host}/multi/img:m`]));
+      await ok(skopeo(['copy', '--format', 'v2s2', '--dest-tls-verify=false', `oci:${l}:amd`, `docker://${reg.host}/multi/docker:d`]));
+      const pulled = join(work, 'pulled');
+      expect(lastLine(await ok(ocitool(['copy', `docker://${reg.host}/multi/img:m`, `oci:${pulled}:m`])))).toBe(idx);
+      const d = lastLine(await ok(ocitool(['copy', `docker://${reg.host}/multi/docker:d`, `oci:${pulled}:d`])));
+      expect(d).not.toBe(amd); // skopeo converted it to Docker schema 2
+      expect(JSON.parse(await ok(ocitool(['inspect', '--raw', `oci:${pulled}:d`]))).mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
+      await ok(ocitool(['verify', '--diff-ids', pulled]));
+      const missing = await ocitool(['copy', `docker://${reg.host}/multi/img:nope`, `oci:${pulled}:x`]);
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toMatch(/manifest nope of multi\/img: not found \(404\)/);
+    } finally {
+      await reg.stop();
+    }
+  });
+});
