@@ -62,6 +62,53 @@ describe.each(['none', 'htpasswd', 'token'] as AuthMode[])('copy through a regis
   }
 });
 
+describe('mounts, tags, inspect, push/pull and build to a registry', () => {
+  let reg: TestRegistry;
+  const env = (): NodeJS.ProcessEnv => ({ OCITOOL_CACHE_DIR: join(work, 'cache') });
+  beforeAll(async () => {
+    reg = await startRegistry({ auth: 'token' });
+  });
+  afterAll(async () => {
+    await reg?.stop();
+  });
+
+  it('a second push to another repository of the same registry mounts the blobs instead of uploading', async () => {
+    const creds = `${reg.username}:${reg.password}`;
+    const first = await ocitool(['push', '--creds', creds, `oci:${layout}:v1`, `docker://${reg.host}/team/a:v1`], { env: env() });
+    expect(first.stderr).toMatch(/3 copied, 0 mounted, 0 already there/);
+    const second = await ocitool(['push', '--creds', creds, `oci:${layout}:v1`, `docker://${reg.host}/team/b:v1`], { env: env() });
+    expect(second.code).toBe(0);
+    expect(second.stderr).toMatch(/mounted sha256:[0-9a-f]{64} from team\/a/);
+    expect(second.stderr).toMatch(/1 copied, 2 mounted, 0 already there/);
+    expect(lastLine(second.stdout)).toBe(digest);
+    // The token server was asked for pull access to the mount source.
+    expect(reg.tokenServer!.requests.some((r) => r.scopes.includes('repository:team/a:pull') && r.scopes.includes('repository:team/b:pull,push'))).toBe(true);
+    const raw = await ok(skopeo(['inspect', '--raw', ...skopeoRegistryFlags(reg, 'plain'), `docker://${reg.host}/team/b:v1`]));
+    expect(JSON.parse(raw).layers).toHaveLength(1);
+  });
+
+  it('ls lists a repository\'s tags; inspect reads a registry manifest and config', async () => {
+    const creds = `${reg.username}:${reg.password}`;
+    for (const t of ['v2', 'v3']) await ok(ocitool(['push', '--creds', creds, `oci:${layout}:v1`, `docker://${reg.host}/team/a:${t}`], { env: env() }));
+    expect((await ok(ocitool(['ls', '--creds', creds, `docker://${reg.host}/team/a`]))).split('\n').filter(Boolean).sort()).toEqual(['v1', 'v2', 'v3']);
+    const cfg = JSON.parse(await ok(ocitool(['inspect', '--config', '--creds', creds, `docker://${reg.host}/team/a:v2`])));
+    expect(cfg.config.Cmd).toEqual(['/app/main.sh']);
+  });
+
+  it('push and pull check their direction; build --tag docker:// builds and pushes', async () => {
+    const wrong = await ocitool(['push', `oci:${layout}:v1`, `oci:${join(work, 'x')}:v1`]);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/push: .*must be a registry/);
+    const creds = `${reg.username}:${reg.password}`;
+    const built = await ok(ocitool(['build', '--creds', creds, '--tag', `docker://${reg.host}/team/built:b1`, '--from', `docker://${reg.host}/team/a:v1`, '--add', join(work, 'src') + ':/copy', '--env', 'X=1'], { env: env() }));
+    const d = lastLine(built);
+    const pulled = join(work, 'pulled-built');
+    expect(lastLine(await ok(ocitool(['pull', '--creds', creds, `docker://${reg.host}/team/built:b1`, `oci:${pulled}:b1`], { env: env() })))).toBe(d);
+    await ok(ocitool(['verify', '--diff-ids', pulled]));
+    expect(JSON.parse(await ok(ocitool(['inspect', `oci:${pulled}:b1`]))).layers).toHaveLength(2);
+  });
+});
+
 describe('pull what skopeo pushed', () => {
   it('a multi-platform OCI index and a Docker schema 2 image', async () => {
     const reg = await startRegistry();

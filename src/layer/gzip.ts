@@ -8,8 +8,8 @@
  * (CRC-32 and length mod 2^32 of the whole input, little-endian). The CRC is computed in order on the
  * main thread (`zlib.crc32`); the chunks compress on the libuv thread pool (`zlib.deflateRaw`), so
  * several cores work at once. At most `concurrency` chunks are between "scheduled" and "pushed", and no
- * new chunk is scheduled while the readable side holds a chunk's worth of unread output, so memory
- * stays flat (about chunkSize × (concurrency × 2 + 2)) whatever the input size.
+ * new chunk is scheduled while the readable side holds a chunk's worth of unread output (push() returned
+ * false and _read has not been called since), so memory stays flat (about chunkSize × (concurrency × 2 + 2)) whatever the input size.
  *
  * Header: 1f 8b 08, FLG 0 (no name, no extra), MTIME 0, XFL as zlib writes it (2 for level 9, 4 for
  * levels 0 and 1, else 0), OS 3 (Unix) — byte for byte the header of `zlib.gzipSync(data, { level })`.
@@ -102,6 +102,8 @@ export class ParallelGzip extends Transform {
   private inputCb: TransformCallback | undefined;
   private flushCb: TransformCallback | undefined;
   private finalScheduled = false;
+  /** The last push() found the readable buffer full: schedule nothing more until _read asks. */
+  private backedUp = false;
 
   constructor(opts: ParallelGzipOptions = {}) {
     const chunkSize = checkInt('chunkSize', opts.chunkSize ?? DEFAULT_CHUNK_SIZE, 1, 1 << 30);
@@ -128,8 +130,9 @@ export class ParallelGzip extends Transform {
   }
 
   override _read(size: number): void {
+    // The consumer wants output (Readable's protocol: it calls _read again only after our next push).
+    this.backedUp = false;
     super._read(size);
-    // The consumer took output: scheduling may resume.
     this.feed();
     this.finish();
   }
@@ -143,7 +146,7 @@ export class ParallelGzip extends Transform {
   }
 
   private canSchedule(): boolean {
-    return !this.destroyed && this.queue.length < this.concurrency && this.readableLength < this.readableHighWaterMark;
+    return !this.destroyed && !this.backedUp && this.queue.length < this.concurrency;
   }
 
   /** Cuts the pending write into chunks while slots are free; calls its callback once all of it is taken. */
@@ -244,7 +247,7 @@ export class ParallelGzip extends Transform {
         this.headerPushed = true;
         this.push(gzipHeader(this.level));
       }
-      this.push(head.out);
+      this.backedUp = !this.push(head.out);
       if (this.destroyed) return;
     }
     this.feed();

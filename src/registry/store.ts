@@ -9,12 +9,17 @@ import type { Descriptor } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
 import type { Credential } from './auth/credentials.js';
 import { RegistryError } from './errors.js';
+import { blobLocations, type BlobLocations } from './blob-locations.js';
 import { RegistryHttp, type RegistryHttpOptions } from './http.js';
 
 export interface RegistryStoreOptions extends RegistryHttpOptions {
   /** Ask for push access too (default: pull only). */
   push?: boolean;
   credential?: Credential;
+  /** Where blobs were seen before (for cross-repository mounts); default the process-wide cache. */
+  locations?: BlobLocations;
+  /** Told when a blob is mounted from another repository instead of uploaded. */
+  onMount?: (desc: Descriptor, from: string) => void;
 }
 
 /** A repository in a registry, as a Store: the distribution API's blobs, uploads and manifests endpoints. */
@@ -22,6 +27,8 @@ export class RegistryStore implements Store {
   readonly name: string;
   readonly http: RegistryHttp;
   private readonly scopes: string[];
+  private readonly locations: BlobLocations;
+  private readonly onMount: ((desc: Descriptor, from: string) => void) | undefined;
 
   constructor(
     readonly host: string,
@@ -29,6 +36,8 @@ export class RegistryStore implements Store {
     opts: RegistryStoreOptions = {},
   ) {
     this.name = `docker://${host}/${repository}`;
+    this.locations = opts.locations ?? blobLocations;
+    this.onMount = opts.onMount;
     this.http = new RegistryHttp(host, opts);
     this.scopes = [`repository:${repository}:${opts.push ? 'pull,push' : 'pull'}`];
   }
@@ -66,6 +75,7 @@ export class RegistryStore implements Store {
     const what = `${kind === 'manifests' ? 'manifest' : 'blob'} ${desc.digest} of ${this.repository}`;
     const res = await this.http.request('GET', this.path(kind, desc.digest), { headers: kind === 'manifests' ? { accept: MANIFEST_ACCEPT.join(', ') } : {}, scopes: this.scopes, what });
     if (!res.body) throw new OciToolError('REGISTRY', `${this.name}: ${what}: empty response`);
+    if (kind === 'blobs') await this.locations.record(this.host, this.repository, desc.digest);
     const src = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
     return pipelineCb(src, new VerifyingStream(desc, `${what} (from ${this.host})`), () => undefined);
   }
@@ -78,6 +88,7 @@ export class RegistryStore implements Store {
       what: `${kind} ${desc.digest}`,
       ok: (s) => (s >= 200 && s < 300) || s === 404,
     });
+    if (res.status !== 404 && kind === 'blobs') await this.locations.record(this.host, this.repository, desc.digest);
     return res.status !== 404;
   }
 
@@ -88,7 +99,27 @@ export class RegistryStore implements Store {
       return;
     }
     const what = `upload of blob ${desc.digest} to ${this.repository}`;
-    const start = await this.http.request('POST', `/v2/${this.repository}/blobs/uploads/`, { scopes: this.scopes, what, headers: { 'content-length': '0' } });
+    let start: Response | undefined;
+    for (const from of await this.locations.candidates(this.host, this.repository, desc.digest)) {
+      // Mount: 201 = done; 202 = the registry started an ordinary upload instead, which we use.
+      const q = new URLSearchParams({ mount: desc.digest, from });
+      const res = await this.http
+        .request('POST', `/v2/${this.repository}/blobs/uploads/?${q.toString()}`, { scopes: [...this.scopes, `repository:${from}:pull`], what: `mount of blob ${desc.digest} from ${from}`, headers: { 'content-length': '0' } })
+        .catch(() => undefined); // a refused mount falls back to an upload
+      if (res?.status === 201) {
+        await res.body?.cancel();
+        content.destroy();
+        await this.locations.record(this.host, this.repository, desc.digest);
+        this.onMount?.(desc, from);
+        return;
+      }
+      if (res?.status === 202) {
+        start = res;
+        break;
+      }
+      await res?.body?.cancel();
+    }
+    start ??= await this.http.request('POST', `/v2/${this.repository}/blobs/uploads/`, { scopes: this.scopes, what, headers: { 'content-length': '0' } });
     const location = start.headers.get('location');
     await start.body?.cancel();
     if (!location) throw new RegistryError(`${this.host}: ${what}: no Location in the upload answer`, start.status, []);
@@ -103,6 +134,7 @@ export class RegistryStore implements Store {
       body: () => Readable.toWeb(body) as unknown as NonNullable<RequestInit['body']>,
     });
     await res.body?.cancel();
+    await this.locations.record(this.host, this.repository, desc.digest);
   }
 
   private async putManifest(desc: Descriptor, bytes: Buffer, ref: string): Promise<void> {
@@ -115,6 +147,20 @@ export class RegistryStore implements Store {
     const got = res.headers.get('docker-content-digest');
     await res.body?.cancel();
     if (got && got !== desc.digest) throw new OciToolError('DIGEST_MISMATCH', `${this.name}: registry stored manifest ${desc.digest} as ${got}`);
+  }
+
+  /** Every tag of the repository, following `Link` pagination. */
+  async listTags(pageSize = 1000): Promise<string[]> {
+    const tags: string[] = [];
+    let next: string | undefined = `/v2/${this.repository}/tags/list?n=${pageSize}`;
+    for (let page = 0; next !== undefined && page < 10_000; page++) {
+      const res = await this.http.request('GET', next, { scopes: this.scopes, what: `tags of ${this.repository}` });
+      const body = (await res.json()) as { tags?: string[] | null };
+      tags.push(...(body.tags ?? []));
+      const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(res.headers.get('link') ?? '');
+      next = link ? new URL(link[1]!, res.url || this.http.base).href : undefined;
+    }
+    return tags;
   }
 
   async tag(desc: Descriptor, tag: string): Promise<void> {

@@ -1,4 +1,9 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Store } from '../../content/store.js';
+import { copyImage } from '../../image/copy-image.js';
+import { parseCreds } from '../../registry/auth/credentials.js';
 import { buildImage, type LayerSpec } from '../../image/build.js';
 import type { Descriptor } from '../../spec/types.js';
 import { OciLayout } from '../../layout/layout.js';
@@ -88,10 +93,15 @@ export default defineCommand({
       .option('created', { type: 'string', describe: 'creation time (RFC 3339 or epoch seconds; default SOURCE_DATE_EPOCH, else now); also clamps file mtimes' })
       .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, default: 'gzip' as const })
       .option('compression-level', { type: 'number', describe: 'gzip level 0-9 (default 6)' })
-      .option('format', { choices: ['oci', 'docker'] as const, default: 'oci' as const }),
+      .option('format', { choices: ['oci', 'docker'] as const, default: 'oci' as const })
+      .option('creds', { type: 'string', describe: 'USER:PASSWORD for the registry in --tag / --from' })
+      .option('insecure', { type: 'boolean', default: false, describe: 'allow plain HTTP to registries' }),
   run: async (args, out) => {
     const dst = parseImageArg(args.tag);
-    if (dst.transport !== 'oci' || dst.digest !== undefined) throw new OciToolError('UNSUPPORTED', `build --tag ${args.tag}: only oci:DIR[:TAG] destinations are supported yet`);
+    const toRegistry = dst.transport === 'docker';
+    if ((dst.transport !== 'oci' && !toRegistry) || (dst.transport === 'oci' && dst.digest !== undefined) || (toRegistry && dst.ref.digest !== undefined)) {
+      throw new OciToolError('UNSUPPORTED', `build --tag ${args.tag}: expected oci:DIR[:TAG] or docker://NAME[:TAG]`);
+    }
     const chown = /^(\d+):(\d+)$/.exec(args.chown);
     if (!chown) throw new OciToolError('USAGE', `--chown ${args.chown}: expected UID:GID`);
     const level = args['compression-level'];
@@ -101,46 +111,57 @@ export default defineCommand({
     const created = createdSeconds(args.created);
     let base: { store: Store; descriptor: Descriptor; name: string } | undefined;
     if (args.from) {
-      const { store, reference } = await openStore(parseImageArg(args.from));
+      const { store, reference } = await openStore(parseImageArg(args.from), { insecure: args.insecure, ...(args.creds ? { credential: parseCreds(args.creds) } : {}) });
       base = { store, descriptor: await store.resolve(reference ?? ''), name: args.from };
     }
-    const destination = await OciLayout.init(dst.dir);
-    const stopSignal = args['stop-signal'];
-    const entrypoint = execForm(args.entrypoint);
-    const cmd = execForm(args.cmd);
-    const result = await buildImage({
-      destination,
-      ...(dst.tag !== undefined ? { tag: dst.tag } : {}),
-      ...(base ? { base } : {}),
-      ...(platform ? { platform } : {}),
-      layers,
-      config: {
-        env: args.env,
-        ...(entrypoint ? { entrypoint } : {}),
-        ...(cmd ? { cmd } : {}),
-        ...(args.workdir !== undefined ? { workdir: args.workdir } : {}),
-        ...(args.user !== undefined ? { user: args.user } : {}),
-        labels: parseKeyValues(args.label, '--label'),
-        expose: args.expose,
-        volumes: args.volume,
-        ...(stopSignal !== undefined ? { stopSignal } : {}),
-      },
-      annotations: parseKeyValues(args.annotation, '--annotation'),
-      exclude: args.exclude,
-      ...(args['ignore-file'] ? { ignoreFile: args['ignore-file'] } : {}),
-      chown: { uid: Number(chown[1]), gid: Number(chown[2]) },
-      ...(created !== undefined ? { created } : {}),
-      compression: args.compression,
-      ...(level !== undefined ? { level } : {}),
-      format: args.format,
-      warn: (m) => out.warn(m),
-      onLayer: (layer, spec, stats) => {
-        const what = spec.kind === 'add' ? `--add ${spec.src}:${spec.dest}` : `--diff ${spec.lower} ${spec.upper}`;
-        const extra = stats ? ` (+${stats.added} ~${stats.changed} -${stats.deleted})` : '';
-        out.info(`layer ${layer.descriptor.digest} ${humanSize(layer.descriptor.size)} (${humanSize(layer.uncompressedSize)} uncompressed) from ${what}${extra}`);
-      },
-    });
-    out.info(`config ${result.config.digest}`);
-    out.result(result.manifest.digest);
+    // A registry destination: build into a temp layout, then push (only what the registry lacks).
+    const tmp = toRegistry ? await mkdtemp(join(tmpdir(), 'ocitool-build-')) : undefined;
+    try {
+      const destination = await OciLayout.init(tmp ?? (dst.transport === 'oci' ? dst.dir : ''));
+      const tagName = dst.transport === 'oci' ? dst.tag : undefined;
+      const stopSignal = args['stop-signal'];
+      const entrypoint = execForm(args.entrypoint);
+      const cmd = execForm(args.cmd);
+      const result = await buildImage({
+        destination,
+        ...(tagName !== undefined ? { tag: tagName } : {}),
+        ...(base ? { base } : {}),
+        ...(platform ? { platform } : {}),
+        layers,
+        config: {
+          env: args.env,
+          ...(entrypoint ? { entrypoint } : {}),
+          ...(cmd ? { cmd } : {}),
+          ...(args.workdir !== undefined ? { workdir: args.workdir } : {}),
+          ...(args.user !== undefined ? { user: args.user } : {}),
+          labels: parseKeyValues(args.label, '--label'),
+          expose: args.expose,
+          volumes: args.volume,
+          ...(stopSignal !== undefined ? { stopSignal } : {}),
+        },
+        annotations: parseKeyValues(args.annotation, '--annotation'),
+        exclude: args.exclude,
+        ...(args['ignore-file'] ? { ignoreFile: args['ignore-file'] } : {}),
+        chown: { uid: Number(chown[1]), gid: Number(chown[2]) },
+        ...(created !== undefined ? { created } : {}),
+        compression: args.compression,
+        ...(level !== undefined ? { level } : {}),
+        format: args.format,
+        warn: (m) => out.warn(m),
+        onLayer: (layer, spec, stats) => {
+          const what = spec.kind === 'add' ? `--add ${spec.src}:${spec.dest}` : `--diff ${spec.lower} ${spec.upper}`;
+          const extra = stats ? ` (+${stats.added} ~${stats.changed} -${stats.deleted})` : '';
+          out.info(`layer ${layer.descriptor.digest} ${humanSize(layer.descriptor.size)} (${humanSize(layer.uncompressedSize)} uncompressed) from ${what}${extra}`);
+        },
+      });
+      out.info(`config ${result.config.digest}`);
+      if (toRegistry) {
+        const target = await openStore(dst, { create: true, ...(args.creds ? { credential: parseCreds(args.creds) } : {}), insecure: args.insecure });
+        await copyImage(destination, result.manifest.digest, target.store, { ...(target.reference !== undefined ? { tag: target.reference } : {}), onNode: (d, what) => out.info(`${what === 'copied' ? 'pushed' : 'present'} ${d.digest}`) });
+      }
+      out.result(result.manifest.digest);
+    } finally {
+      if (tmp) await rm(tmp, { recursive: true, force: true });
+    }
   },
 });

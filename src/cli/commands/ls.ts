@@ -3,6 +3,8 @@ import { formatPlatform } from '../../spec/platform.js';
 import { MediaType } from '../../spec/media-types.js';
 import { openStore } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
+import { parseCreds } from '../../registry/auth/credentials.js';
+import { RegistryStore } from '../../registry/store.js';
 import { parseImageArg } from '../args.js';
 import { defineCommand } from '../command.js';
 import { humanSize, table } from '../output.js';
@@ -18,11 +20,20 @@ const SHORT_TYPE: Record<string, string> = {
 
 export default defineCommand({
   command: 'ls <layout>',
-  describe: 'List the tags and digests of a layout',
-  builder: (y) => y.positional('layout', { type: 'string', demandOption: true, describe: 'DIR or oci:DIR' }),
+  describe: 'List the tags and digests of a layout, or the tags of a registry repository',
+  builder: (y) =>
+    y
+      .positional('layout', { type: 'string', demandOption: true, describe: 'DIR, oci:DIR, or docker://HOST/REPO (its tags)' })
+      .option('creds', { type: 'string', describe: 'USER:PASSWORD for a registry' }),
   run: async (args, out) => {
-    const { layout } = await openStore(parseImageArg(args.layout));
-    if (!layout) throw new OciToolError('UNSUPPORTED', `ls: ${args.layout}: only OCI layouts can be listed yet`);
+    const { layout, store } = await openStore(parseImageArg(args.layout), args.creds ? { credential: parseCreds(args.creds) } : {});
+    if (store instanceof RegistryStore) {
+      const tags = await store.listTags();
+      if (args.json) out.jsonOut(tags);
+      else for (const t of tags) out.result(t);
+      return;
+    }
+    if (!layout) throw new OciToolError('UNSUPPORTED', `ls: ${args.layout}: cannot be listed`);
     const entries = (await layout.readIndex()).manifests;
     if (args.json) {
       out.jsonOut(
