@@ -10,6 +10,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Tests that start registries and run skopeo/umoci are I/O bound; two workers suit 2 cores.
     maxWorkers: 2,
+    benchmark: { include: ['bench/**/*.bench.ts'] },
     // Tests never touch the user's cache of blob locations.
     env: { OCITOOL_CACHE_DIR: join(tmpdir(), `ocitool-test-cache-${process.pid}`) },
   },

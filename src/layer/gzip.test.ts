@@ -65,11 +65,13 @@ function split(data: Buffer, sizes: number[]): Buffer[] {
   return pieces;
 }
 
-async function gzipWrites(pieces: Buffer[], opts: ParallelGzipOptions): Promise<Buffer> {
+async function gzipWritesInto(gz: ParallelGzip, pieces: Buffer[]): Promise<Buffer> {
   const out: Buffer[] = [];
-  await pipeline(Readable.from(pieces), new ParallelGzip(opts), new Writable({ write: (c: Buffer, _e, cb) => (out.push(c), cb()) }));
+  await pipeline(Readable.from(pieces), gz, new Writable({ write: (c: Buffer, _e, cb) => (out.push(c), cb()) }));
   return Buffer.concat(out);
 }
+
+const gzipWrites = (pieces: Buffer[], opts: ParallelGzipOptions): Promise<Buffer> => gzipWritesInto(new ParallelGzip(opts), pieces);
 
 /** pigz's method written out plainly with the synchronous zlib API: the expected bytes. */
 function reference(data: Buffer, level: number, chunkSize: number): Buffer {
@@ -302,9 +304,3 @@ describe('ParallelGzip', () => {
     });
   });
 });
-
-async function gzipWritesInto(gz: ParallelGzip, pieces: Buffer[]): Promise<Buffer> {
-  const out: Buffer[] = [];
-  await pipeline(Readable.from(pieces), gz, new Writable({ write: (c: Buffer, _e, cb) => (out.push(c), cb()) }));
-  return Buffer.concat(out);
-}
