@@ -125,6 +125,14 @@ describe('pull what skopeo pushed', () => {
       expect(d).not.toBe(amd); // skopeo converted it to Docker schema 2
       expect(JSON.parse(await ok(ocitool(['inspect', '--raw', `oci:${pulled}:d`]))).mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
       await ok(ocitool(['verify', '--diff-ids', pulled]));
+      // pull picks one platform from an index (this host's unless told), or keeps it all.
+      const host = process.arch === 'arm64' ? 'arm64' : 'amd64';
+      const one = lastLine(await ok(ocitool(['pull', `docker://${reg.host}/multi/img:m`, `oci:${pulled}:host`])));
+      expect(JSON.parse(await ok(ocitool(['inspect', '--config', `oci:${pulled}@${one}`]))).architecture).toBe(host);
+      const arm = lastLine(await ok(ocitool(['pull', '--platform', 'linux/arm64', `docker://${reg.host}/multi/img:m`, `oci:${join(work, 'arm-only')}:a`])));
+      expect(JSON.parse(await ok(ocitool(['inspect', '--config', `oci:${join(work, 'arm-only')}:a`]))).config.Env).toContain('A=arm');
+      expect(arm).not.toBe(idx);
+      expect(lastLine(await ok(ocitool(['pull', '--all-platforms', `docker://${reg.host}/multi/img:m`, `oci:${pulled}:all`])))).toBe(idx);
       const missing = await ocitool(['copy', `docker://${reg.host}/multi/img:nope`, `oci:${pulled}:x`]);
       expect(missing.code).toBe(1);
       expect(missing.stderr).toMatch(/manifest nope of multi\/img: not found \(404\)/);

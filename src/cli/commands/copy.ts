@@ -1,6 +1,7 @@
 import { copyImage } from '../../image/copy-image.js';
 import { blobLocations } from '../../registry/blob-locations.js';
 import type { Descriptor } from '../../spec/types.js';
+import { hostPlatform, parsePlatform } from '../../spec/platform.js';
 import { parseCreds } from '../../registry/auth/credentials.js';
 import type { ImageReference } from '../../reference/transport.js';
 import { openStore } from '../../transport/open.js';
@@ -34,7 +35,9 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull', describe: string, direc
         .option('dest-creds', { type: 'string', describe: 'USER:PASSWORD for the destination registry' })
         .option('creds', { type: 'string', describe: 'USER:PASSWORD for the registry (push: destination, pull: source)' })
         .option('insecure', { type: 'boolean', default: false, describe: 'allow plain HTTP to registries (loopback hosts always may)' })
-        .option('concurrency', { type: 'number', default: 4, describe: 'blobs transferred at once' }),
+        .option('concurrency', { type: 'number', default: 4, describe: 'blobs transferred at once' })
+        .option('platform', { type: 'string', describe: 'from an index, copy only this OS/ARCH[/VARIANT] (pull default: this host)' })
+        .option('all-platforms', { type: 'boolean', default: direction !== 'pull', describe: 'copy a whole index (default for copy and push; pull picks one platform)' }),
     run: async (args, out) => {
       const srcRef = parseImageArg(args.src);
       const dstRef = parseImageArg(args.dst);
@@ -53,8 +56,10 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull', describe: string, direc
       let copied = 0;
       let skipped = 0;
       const tag = destTag(dstRef);
+      const platform = args.platform !== undefined ? parsePlatform(args.platform) : args['all-platforms'] ? undefined : hostPlatform();
       const root = await copyImage(src.store, src.reference ?? '', dst.store, {
         concurrency: args.concurrency,
+        ...(platform ? { platform } : {}),
         ...(tag !== undefined ? { tag } : {}),
         onNode: (d, what) => {
           if (what === 'copied') copied++;
