@@ -91,6 +91,10 @@ describe('mounts, tags, inspect, push/pull and build to a registry', () => {
     const creds = `${reg.username}:${reg.password}`;
     for (const t of ['v2', 'v3']) await ok(ocitool(['push', '--creds', creds, `oci:${layout}:v1`, `docker://${reg.host}/team/a:${t}`], { env: env() }));
     expect((await ok(ocitool(['ls', '--creds', creds, `docker://${reg.host}/team/a`]))).split('\n').filter(Boolean).sort()).toEqual(['v1', 'v2', 'v3']);
+    expect(lastLine(await ok(ocitool(['tag', '--creds', creds, `docker://${reg.host}/team/a:v3`, 'latest'])))).toBe(digest);
+    expect(lastLine(await ok(ocitool(['tag', '--creds', creds, `docker://${reg.host}/team/a:v3`, `docker://${reg.host}/team/a:stable`])))).toBe(digest);
+    expect((await ocitool(['tag', '--creds', creds, `docker://${reg.host}/team/a:v3`, `docker://${reg.host}/team/other:x`])).code).toBe(2);
+    expect((await ok(ocitool(['ls', '--creds', creds, `docker://${reg.host}/team/a`]))).split('\n').filter(Boolean).sort()).toEqual(['latest', 'stable', 'v1', 'v2', 'v3']);
     const cfg = JSON.parse(await ok(ocitool(['inspect', '--config', '--creds', creds, `docker://${reg.host}/team/a:v2`])));
     expect(cfg.config.Cmd).toEqual(['/app/main.sh']);
   });

@@ -1,31 +1,44 @@
 import { resolve } from 'node:path';
+import { parseCreds } from '../../registry/auth/credentials.js';
 import { openStore } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
 import { parseImageArg } from '../args.js';
 import { defineCommand } from '../command.js';
 
+const DOCKER_TAG = /^[\w][\w.-]{0,127}$/;
+
 export default defineCommand({
   command: 'tag <src> <tag>',
-  describe: 'Give an image a new tag in the same layout (TAG, or oci:DIR:TAG naming the same layout)',
+  describe: 'Give an image a new tag in the same place: a layout (TAG or oci:DIR:TAG) or a registry repository (TAG or docker://SAME/REPO:TAG)',
   builder: (y) =>
     y
-      .positional('src', { type: 'string', demandOption: true, describe: 'image reference, e.g. oci:DIR:v1 or oci:DIR@sha256:…' })
-      .positional('tag', { type: 'string', demandOption: true, describe: 'new tag' }),
+      .positional('src', { type: 'string', demandOption: true, describe: 'image reference, e.g. oci:DIR:v1, oci:DIR@sha256:…, docker://HOST/REPO:v1' })
+      .positional('tag', { type: 'string', demandOption: true, describe: 'new tag' })
+      .option('creds', { type: 'string', describe: 'USER:PASSWORD for a registry' }),
   run: async (args, out) => {
     const src = parseImageArg(args.src);
-    if (src.transport !== 'oci') throw new OciToolError('UNSUPPORTED', `tag: ${args.src}: only OCI layouts can be tagged yet`);
     let tag = args.tag;
-    if (tag.startsWith('oci:')) {
-      const dst = parseImageArg(tag);
-      if (dst.transport !== 'oci' || dst.tag === undefined) throw new OciToolError('USAGE', `tag: ${args.tag}: expected TAG or oci:DIR:TAG`);
-      if (resolve(dst.dir) !== resolve(src.dir)) throw new OciToolError('USAGE', `tag: ${args.tag} names another layout than ${args.src}; use copy`);
-      tag = dst.tag;
-    } else {
-      // Validate the tag through the reference grammar.
-      const check = parseImageArg(`oci:${src.dir}:${tag}`);
-      if (check.transport !== 'oci' || check.tag !== tag) throw new OciToolError('USAGE', `tag: invalid tag "${args.tag}"`);
-    }
-    const { store, reference } = await openStore(src);
+    if (src.transport === 'oci') {
+      if (tag.startsWith('oci:')) {
+        const dst = parseImageArg(tag);
+        if (dst.transport !== 'oci' || dst.tag === undefined) throw new OciToolError('USAGE', `tag: ${args.tag}: expected TAG or oci:DIR:TAG`);
+        if (resolve(dst.dir) !== resolve(src.dir)) throw new OciToolError('USAGE', `tag: ${args.tag} names another layout than ${args.src}; use copy`);
+        tag = dst.tag;
+      } else {
+        // Validate the tag through the reference grammar.
+        const check = parseImageArg(`oci:${src.dir}:${tag}`);
+        if (check.transport !== 'oci' || check.tag !== tag) throw new OciToolError('USAGE', `tag: invalid tag "${args.tag}"`);
+      }
+    } else if (src.transport === 'docker') {
+      if (tag.startsWith('docker://')) {
+        const dst = parseImageArg(tag);
+        if (dst.transport !== 'docker' || dst.ref.domain !== src.ref.domain || dst.ref.path !== src.ref.path || dst.ref.tag === undefined || dst.ref.digest) {
+          throw new OciToolError('USAGE', `tag: ${args.tag}: expected TAG or docker://${src.ref.domain}/${src.ref.path}:TAG (the same repository; use copy for another)`);
+        }
+        tag = dst.ref.tag;
+      } else if (!DOCKER_TAG.test(tag)) throw new OciToolError('USAGE', `tag: invalid tag "${args.tag}"`);
+    } else throw new OciToolError('UNSUPPORTED', `tag: ${args.src}: only layouts and registries can be tagged`);
+    const { store, reference } = await openStore(src, { create: src.transport === 'docker', ...(args.creds ? { credential: parseCreds(args.creds) } : {}) });
     const desc = await store.resolve(reference ?? '');
     await store.tag(desc, tag);
     out.info(`tagged ${desc.digest} as ${tag}`);
