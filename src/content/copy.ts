@@ -3,6 +3,7 @@ import { isManifestType } from '../spec/media-types.js';
 import type { ExistenceChecker, Fetcher, Pusher } from './store.js';
 import { childrenOf, fetchManifest } from './graph.js';
 import { Readable } from 'node:stream';
+import { OciToolError } from '../util/errors.js';
 
 export interface CopyGraphOptions {
   /** Blob transfers at once (default 4). */
@@ -10,6 +11,17 @@ export interface CopyGraphOptions {
   signal?: AbortSignal;
   /** Called as each node is stored ('copied') or found already there ('skipped'). */
   onNode?: (desc: Descriptor, what: 'copied' | 'skipped') => void;
+}
+
+const TRANSFER_ATTEMPTS = 4;
+
+/**
+ * Network trouble and retryable registry answers are worth another try; ocitool's own verdicts on
+ * content or requests (digest mismatch, not found, denied) are not.
+ */
+function worthRetrying(err: unknown): boolean {
+  if (err instanceof OciToolError) return (err as OciToolError & { retryable?: boolean }).retryable === true || err.code === 'IO';
+  return err instanceof Error; // a connection that dropped mid-stream, a socket error
 }
 
 /** A counting semaphore: at most `n` holders at once. */
@@ -57,8 +69,18 @@ export async function copyGraph(src: Fetcher, dst: Pusher & ExistenceChecker, ro
       await dst.push(desc, Readable.from([node.bytes]), opts.signal ? { signal: opts.signal } : {});
     } else {
       await limiter.run(async () => {
-        const stream = await src.fetch(desc, opts.signal ? { signal: opts.signal } : {});
-        await dst.push(desc, stream, opts.signal ? { signal: opts.signal } : {});
+        // A stream cannot be replayed, so a transfer that fails in a way worth retrying starts over
+        // from a fresh fetch.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            const stream = await src.fetch(desc, opts.signal ? { signal: opts.signal } : {});
+            await dst.push(desc, stream, opts.signal ? { signal: opts.signal } : {});
+            return;
+          } catch (err) {
+            if (attempt >= TRANSFER_ATTEMPTS || !worthRetrying(err) || opts.signal?.aborted) throw err;
+            await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+          }
+        }
       });
     }
     opts.onNode?.(desc, 'copied');

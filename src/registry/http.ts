@@ -16,7 +16,7 @@ export interface RegistryHttpOptions {
 
 export interface RequestOptions {
   headers?: Record<string, string>;
-  /** A body that can be sent again (a buffer), or a factory making a fresh stream for each attempt. */
+  /** A body: a buffer (sent again on a retry), or a stream to send once. */
   body?: Buffer | (() => NonNullable<RequestInit['body']>);
   /** Scopes the request needs, e.g. `repository:foo/bar:pull`. */
   scopes: string[];
@@ -58,7 +58,7 @@ export class RegistryHttp {
 
   async request(method: string, pathOrUrl: string, ro: RequestOptions): Promise<Response> {
     const attempts = Math.max(1, this.opts.attempts ?? 4);
-    const repeatable = ro.body === undefined || Buffer.isBuffer(ro.body) || typeof ro.body === 'function';
+    const repeatable = ro.body === undefined || Buffer.isBuffer(ro.body);
     let reauthed = false;
     for (let attempt = 1; ; attempt++) {
       let res: Response;

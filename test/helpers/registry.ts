@@ -1,6 +1,13 @@
 /**
  * Starts the real registry (Debian's docker-registry, distribution 2.8) on a random loopback port,
  * with no auth, htpasswd basic auth, or bearer tokens from the tests' own TokenServer.
+ *
+ *   const reg = await startRegistry({ auth: 'token' });
+ *   try { ... skopeo(['copy', ...skopeoRegistryFlags(reg, 'dest'), src, `docker://${reg.host}/a/b:t`]) ... }
+ *   finally { await reg.stop(); }
+ *
+ * Everything (config, htpasswd file, token key and certificate, blobs) lives in one mkdtemp directory
+ * that stop() removes. Registries still running when the test process exits are killed.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -11,11 +18,14 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TokenServer } from './token-server.js';
 
+export { TokenServer } from './token-server.js';
 export type AuthMode = 'none' | 'htpasswd' | 'token';
 export const TEST_USER = 'ocitool';
 export const TEST_PASSWORD = 'ocitool-pass';
 export const TOKEN_SERVICE = 'ocitool-test-registry';
 export const TOKEN_ISSUER = 'ocitool-test-issuer';
+
+const START_TIMEOUT_MS = 15_000;
 
 export interface RegistryOptions {
   auth?: AuthMode;
@@ -23,33 +33,67 @@ export interface RegistryOptions {
   schema1?: boolean;
   /** Token mode: anonymous clients may pull. */
   allowAnonymousPull?: boolean;
-  /** Token mode: token lifetime in seconds. */
+  /** Token mode: token lifetime in seconds (see TokenServerOptions.expiresIn; the registry allows 60 s of leeway). */
   tokenExpiresIn?: number;
+  /** Token mode: how tokens name their signing key (default 'x5c'). */
+  tokenKeyHint?: 'x5c' | 'kid';
 }
 
 export interface TestRegistry {
   /** `127.0.0.1:PORT` */
   host: string;
+  /** `http://127.0.0.1:PORT` */
   url: string;
   auth: AuthMode;
+  /** Set in htpasswd and token modes (TEST_USER / TEST_PASSWORD). */
   username?: string;
   password?: string;
+  /** The registry's filesystem storage root. */
   dataDir: string;
   tokenServer?: TokenServer;
   /** The registry's stderr so far (for failing tests). */
   log(): string;
+  /** Kills the registry (SIGTERM, SIGKILL after 3 s), stops the token server, removes the temp dir. Idempotent. */
   stop(): Promise<void>;
+}
+
+// Registries left running (a test that forgot stop(), a worker torn down early) die with this process.
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function track(child: ChildProcess): void {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const c of live) c.kill('SIGKILL');
+    });
+  }
+}
+
+const running = (child: ChildProcess): boolean => child.exitCode === null && child.signalCode === null;
+
+async function kill(child: ChildProcess): Promise<void> {
+  if (!running(child)) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+  await exited;
+  clearTimeout(timer);
 }
 
 async function freePort(): Promise<number> {
   const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', resolve);
+  });
   const port = (srv.address() as AddressInfo).port;
   await new Promise<void>((resolve) => srv.close(() => resolve()));
   return port;
 }
 
-function config(dir: string, port: number, opts: RegistryOptions, auth: string): string {
+function config(dir: string, port: number, opts: RegistryOptions, auth: string[]): string {
   return [
     'version: 0.1',
     'log:',
@@ -63,94 +107,115 @@ function config(dir: string, port: number, opts: RegistryOptions, auth: string):
     '    enabled: true',
     '  cache:',
     '    blobdescriptor: inmemory',
+    '  maintenance:',
+    '    uploadpurging:',
+    '      enabled: false',
     'http:',
     `  addr: 127.0.0.1:${port}`,
     `  secret: ${randomBytes(16).toString('hex')}`,
-    auth,
+    'health:',
+    '  storagedriver:',
+    '    enabled: false',
+    ...auth,
     ...(opts.schema1 ? ['compatibility:', '  schema1:', '    enabled: true'] : []),
     '',
   ].join('\n');
 }
 
-async function waitReady(url: string, child: ChildProcess, log: () => string): Promise<boolean> {
-  const deadline = Date.now() + 15_000;
+/** Resolves 'up' once GET /v2/ answers 200 or 401, 'exited' if the registry died (its stderr fully read), 'timeout' otherwise. */
+async function waitReady(url: string, child: ChildProcess, closed: Promise<void>): Promise<'up' | 'exited' | 'timeout'> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) return false;
+    if (!running(child)) {
+      await closed;
+      return 'exited';
+    }
     try {
       const r = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1000) });
-      if (r.status === 200 || r.status === 401) return true;
+      await r.arrayBuffer().catch(() => undefined);
+      if (r.status === 200 || r.status === 401) return 'up';
     } catch {
       /* not listening yet */
     }
     await sleep(50);
   }
-  throw new Error(`registry at ${url} did not come up in 15 s: ${log()}`);
+  return 'timeout';
 }
 
 export async function startRegistry(opts: RegistryOptions = {}): Promise<TestRegistry> {
   const auth = opts.auth ?? 'none';
   const dir = await mkdtemp(join(tmpdir(), 'ocitool-registry-'));
   let tokenServer: TokenServer | undefined;
-  let authYaml = '';
-  if (auth === 'htpasswd') {
-    const line = execFileSync('htpasswd', ['-Bbn', TEST_USER, TEST_PASSWORD]).toString().trim();
-    await writeFile(join(dir, 'htpasswd'), `${line}\n`);
-    authYaml = ['auth:', '  htpasswd:', '    realm: ocitool-test', `    path: ${join(dir, 'htpasswd')}`].join('\n');
-  } else if (auth === 'token') {
-    tokenServer = new TokenServer({
-      dir,
-      service: TOKEN_SERVICE,
-      issuer: TOKEN_ISSUER,
-      users: { [TEST_USER]: TEST_PASSWORD },
-      ...(opts.allowAnonymousPull ? { allowAnonymousPull: true } : {}),
-      ...(opts.tokenExpiresIn !== undefined ? { expiresIn: opts.tokenExpiresIn } : {}),
-    });
-    await tokenServer.start();
-    authYaml = ['auth:', '  token:', `    realm: ${tokenServer.url}`, `    service: ${TOKEN_SERVICE}`, `    issuer: ${TOKEN_ISSUER}`, `    rootcertbundle: ${tokenServer.certFile}`].join('\n');
-  }
-  for (let attempt = 0; ; attempt++) {
-    const port = await freePort();
-    const cfg = join(dir, 'config.yml');
-    await writeFile(cfg, config(dir, port, opts, authYaml));
-    let stderr = '';
-    const child = spawn('docker-registry', ['serve', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
-    child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-20_000)));
-    const url = `http://127.0.0.1:${port}`;
-    const up = await waitReady(url, child, () => stderr).catch(async (err: unknown) => {
-      child.kill('SIGKILL');
-      throw err;
-    });
-    if (!up) {
-      if (attempt < 3 && /address already in use/.test(stderr)) continue;
-      await tokenServer?.stop();
-      await rm(dir, { recursive: true, force: true });
-      throw new Error(`docker-registry exited at start: ${stderr}`);
+  const cleanup = async (): Promise<void> => {
+    await tokenServer?.stop();
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    let authYaml: string[] = [];
+    if (auth === 'htpasswd') {
+      // distribution only accepts bcrypt entries.
+      const line = execFileSync('htpasswd', ['-Bbn', TEST_USER, TEST_PASSWORD], { stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim();
+      await writeFile(join(dir, 'htpasswd'), `${line}\n`);
+      authYaml = ['auth:', '  htpasswd:', '    realm: ocitool-test', `    path: ${join(dir, 'htpasswd')}`];
+    } else if (auth === 'token') {
+      tokenServer = new TokenServer({
+        dir,
+        service: TOKEN_SERVICE,
+        issuer: TOKEN_ISSUER,
+        users: { [TEST_USER]: TEST_PASSWORD },
+        ...(opts.allowAnonymousPull ? { allowAnonymousPull: true } : {}),
+        ...(opts.tokenExpiresIn !== undefined ? { expiresIn: opts.tokenExpiresIn } : {}),
+        ...(opts.tokenKeyHint ? { keyHint: opts.tokenKeyHint } : {}),
+      });
+      await tokenServer.start();
+      authYaml = ['auth:', '  token:', `    realm: ${tokenServer.url}`, `    service: ${TOKEN_SERVICE}`, `    issuer: ${TOKEN_ISSUER}`, `    rootcertbundle: ${tokenServer.certFile}`];
     }
-    const stop = async (): Promise<void> => {
-      if (child.exitCode === null) {
-        const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-        await exited;
-        clearTimeout(timer);
+    const cfg = join(dir, 'config.yml');
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      await writeFile(cfg, config(dir, port, opts, authYaml));
+      let stderr = '';
+      const child = spawn('docker-registry', ['serve', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+      track(child);
+      const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+      const spawnError = new Promise<never>((_, reject) => child.once('error', reject));
+      child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-20_000)));
+      const url = `http://127.0.0.1:${port}`;
+      const state = await Promise.race([waitReady(url, child, closed), spawnError]).catch(async (err: unknown) => {
+        await kill(child);
+        throw err;
+      });
+      if (state === 'timeout') {
+        await kill(child);
+        throw new Error(`docker-registry at ${url} did not answer GET /v2/ within ${START_TIMEOUT_MS / 1000} s; stderr:\n${stderr}`);
       }
-      await tokenServer?.stop();
-      await rm(dir, { recursive: true, force: true });
-    };
-    return {
-      host: `127.0.0.1:${port}`,
-      url,
-      auth,
-      ...(auth !== 'none' ? { username: TEST_USER, password: TEST_PASSWORD } : {}),
-      dataDir: join(dir, 'data'),
-      ...(tokenServer ? { tokenServer } : {}),
-      log: () => stderr,
-      stop,
-    };
+      if (state === 'exited') {
+        // Another process took the port between freePort() and the registry's listen(): try another.
+        if (attempt < 5 && /address already in use/i.test(stderr)) continue;
+        throw new Error(`docker-registry exited at start (code ${child.exitCode}, signal ${child.signalCode}); stderr:\n${stderr}`);
+      }
+      let stopping: Promise<void> | undefined;
+      return {
+        host: `127.0.0.1:${port}`,
+        url,
+        auth,
+        ...(auth !== 'none' ? { username: TEST_USER, password: TEST_PASSWORD } : {}),
+        dataDir: join(dir, 'data'),
+        ...(tokenServer ? { tokenServer } : {}),
+        log: () => stderr,
+        stop: () => (stopping ??= kill(child).then(cleanup)),
+      };
+    }
+  } catch (err) {
+    await cleanup();
+    throw err;
   }
 }
 
-/** skopeo flags to reach a test registry: no TLS, and the right credentials for its auth mode. */
+/**
+ * skopeo flags to reach a test registry: no TLS, and the right credentials for its auth mode.
+ * role 'src'/'dest' for `copy`, 'plain' for `inspect`, `list-tags`, `delete`.
+ */
 export function skopeoRegistryFlags(reg: TestRegistry, role: 'src' | 'dest' | 'plain', creds = reg.username ? `${reg.username}:${reg.password}` : undefined): string[] {
   const p = role === 'plain' ? '' : `${role}-`;
   return [`--${p}tls-verify=false`, ...(creds ? [`--${p}creds`, creds] : [])];

@@ -1,0 +1,68 @@
+/**
+ * A reverse proxy in front of a test registry that misbehaves on purpose: per request it may answer
+ * 503, 429 with Retry-After, drop the connection partway through a response body, or flip bytes in a
+ * blob. Registries cannot be made to fail on demand; this stands between the client and the real one.
+ */
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export type Fault = 'none' | '503' | '429' | 'drop' | 'corrupt';
+
+export interface FaultProxy {
+  host: string;
+  /** Requests seen, with the fault applied to each. */
+  log: { method: string; path: string; fault: Fault }[];
+  stop(): Promise<void>;
+}
+
+/** `decide` picks a fault for the n-th request (1-based). */
+export async function startFaultProxy(target: string, decide: (n: number, method: string, path: string) => Fault): Promise<FaultProxy> {
+  const log: FaultProxy['log'] = [];
+  let n = 0;
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const fault = decide(++n, req.method ?? 'GET', req.url ?? '/');
+    log.push({ method: req.method ?? 'GET', path: req.url ?? '/', fault });
+    if (fault === '503' || fault === '429') {
+      req.resume();
+      res.writeHead(Number(fault), { 'content-type': 'application/json', ...(fault === '429' ? { 'retry-after': '1' } : {}) });
+      res.end(JSON.stringify({ errors: [{ code: fault === '429' ? 'TOOMANYREQUESTS' : 'UNAVAILABLE', message: 'injected by the test proxy' }] }));
+      return;
+    }
+    const [host, port] = target.split(':');
+    const up = httpRequest({ host, port: Number(port), method: req.method, path: req.url, headers: req.headers }, (upRes) => {
+      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+      if (fault === 'drop') {
+        let sent = 0;
+        upRes.on('data', (c: Buffer) => {
+          if (sent === 0) {
+            res.write(c.subarray(0, Math.ceil(c.length / 2)));
+            sent += c.length;
+            setImmediate(() => res.socket?.destroy());
+          }
+        });
+        return;
+      }
+      if (fault === 'corrupt') {
+        upRes.on('data', (c: Buffer) => {
+          const b = Buffer.from(c);
+          b[0] = b[0]! ^ 0xff;
+          res.write(b);
+        });
+        upRes.on('end', () => res.end());
+        return;
+      }
+      upRes.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    log,
+    stop: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
