@@ -92,3 +92,45 @@ describe('through a misbehaving proxy', () => {
     );
   });
 });
+
+describe('redirects to a storage host', () => {
+  it('blob GETs redirected to another origin are followed without the Authorization header', async () => {
+    const { createServer, request } = await import('node:http');
+    const authReg = await startRegistry({ auth: 'htpasswd' });
+    const basic = `Basic ${Buffer.from(`${authReg.username}:${authReg.password}`).toString('base64')}`;
+    const seen: (string | undefined)[] = [];
+    // The "storage host": records what it was sent, then serves the blob from the registry itself.
+    const storage = createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      const [host, port] = authReg.host.split(':');
+      request({ host, port: Number(port), path: req.url, headers: { authorization: basic } }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      }).end();
+    });
+    await new Promise<void>((resolve) => storage.listen(0, '127.0.0.1', resolve));
+    const storageUrl = `http://127.0.0.1:${(storage.address() as { port: number }).port}`;
+    try {
+      const creds = `${authReg.username}:${authReg.password}`;
+      await ok(ocitool(['push', '--creds', creds, `oci:${layout}:v1`, `docker://${authReg.host}/redir/img:v1`], { env: { OCITOOL_CACHE_DIR: join(work, 'c2') } }));
+      const p = await startFaultProxy(authReg.host, (_n, method, path) => (method === 'GET' && path.includes('/blobs/sha256:') ? { redirect: storageUrl } : 'none'));
+      try {
+        const out = join(work, 'redirected');
+        const r = await ocitool(['pull', '--creds', creds, `docker://${p.host}/redir/img:v1`, `oci:${out}:v1`]);
+        if (r.code !== 0) throw new Error(r.stderr);
+        expect(lastLine(r.stdout)).toBe(digest);
+        expect(seen.length).toBe(3);
+        expect(seen.every((a) => a === undefined)).toBe(true);
+        // The registry itself did get credentials (through the proxy, same origin).
+        expect(p.log.some((l) => l.path.includes('/manifests/'))).toBe(true);
+        await ok(ocitool(['verify', '--diff-ids', out]));
+      } finally {
+        await p.stop();
+      }
+    } finally {
+      storage.closeAllConnections();
+      await new Promise<void>((resolve) => storage.close(() => resolve()));
+      await authReg.stop();
+    }
+  });
+});

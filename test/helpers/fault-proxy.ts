@@ -6,7 +6,7 @@
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type Fault = 'none' | '503' | '429' | 'drop' | 'corrupt';
+export type Fault = 'none' | '503' | '429' | 'drop' | 'corrupt' | { redirect: string };
 
 export interface FaultProxy {
   host: string;
@@ -22,6 +22,11 @@ export async function startFaultProxy(target: string, decide: (n: number, method
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const fault = decide(++n, req.method ?? 'GET', req.url ?? '/');
     log.push({ method: req.method ?? 'GET', path: req.url ?? '/', fault });
+    if (typeof fault === 'object') {
+      req.resume();
+      res.writeHead(307, { location: `${fault.redirect}${req.url ?? '/'}` }).end();
+      return;
+    }
     if (fault === '503' || fault === '429') {
       req.resume();
       res.writeHead(Number(fault), { 'content-type': 'application/json', ...(fault === '429' ? { 'retry-after': '1' } : {}) });
