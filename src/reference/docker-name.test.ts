@@ -1,5 +1,5 @@
+import { errorOf } from '../../test/helpers/errors.js';
 import { describe, it, expect } from 'vitest';
-import { OciToolError } from '../util/errors.js';
 import {
   familiarName,
   formatDockerReference,
@@ -197,16 +197,6 @@ const invalid: Invalid[] = [
     'repository name must not be more than 255 characters',
   ],
 ];
-
-function errorOf(fn: () => unknown): OciToolError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof OciToolError) return err;
-    throw err;
-  }
-  throw new Error('expected an error');
-}
 
 describe('parseDockerName: valid names', () => {
   it.each(valid)('%s', (input, expected) => {

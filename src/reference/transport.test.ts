@@ -1,5 +1,5 @@
+import { errorOf } from '../../test/helpers/errors.js';
 import { describe, it, expect } from 'vitest';
-import { OciToolError } from '../util/errors.js';
 import { formatReference, isValidRefName, parseReference, type ImageReference } from './transport.js';
 
 const SHA256 = `sha256:${'0123456789abcdef'.repeat(4)}`;
@@ -109,16 +109,6 @@ const invalid: Invalid[] = [
   [`docker-archive:image.tar:busybox@${SHA256}`, 'docker-archive references cannot carry a digest'],
   [`docker-archive:image.tar:busybox:1@${SHA256}`, 'docker-archive references cannot carry a digest'],
 ];
-
-function errorOf(fn: () => unknown): OciToolError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof OciToolError) return err;
-    throw err;
-  }
-  throw new Error('expected an error');
-}
 
 describe('parseReference: valid references', () => {
   it.each(valid)('%s', (input, expected) => {
