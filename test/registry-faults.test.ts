@@ -134,3 +134,45 @@ describe('redirects to a storage host', () => {
     }
   });
 });
+
+describe('an interrupted pull', () => {
+  it('kill -9 mid-pull leaves no torn blob visible, and a re-run completes', async () => {
+    const { randomBytes } = await import('node:crypto');
+    const { writeFile, mkdir } = await import('node:fs/promises');
+    const { spawn } = await import('node:child_process');
+    const { BIN } = await import('./helpers/cli.js');
+    const big = join(work, 'big');
+    await mkdir(big, { recursive: true });
+    await writeFile(join(big, 'random.bin'), randomBytes(12 * 1024 * 1024));
+    const bigLayout = join(work, 'big-layout');
+    const d = lastLine(await ok(ocitool(['build', '--tag', `oci:${bigLayout}:v1`, '--add', big, '--compression', 'none'])));
+    await ok(ocitool(['push', `oci:${bigLayout}:v1`, `docker://${reg.host}/faults/big:v1`], { env: { OCITOOL_CACHE_DIR: join(work, 'c3') } }));
+    const out = join(work, 'killed');
+    await withProxy(
+      (_n, method, path) => (method === 'GET' && path.includes('/blobs/sha256:') ? 'slow' : 'none'),
+      async (p) => {
+        const child = spawn(process.execPath, [BIN, 'pull', `docker://${p.host}/faults/big:v1`, `oci:${out}:v1`], { stdio: 'ignore' });
+        // Wait until a blob is being written, then kill the process without warning.
+        const deadline = Date.now() + 20_000;
+        for (;;) {
+          const tmp = await readdir(join(out, '.ocitool', 'tmp')).catch(() => []);
+          if (tmp.length > 0 || Date.now() > deadline) break;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        child.kill('SIGKILL');
+        await new Promise((r) => child.on('close', r));
+      },
+    );
+    // Whatever was stored is whole; the big layer is not there under its name.
+    const l = await OciLayout.open(out);
+    for (const f of await l.listBlobFiles()) expect(f.digest).toBeDefined();
+    const { verifyLayout } = await import('../src/layout/verify.js');
+    expect((await verifyLayout(l)).problems).toEqual([]);
+    expect(await l.tags()).toEqual([]);
+    expect((await readdir(join(out, '.ocitool', 'tmp'))).length).toBeGreaterThan(0); // the torn temp file, invisible
+    // A re-run completes, and gc clears the dead process's temp file.
+    expect(lastLine(await ok(ocitool(['pull', `docker://${reg.host}/faults/big:v1`, `oci:${out}:v1`])))).toBe(d);
+    await ok(ocitool(['verify', '--diff-ids', out]));
+    expect(await ok(ocitool(['gc', out]))).toMatch(/and 1 temp files/);
+  });
+});

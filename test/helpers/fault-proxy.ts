@@ -6,7 +6,7 @@
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type Fault = 'none' | '503' | '429' | 'drop' | 'corrupt' | { redirect: string };
+export type Fault = 'none' | '503' | '429' | 'drop' | 'corrupt' | 'slow' | { redirect: string };
 
 export interface FaultProxy {
   host: string;
@@ -45,6 +45,15 @@ export async function startFaultProxy(target: string, decide: (n: number, method
             setImmediate(() => res.socket?.destroy());
           }
         });
+        return;
+      }
+      if (fault === 'slow') {
+        // About 2 MB/s: long enough to be interrupted at a chosen moment.
+        upRes.on('data', (c: Buffer) => {
+          upRes.pause();
+          res.write(c, () => setTimeout(() => upRes.resume(), 20));
+        });
+        upRes.on('end', () => res.end());
         return;
       }
       if (fault === 'corrupt') {
