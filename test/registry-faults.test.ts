@@ -155,8 +155,8 @@ describe('an interrupted pull', () => {
         // Wait until a blob is being written, then kill the process without warning.
         const deadline = Date.now() + 20_000;
         for (;;) {
-          const tmp = await readdir(join(out, '.ocitool', 'tmp')).catch(() => []);
-          if (tmp.length > 0 || Date.now() > deadline) break;
+          const tmp = await readdir(join(out, '.ocitool', 'tmp')).catch(() => [] as string[]);
+          if (tmp.some((n) => n.startsWith('blob-')) || Date.now() > deadline) break;
           await new Promise((r) => setTimeout(r, 50));
         }
         child.kill('SIGKILL');

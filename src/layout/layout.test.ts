@@ -36,6 +36,12 @@ describe('OciLayout', () => {
     expect(await l.stat(digestOf('hello'))).toBe(5);
   });
 
+  it('init finishes a layout whose writer was killed before index.json was written', async () => {
+    await writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+    const l = await OciLayout.init(dir);
+    expect((await l.readIndex()).manifests).toEqual([]);
+  });
+
   it('open names the directory when it is not a layout', async () => {
     await expect(OciLayout.open(join(dir, 'missing'))).rejects.toThrow(/missing: not an OCI layout \(no oci-layout file\)/);
     await writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"2.0.0"}');

@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -53,15 +53,20 @@ export class OciLayout implements Store, Collectable {
     } catch (err) {
       if (errno(err) !== 'ENOENT') throw ioError(`cannot read ${dir}`, err);
     }
-    if (entries.includes('oci-layout')) return OciLayout.open(dir, opts);
-    if (entries.length > 0) {
+    const emptyIndex = (): string => JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] } satisfies ImageIndex);
+    if (entries.includes('oci-layout')) {
+      // A writer killed during init may have left oci-layout without index.json: finish the job.
+      if (!entries.includes('index.json')) await atomicWriteFile(layout.indexPath, emptyIndex(), layout.tmpDir);
+      return OciLayout.open(dir, opts);
+    }
+    if (entries.length > 0 && !(entries.length <= 3 && entries.every((e) => ['blobs', 'index.json', PRIVATE_DIR].includes(e)))) {
       throw new OciToolError('INVALID_LAYOUT', `${dir}: directory is not empty and is not an OCI layout (no oci-layout file)`);
     }
+    // oci-layout goes last: its presence says the layout is complete.
     await mkdir(join(layout.dir, 'blobs', 'sha256'), { recursive: true });
+    if (!entries.includes('index.json')) await atomicWriteFile(layout.indexPath, emptyIndex(), layout.tmpDir);
     const header: OciLayoutHeader = { imageLayoutVersion: LAYOUT_VERSION };
-    await writeFile(join(layout.dir, 'oci-layout'), JSON.stringify(header));
-    const index: ImageIndex = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
-    await atomicWriteFile(layout.indexPath, JSON.stringify(index), layout.tmpDir);
+    await atomicWriteFile(join(layout.dir, 'oci-layout'), JSON.stringify(header), layout.tmpDir);
     return layout;
   }
 
