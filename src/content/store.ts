@@ -50,14 +50,18 @@ export async function fetchBytes(store: Fetcher, desc: Descriptor, cap = MAX_JSO
   if (desc.size > cap) {
     throw new OciToolError('TOO_LARGE', `${desc.digest}: ${desc.size} bytes is over the ${cap}-byte limit for documents read into memory`);
   }
-  const stream = await store.fetch(desc);
+  return readCapped(await store.fetch(desc), cap, desc.digest);
+}
+
+/** Reads a whole stream into memory, refusing (and destroying the stream) past `cap` bytes. */
+export async function readCapped(stream: Readable, cap: number, what: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of stream as AsyncIterable<Buffer>) {
     total += chunk.length;
     if (total > cap) {
       stream.destroy();
-      throw new OciToolError('TOO_LARGE', `${desc.digest}: over the ${cap}-byte limit for documents read into memory`);
+      throw new OciToolError('TOO_LARGE', `${what}: over the ${cap}-byte limit for documents read into memory`);
     }
     chunks.push(chunk);
   }

@@ -60,6 +60,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   const dest = opts.destination;
   let baseNode: ManifestNode | undefined;
   let baseConfig: ImageConfig | undefined;
+  let baseLayers: Descriptor[] = [];
   if (opts.base) {
     const { manifest } = await resolveImageManifest(opts.base.store, opts.base.descriptor, {
       ...(opts.platform ? { platform: opts.platform } : {}),
@@ -69,10 +70,13 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       throw new OciToolError('UNSUPPORTED', `base ${opts.base.name ?? ''}: a ${manifest.parsed.mediaType} cannot be a base (convert it first)`);
     }
     baseNode = manifest;
+    baseLayers = manifest.parsed.manifest.layers;
     baseConfig = await fetchConfig(opts.base.store, manifest.parsed.manifest.config);
-    for (const layer of manifest.parsed.manifest.layers) await copyGraph(opts.base.store, dest, layer);
+    if (baseConfig.rootfs.diff_ids.length !== baseLayers.length) {
+      throw new OciToolError('INVALID_JSON', `base ${opts.base.name ?? ''}: config lists ${baseConfig.rootfs.diff_ids.length} diff_ids for ${baseLayers.length} layers`);
+    }
+    for (const layer of baseLayers) await copyGraph(opts.base.store, dest, layer);
   }
-  const baseLayers = baseNode?.parsed.kind === 'manifest' ? baseNode.parsed.manifest.layers : [];
   const platform: Platform = opts.platform ?? (baseConfig ? platformOf(baseConfig) : { os: 'linux', architecture: 'amd64' });
   const createdSeconds = opts.created ?? Math.floor(Date.now() / 1000);
   const created = isoSeconds(createdSeconds);
@@ -100,9 +104,6 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   for (const step of steps) history.push({ created, created_by: step, comment: 'ocitool build', empty_layer: true });
 
   const diffIds = [...(baseConfig?.rootfs.diff_ids ?? []), ...written.map((l) => l.diffId)];
-  if (baseConfig && baseConfig.rootfs.diff_ids.length !== baseLayers.length) {
-    throw new OciToolError('INVALID_JSON', `base ${opts.base?.name ?? ''}: config lists ${baseConfig.rootfs.diff_ids.length} diff_ids for ${baseLayers.length} layers`);
-  }
   const imageConfig = makeImageConfig({ ...(baseConfig ? { base: baseConfig } : {}), platform, created, config: runtime, diffIds, history });
   const configDesc = await dest.putBytes(JSON.stringify(imageConfig), format === 'oci' ? MediaType.OciConfig : MediaType.DockerConfig);
 

@@ -34,8 +34,6 @@ export interface WalkTreeOptions {
    * yielded only if something below them is kept.
    */
   reinclude?: boolean;
-  /** How many siblings are stat'ed per batch before their subtrees are walked (default 64). */
-  statConcurrency?: number;
 }
 
 /** Byte-wise comparison of UTF-8 names (JS string order differs beyond the BMP). */
@@ -88,11 +86,11 @@ export async function* walkTree(root: string, opts: WalkTreeOptions = {}): Async
     throw new OciToolError('IO', `${root}: ${(err as Error).message}`, { cause: err });
   }
   if (!rootStat.isDirectory()) throw new OciToolError('USAGE', `${root}: not a directory`);
-  yield* walkDir(root, '', opts, Math.max(1, opts.statConcurrency ?? 64), []);
+  yield* walkDir(root, '', opts, []);
 }
 
 /** `held`: excluded ancestor directories, yielded before the first kept entry below them. */
-async function* walkDir(abs: string, rel: string, opts: WalkTreeOptions, conc: number, held: TreeEntry[]): AsyncGenerator<TreeEntry> {
+async function* walkDir(abs: string, rel: string, opts: WalkTreeOptions, held: TreeEntry[]): AsyncGenerator<TreeEntry> {
   let names: string[];
   try {
     names = readdirSync(abs);
@@ -100,26 +98,23 @@ async function* walkDir(abs: string, rel: string, opts: WalkTreeOptions, conc: n
     throw new OciToolError('IO', `cannot read directory ${abs}: ${errno(err) ?? (err as Error).message}`, { cause: err });
   }
   names.sort(compareNames);
-  for (let i = 0; i < names.length; i += conc) {
-    const batch = names.slice(i, i + conc);
-    let entries: TreeEntry[];
+  for (const n of names) {
+    let e: TreeEntry;
     try {
-      entries = batch.map((n) => statEntrySync(join(abs, n), rel === '' ? n : `${rel}/${n}`));
+      e = statEntrySync(join(abs, n), rel === '' ? n : `${rel}/${n}`);
     } catch (err) {
       throw new OciToolError('IO', `cannot read ${abs}: ${errno(err) ?? (err as Error).message}`, { cause: err });
     }
-    for (const e of entries) {
-      if (opts.exclude?.(e.path, e.type === 'dir')) {
-        if (e.type === 'dir' && opts.reinclude) {
-          held.push(e);
-          yield* walkDir(e.abs, e.path, opts, conc, held);
-          if (held[held.length - 1] === e) held.pop(); // nothing below was kept
-        }
-        continue;
+    if (opts.exclude?.(e.path, e.type === 'dir')) {
+      if (e.type === 'dir' && opts.reinclude) {
+        held.push(e);
+        yield* walkDir(e.abs, e.path, opts, held);
+        if (held[held.length - 1] === e) held.pop(); // nothing below was kept
       }
-      if (held.length > 0) yield* held.splice(0);
-      yield e;
-      if (e.type === 'dir') yield* walkDir(e.abs, e.path, opts, conc, held);
+      continue;
     }
+    if (held.length > 0) yield* held.splice(0);
+    yield e;
+    if (e.type === 'dir') yield* walkDir(e.abs, e.path, opts, held);
   }
 }

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { pipeline as pipelineCb } from 'node:stream';
-import type { Store } from '../content/store.js';
+import { fetchBytes, readCapped, type Store } from '../content/store.js';
 import { digestOf, isValidDigest } from '../digest/digest.js';
 import { VerifyingStream } from '../digest/verify.js';
 import { MANIFEST_ACCEPT, isManifestType } from '../spec/media-types.js';
@@ -94,7 +94,7 @@ export class RegistryStore implements Store {
 
   async push(desc: Descriptor, content: Readable): Promise<void> {
     if (isManifestType(desc.mediaType)) {
-      const bytes = await readAll(content, MAX_JSON_BYTES, desc.digest);
+      const bytes = await readCapped(content, MAX_JSON_BYTES, desc.digest);
       await this.putManifest(desc, bytes, desc.digest);
       return;
     }
@@ -164,18 +164,7 @@ export class RegistryStore implements Store {
   }
 
   async tag(desc: Descriptor, tag: string): Promise<void> {
-    const bytes = await readAll(await this.fetch(desc), MAX_JSON_BYTES, desc.digest);
+    const bytes = await fetchBytes(this, desc);
     await this.putManifest(desc, bytes, tag);
   }
-}
-
-async function readAll(stream: Readable, cap: number, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of stream as AsyncIterable<Buffer>) {
-    n += c.length;
-    if (n > cap) throw new OciToolError('TOO_LARGE', `${what}: over ${cap} bytes`);
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks, n);
 }
