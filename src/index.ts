@@ -2,7 +2,7 @@
 export * from './spec/index.js';
 export * from './digest/index.js';
 export { OciToolError, isOciToolError, type ErrorCode } from './util/errors.js';
-export type { Fetcher, ExistenceChecker, Pusher, Resolver, Tagger, ReadOnlyStore, Store, Collectable } from './content/store.js';
+export type { Fetcher, ExistenceChecker, Pusher, Mounter, Resolver, Tagger, ReadOnlyStore, Store, Collectable } from './content/store.js';
 export { fetchBytes } from './content/store.js';
 export { walk, successors, childrenOf, fetchManifest, fetchConfig, type ManifestNode, type WalkOptions, type WalkVisit } from './content/graph.js';
 export { verifyStore, type VerifyOptions, type VerifyResult, type VerifyProblem } from './content/verify.js';
@@ -13,7 +13,8 @@ export { withFileLock, type LockOptions } from './layout/lock.js';
 export * from './reference/index.js';
 export { openStore, type OpenedStore, type OpenOptions } from './transport/open.js';
 export { resolveImageManifest, selectPlatform } from './image/resolve.js';
-export { copyGraph, type CopyGraphOptions } from './content/copy.js';
+export { copyGraph, type CopyGraphOptions, type CopyEvent } from './content/copy.js';
+export { copy, destinationTag, type CopyOptions, type CopyResult } from './transport/copy.js';
 export { buildImage, platformOf, type BuildOptions, type BuildResult, type LayerSpec } from './image/build.js';
 export { applyConfigChanges, makeImageConfig, type ConfigChanges } from './image/config.js';
 export { createIndex, type IndexOptions, type IndexSource } from './image/index-build.js';

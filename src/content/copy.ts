@@ -1,19 +1,35 @@
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { Descriptor } from '../spec/types.js';
 import { isManifestType } from '../spec/media-types.js';
-import type { ExistenceChecker, Fetcher, Pusher } from './store.js';
+import type { ExistenceChecker, Fetcher, Mounter, Pusher } from './store.js';
 import { childrenOf, fetchManifest } from './graph.js';
-import { Readable } from 'node:stream';
 import { OciToolError } from '../util/errors.js';
+
+/**
+ * What a copy reports as it goes. Blobs: start, progress (bytes so far, about ten times a second),
+ * then done, or skip (the destination had it) or mount (the registry linked it from another
+ * repository); a transfer that failed and starts over reports retry. Manifests: pushed or skip.
+ */
+export type CopyEvent =
+  | { type: 'blob-start'; descriptor: Descriptor }
+  | { type: 'blob-progress'; descriptor: Descriptor; bytes: number }
+  | { type: 'blob-done'; descriptor: Descriptor; bytes: number; seconds: number }
+  | { type: 'blob-skip'; descriptor: Descriptor }
+  | { type: 'blob-mount'; descriptor: Descriptor; from: string }
+  | { type: 'blob-retry'; descriptor: Descriptor; attempt: number; error: string }
+  | { type: 'manifest-pushed'; descriptor: Descriptor }
+  | { type: 'manifest-skip'; descriptor: Descriptor };
 
 export interface CopyGraphOptions {
   /** Blob transfers at once (default 4). */
   concurrency?: number;
   signal?: AbortSignal;
-  /** Called as each node is stored ('copied') or found already there ('skipped'). */
-  onNode?: (desc: Descriptor, what: 'copied' | 'skipped') => void;
+  /** Told of every step (see CopyEvent). */
+  onProgress?: (event: CopyEvent) => void;
 }
 
 const TRANSFER_ATTEMPTS = 4;
+const PROGRESS_INTERVAL_MS = 100;
 
 /**
  * Network trouble and retryable registry answers are worth another try; ocitool's own verdicts on
@@ -41,13 +57,34 @@ class Limiter {
   }
 }
 
+/** Counts bytes on their way through, reporting at most every PROGRESS_INTERVAL_MS. */
+class Meter extends Transform {
+  bytes = 0;
+  private last = 0;
+  constructor(private readonly report: (bytes: number) => void) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.bytes += chunk.length;
+    const now = Date.now();
+    if (now - this.last >= PROGRESS_INTERVAL_MS) {
+      this.last = now;
+      this.report(this.bytes);
+    }
+    cb(null, chunk);
+  }
+}
+
 /**
  * Copies the graph below `root` from one store to another: children before parents (so that a
  * destination never holds a manifest whose blobs are missing), each digest once, a bounded number of
- * transfers at once, and a whole subtree skipped when the destination already has its root.
+ * transfers at once, and a whole subtree skipped when the destination already has its root. A
+ * destination that can mount (a registry) is asked to before any byte is fetched.
  */
-export async function copyGraph(src: Fetcher, dst: Pusher & ExistenceChecker, root: Descriptor, opts: CopyGraphOptions = {}): Promise<void> {
+export async function copyGraph(src: Fetcher, dst: Pusher & ExistenceChecker & Partial<Mounter>, root: Descriptor, opts: CopyGraphOptions = {}): Promise<void> {
   const limiter = new Limiter(Math.max(1, opts.concurrency ?? 4));
+  const emit = opts.onProgress ?? ((): void => undefined);
+  const sig = opts.signal ? { signal: opts.signal } : {};
   const done = new Map<string, Promise<void>>();
   const visit = (desc: Descriptor): Promise<void> => {
     let p = done.get(desc.digest);
@@ -59,31 +96,49 @@ export async function copyGraph(src: Fetcher, dst: Pusher & ExistenceChecker, ro
   };
   const copyNode = async (desc: Descriptor): Promise<void> => {
     opts.signal?.throwIfAborted();
+    const manifest = isManifestType(desc.mediaType);
     if (await dst.exists(desc)) {
-      opts.onNode?.(desc, 'skipped');
+      emit({ type: manifest ? 'manifest-skip' : 'blob-skip', descriptor: desc });
       return;
     }
-    if (isManifestType(desc.mediaType)) {
+    if (manifest) {
       const node = await limiter.run(() => fetchManifest(src, desc));
       await Promise.all(childrenOf(node.parsed).map(visit));
-      await dst.push(desc, Readable.from([node.bytes]), opts.signal ? { signal: opts.signal } : {});
-    } else {
-      await limiter.run(async () => {
-        // A stream cannot be replayed, so a transfer that fails in a way worth retrying starts over
-        // from a fresh fetch.
-        for (let attempt = 1; ; attempt++) {
-          try {
-            const stream = await src.fetch(desc, opts.signal ? { signal: opts.signal } : {});
-            await dst.push(desc, stream, opts.signal ? { signal: opts.signal } : {});
-            return;
-          } catch (err) {
-            if (attempt >= TRANSFER_ATTEMPTS || !worthRetrying(err) || opts.signal?.aborted) throw err;
-            await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
-          }
-        }
-      });
+      await dst.push(desc, Readable.from([node.bytes]), sig);
+      emit({ type: 'manifest-pushed', descriptor: desc });
+      return;
     }
-    opts.onNode?.(desc, 'copied');
+    await limiter.run(async () => {
+      const mounted = dst.mount ? await dst.mount(desc, sig) : undefined;
+      if (mounted) {
+        emit({ type: 'blob-mount', descriptor: desc, from: mounted.from });
+        return;
+      }
+      emit({ type: 'blob-start', descriptor: desc });
+      const started = Date.now();
+      // A stream cannot be replayed, so a transfer that fails in a way worth retrying starts over
+      // from a fresh fetch.
+      for (let attempt = 1; ; attempt++) {
+        const meter = new Meter((bytes) => emit({ type: 'blob-progress', descriptor: desc, bytes }));
+        let stream: Readable | undefined;
+        try {
+          stream = await src.fetch(desc, sig);
+          // The source's errors reach the destination through the meter; once push() has given up,
+          // nobody listens to the meter any more, hence the catch-all listener.
+          meter.on('error', () => undefined);
+          stream.on('error', (err) => meter.destroy(err));
+          await dst.push(desc, stream.pipe(meter), sig);
+          emit({ type: 'blob-done', descriptor: desc, bytes: meter.bytes, seconds: (Date.now() - started) / 1000 });
+          return;
+        } catch (err) {
+          meter.destroy();
+          stream?.destroy();
+          if (attempt >= TRANSFER_ATTEMPTS || !worthRetrying(err) || opts.signal?.aborted) throw err;
+          emit({ type: 'blob-retry', descriptor: desc, attempt, error: (err as Error).message });
+          await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+        }
+      }
+    });
   };
   await visit(root);
 }

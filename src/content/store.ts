@@ -21,6 +21,12 @@ export interface Pusher {
   push(desc: Descriptor, content: Readable, opts?: { signal?: AbortSignal }): Promise<void>;
 }
 
+/** A store that can link a blob it already holds elsewhere instead of receiving it (registry mounts). */
+export interface Mounter {
+  /** Returns where the blob came from, or undefined if it must be pushed. */
+  mount(desc: Descriptor, opts?: { signal?: AbortSignal }): Promise<{ from: string } | undefined>;
+}
+
 export interface Resolver {
   /** Resolves a tag or digest to the descriptor of a manifest or index. */
   resolve(reference: string): Promise<Descriptor>;

@@ -1,12 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fetch as undiciFetch, type RequestInit as UndiciRequestInit } from 'undici';
 import { OciToolError } from '../util/errors.js';
 import { parseChallenges, pickChallenge, type Challenge } from './auth/challenge.js';
 import type { Credential } from './auth/credentials.js';
 import { RegistryError, describeStatus, parseErrorBody, parseRetryAfter } from './errors.js';
+import { certificateError, dispatcherFor, isLoopbackHost, rootCause } from './network.js';
 
 export interface RegistryHttpOptions {
   credential?: Credential;
-  /** Allow plain HTTP for any host (loopback hosts use it anyway, as docker does). */
+  /** Allow plain HTTP and unverified TLS for any host (loopback hosts may use plain HTTP anyway, as with docker). */
   insecure?: boolean;
   /** Attempts for requests that can be repeated (default 4). */
   attempts?: number;
@@ -16,67 +18,115 @@ export interface RegistryHttpOptions {
 
 export interface RequestOptions {
   headers?: Record<string, string>;
-  /** A body: a buffer (sent again on a retry), or a stream to send once. */
-  body?: Buffer | (() => NonNullable<RequestInit['body']>);
+  /** A body; it is sent again on a retry. */
+  body?: Buffer;
   /** Scopes the request needs, e.g. `repository:foo/bar:pull`. */
   scopes: string[];
   /** What the request is about, for error messages. */
   what: string;
   /** Statuses that count as success (default 2xx). */
   ok?: (status: number) => boolean;
+  signal?: AbortSignal;
 }
+
+/** The response type of every request (undici's fetch Response). */
+export type HttpResponse = Awaited<ReturnType<typeof undiciFetch>>;
 
 interface CachedToken {
   header: string;
   expires: number;
 }
 
-const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/;
-
-/** The scheme for a registry host: http for loopback (as docker does) or when insecure, else https. */
-export function registryScheme(host: string, insecure = false): 'http' | 'https' {
-  return insecure || LOOPBACK.test(host) || host.endsWith('.localhost') ? 'http' : 'https';
+/**
+ * The scheme to try first for a registry host: https, unless plain http is allowed (loopback, or
+ * `--insecure`) — then https is still tried first and http is the fallback, as docker does.
+ */
+export function mayUseHttp(host: string, insecure = false): boolean {
+  return insecure || isLoopbackHost(host.replace(/:\d+$/, ''));
 }
 
 /**
- * HTTP to one registry: authentication (Basic, or Bearer tokens fetched per scope and cached until
- * they expire), redirects followed by hand so that Authorization never reaches another origin, and
- * retries with backoff on connection errors, 408, 429 (honouring Retry-After) and 5xx.
+ * HTTP to one registry over undici (keep-alive pools, proxies from the environment, timeouts):
+ * authentication (Basic, or Bearer tokens fetched per scope, cached and refreshed before they
+ * expire), redirects followed by hand so that Authorization never reaches another origin, and
+ * retries with backoff and jitter on connection errors, 408, 429 (honouring Retry-After) and 5xx.
  */
 export class RegistryHttp {
-  readonly base: string;
+  /** The host requests go to (docker.io's API lives at registry-1.docker.io). */
+  readonly apiHost: string;
+  private basePromise?: Promise<string>;
   private readonly tokens = new Map<string, CachedToken>();
+  /** The last Bearer challenge: lets an expired token be renewed before a request instead of after a 401. */
+  private bearer?: Challenge;
   private basic?: string;
 
   constructor(
     readonly host: string,
     private readonly opts: RegistryHttpOptions = {},
   ) {
-    const apiHost = host === 'docker.io' ? 'registry-1.docker.io' : host;
-    this.base = `${registryScheme(apiHost, opts.insecure)}://${apiHost}`;
+    this.apiHost = host === 'docker.io' ? 'registry-1.docker.io' : host;
   }
 
-  async request(method: string, pathOrUrl: string, ro: RequestOptions): Promise<Response> {
+  private get insecure(): boolean {
+    return this.opts.insecure ?? false;
+  }
+
+  /** `https://host` or, for a host allowed plain HTTP that does not speak TLS, `http://host`. */
+  base(): Promise<string> {
+    this.basePromise ??= this.probe().catch((err: unknown) => {
+      this.basePromise = undefined; // let a later request try again
+      throw err;
+    });
+    return this.basePromise;
+  }
+
+  private async probe(): Promise<string> {
+    const https = `https://${this.apiHost}`;
+    if (!mayUseHttp(this.apiHost, this.insecure)) return https;
+    try {
+      const res = await this.fetch(new URL('/v2/', https), { method: 'GET', signal: AbortSignal.timeout(10_000) });
+      await res.body?.cancel();
+      return https;
+    } catch (err) {
+      const cert = certificateError(err);
+      if (cert) throw this.certFailure(cert);
+      return `http://${this.apiHost}`;
+    }
+  }
+
+  private certFailure(code: string): OciToolError {
+    return new OciToolError('REGISTRY', `${this.host}: TLS certificate not trusted (${code}); add its CA with NODE_EXTRA_CA_CERTS, or use --insecure`);
+  }
+
+  private fetch(url: URL, init: UndiciRequestInit): Promise<HttpResponse> {
+    return undiciFetch(url, { ...init, dispatcher: dispatcherFor(url, this.insecure) });
+  }
+
+  async request(method: string, pathOrUrl: string, ro: RequestOptions): Promise<HttpResponse> {
     const attempts = Math.max(1, this.opts.attempts ?? 4);
-    const repeatable = ro.body === undefined || Buffer.isBuffer(ro.body);
     let reauthed = false;
+    const url = new URL(pathOrUrl, await this.base());
     for (let attempt = 1; ; attempt++) {
-      let res: Response;
+      ro.signal?.throwIfAborted();
+      let res: HttpResponse;
       try {
-        res = await this.send(method, new URL(pathOrUrl, this.base), ro);
+        res = await this.send(method, url, ro);
       } catch (err) {
-        if (attempt < attempts && repeatable && !(err instanceof OciToolError)) {
-          await this.backoff(attempt);
+        if (err instanceof OciToolError) throw err;
+        if (ro.signal?.aborted) throw ro.signal.reason;
+        const cert = certificateError(err);
+        if (cert) throw this.certFailure(cert);
+        if (attempt < attempts) {
+          await this.backoff(attempt, undefined, ro.signal);
           continue;
         }
-        if (err instanceof OciToolError) throw err;
-        throw new OciToolError('IO', `${this.host}: ${ro.what}: ${(err as Error).message}${(err as { cause?: Error }).cause ? ` (${(err as { cause: Error }).cause.message})` : ''}`, { cause: err });
+        throw new OciToolError('IO', `${this.host}: ${ro.what}: ${rootCause(err)}`, { cause: err });
       }
       if (res.status === 401 && !reauthed) {
         const challenges = parseChallenges(res.headers.get('www-authenticate'));
         await res.body?.cancel();
         const c = pickChallenge(challenges);
-        if (c && (await this.authenticate(c, ro.scopes))) {
+        if (c && (await this.authenticate(c, ro.scopes, true))) {
           reauthed = true;
           continue;
         }
@@ -84,29 +134,28 @@ export class RegistryHttp {
       }
       if ((ro.ok ?? ((s: number) => s >= 200 && s < 300))(res.status)) return res;
       const err = await this.fail(res, ro);
-      if (err.retryable && attempt < attempts && repeatable) {
-        await this.backoff(attempt, err.retryAfter);
+      if (err.retryable && attempt < attempts) {
+        await this.backoff(attempt, err.retryAfter, ro.signal);
         continue;
       }
       throw err;
     }
   }
 
-  private async send(method: string, url: URL, ro: RequestOptions): Promise<Response> {
+  private async send(method: string, url: URL, ro: RequestOptions): Promise<HttpResponse> {
     const origin = url.origin;
     let target = url;
     for (let hop = 0; hop < 10; hop++) {
-      const headers: Record<string, string> = { ...(ro.headers ?? {}) };
+      const headers: Record<string, string> = { 'user-agent': 'ocitool', ...(ro.headers ?? {}) };
       if (target.origin === origin) {
-        const auth = this.authHeader(ro.scopes);
+        const auth = await this.authHeader(ro.scopes);
         if (auth) headers.authorization = auth;
       }
-      const body = ro.body === undefined ? undefined : Buffer.isBuffer(ro.body) ? ro.body : ro.body();
-      const res = await fetch(target, { method, headers, redirect: 'manual', ...(body !== undefined ? { body, duplex: 'half' } : {}) } as RequestInit);
+      const res = await this.fetch(target, { method, headers, redirect: 'manual', ...(ro.body !== undefined ? { body: ro.body } : {}), ...(ro.signal ? { signal: ro.signal } : {}) });
       if (res.status >= 300 && res.status < 400 && res.headers.get('location')) {
+        if (method !== 'GET' && method !== 'HEAD') return res; // uploads handle Location themselves
         await res.body?.cancel();
         target = new URL(res.headers.get('location')!, target);
-        if (method !== 'GET' && method !== 'HEAD') return res; // uploads handle Location themselves
         continue;
       }
       return res;
@@ -114,14 +163,17 @@ export class RegistryHttp {
     throw new OciToolError('REGISTRY', `${this.host}: too many redirects`);
   }
 
-  private authHeader(scopes: string[]): string | undefined {
+  private async authHeader(scopes: string[]): Promise<string | undefined> {
     if (this.basic) return this.basic;
     const t = this.tokens.get(scopeKey(scopes));
-    return t && t.expires > Date.now() ? t.header : undefined;
+    if (t && t.expires > Date.now()) return t.header;
+    // Expired (or never asked for these scopes): renew now rather than after a 401.
+    if (this.bearer && (await this.authenticate(this.bearer, scopes, false).catch(() => false))) return this.tokens.get(scopeKey(scopes))?.header;
+    return undefined;
   }
 
   /** Answers a challenge; returns whether there is now something new to send. */
-  private async authenticate(c: Challenge, scopes: string[]): Promise<boolean> {
+  private async authenticate(c: Challenge, scopes: string[], after401: boolean): Promise<boolean> {
     const cred = this.opts.credential;
     if (c.scheme === 'basic') {
       if (!cred?.username || cred.password === undefined || this.basic) return false;
@@ -129,29 +181,37 @@ export class RegistryHttp {
       return true;
     }
     if (c.scheme !== 'bearer' || !c.params.realm) return false;
+    this.bearer = c;
     const token = await this.fetchToken(c, scopes);
     if (!token) return false;
+    const old = this.tokens.get(scopeKey(scopes));
     this.tokens.set(scopeKey(scopes), token);
-    return true;
+    // After a 401 a token identical to the one refused changes nothing.
+    return !(after401 && old?.header === token.header);
   }
 
   private async fetchToken(c: Challenge, scopes: string[]): Promise<CachedToken | undefined> {
     const cred = this.opts.credential;
     const realm = new URL(c.params.realm!);
-    let res: Response;
-    if (cred?.identityToken) {
-      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: cred.identityToken, client_id: 'ocitool', scope: scopes.join(' ') });
-      if (c.params.service) form.set('service', c.params.service);
-      res = await fetch(realm, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() });
-    } else {
-      if (c.params.service) realm.searchParams.set('service', c.params.service);
-      for (const s of scopes) realm.searchParams.append('scope', s);
-      const headers: Record<string, string> = {};
-      if (cred?.username && cred.password !== undefined) {
-        headers.authorization = `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}`;
-        realm.searchParams.set('account', cred.username);
+    let res: HttpResponse;
+    try {
+      if (cred?.identityToken) {
+        const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: cred.identityToken, client_id: 'ocitool', scope: scopes.join(' ') });
+        if (c.params.service) form.set('service', c.params.service);
+        res = await this.fetch(realm, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() });
+      } else {
+        if (c.params.service) realm.searchParams.set('service', c.params.service);
+        for (const s of scopes) realm.searchParams.append('scope', s);
+        const headers: Record<string, string> = {};
+        if (cred?.username && cred.password !== undefined) {
+          headers.authorization = `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}`;
+          realm.searchParams.set('account', cred.username);
+        }
+        res = await this.fetch(realm, { headers });
       }
-      res = await fetch(realm, { headers });
+    } catch (err) {
+      const cert = certificateError(err);
+      throw new OciToolError('IO', `${this.host}: token server ${realm.origin}: ${cert ? `TLS certificate not trusted (${cert})` : rootCause(err)}`, { cause: err });
     }
     const text = await res.text();
     if (!res.ok) {
@@ -165,11 +225,12 @@ export class RegistryHttp {
     }
     const token = v.token ?? v.access_token;
     if (!token) return undefined;
-    const seconds = Math.max(60, v.expires_in ?? 60);
-    return { header: `Bearer ${token}`, expires: Date.now() + (seconds - 10) * 1000 };
+    // Renew a little before the stated lifetime (60 s when none is stated, as the spec says).
+    const seconds = v.expires_in && v.expires_in > 0 ? v.expires_in : 60;
+    return { header: `Bearer ${token}`, expires: Date.now() + Math.max(seconds * 0.9, seconds - 30) * 1000 };
   }
 
-  private async fail(res: Response, ro: RequestOptions, hint?: string): Promise<RegistryError> {
+  private async fail(res: HttpResponse, ro: RequestOptions, hint?: string): Promise<RegistryError> {
     const text = await res.text().catch(() => '');
     const errors = parseErrorBody(text);
     let why = describeStatus(res.status, errors);
@@ -180,10 +241,10 @@ export class RegistryHttp {
     return new RegistryError(`${this.host}: ${ro.what}: ${why}`, res.status, errors, parseRetryAfter(res.headers.get('retry-after')));
   }
 
-  private async backoff(attempt: number, retryAfter?: number): Promise<void> {
+  private async backoff(attempt: number, retryAfter?: number, signal?: AbortSignal): Promise<void> {
     const base = this.opts.backoffMs ?? 500;
     const ms = retryAfter !== undefined ? Math.min(retryAfter * 1000, 60_000) : base * 2 ** (attempt - 1) * (0.8 + Math.random() * 0.4);
-    await sleep(ms);
+    await sleep(ms, undefined, signal ? { signal } : {});
   }
 }
 

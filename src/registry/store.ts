@@ -10,7 +10,9 @@ import { OciToolError } from '../util/errors.js';
 import type { Credential } from './auth/credentials.js';
 import { RegistryError } from './errors.js';
 import { blobLocations, type BlobLocations } from './blob-locations.js';
-import { RegistryHttp, type RegistryHttpOptions } from './http.js';
+import { RegistryHttp, type HttpResponse, type RegistryHttpOptions } from './http.js';
+
+const DEFAULT_CHUNK = 16 * 1024 * 1024;
 
 export interface RegistryStoreOptions extends RegistryHttpOptions {
   /** Ask for push access too (default: pull only). */
@@ -18,8 +20,8 @@ export interface RegistryStoreOptions extends RegistryHttpOptions {
   credential?: Credential;
   /** Where blobs were seen before (for cross-repository mounts); default the process-wide cache. */
   locations?: BlobLocations;
-  /** Told when a blob is mounted from another repository instead of uploaded. */
-  onMount?: (desc: Descriptor, from: string) => void;
+  /** Blobs larger than this go up in chunks of this size (default 16 MiB); smaller ones in one PUT. */
+  chunkSize?: number;
 }
 
 /** A repository in a registry, as a Store: the distribution API's blobs, uploads and manifests endpoints. */
@@ -28,7 +30,10 @@ export class RegistryStore implements Store {
   readonly http: RegistryHttp;
   private readonly scopes: string[];
   private readonly locations: BlobLocations;
-  private readonly onMount: ((desc: Descriptor, from: string) => void) | undefined;
+  private readonly chunkSize: number;
+  private readonly mountSources: string[] = [];
+  /** Uploads a registry started in answer to a mount it did not do, by digest. */
+  private readonly startedUploads = new Map<string, string>();
 
   constructor(
     readonly host: string,
@@ -37,7 +42,7 @@ export class RegistryStore implements Store {
   ) {
     this.name = `docker://${host}/${repository}`;
     this.locations = opts.locations ?? blobLocations;
-    this.onMount = opts.onMount;
+    this.chunkSize = Math.max(64 * 1024, opts.chunkSize ?? DEFAULT_CHUNK);
     this.http = new RegistryHttp(host, opts);
     this.scopes = [`repository:${repository}:${opts.push ? 'pull,push' : 'pull'}`];
   }
@@ -70,14 +75,21 @@ export class RegistryStore implements Store {
     return buf;
   }
 
-  async fetch(desc: Descriptor): Promise<Readable> {
+  async fetch(desc: Descriptor, opts: { signal?: AbortSignal } = {}): Promise<Readable> {
     const kind = isManifestType(desc.mediaType) ? 'manifests' : 'blobs';
     const what = `${kind === 'manifests' ? 'manifest' : 'blob'} ${desc.digest} of ${this.repository}`;
-    const res = await this.http.request('GET', this.path(kind, desc.digest), { headers: kind === 'manifests' ? { accept: MANIFEST_ACCEPT.join(', ') } : {}, scopes: this.scopes, what });
+    const get = (headers: Record<string, string>): Promise<HttpResponse> =>
+      this.http.request('GET', this.path(kind, desc.digest), {
+        headers: kind === 'manifests' ? { accept: MANIFEST_ACCEPT.join(', '), ...headers } : headers,
+        scopes: this.scopes,
+        what,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+    const res = await get({});
     if (!res.body) throw new OciToolError('REGISTRY', `${this.name}: ${what}: empty response`);
     if (kind === 'blobs') await this.locations.record(this.host, this.repository, desc.digest);
-    const src = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
-    return pipelineCb(src, new VerifyingStream(desc, `${what} (from ${this.host})`), () => undefined);
+    const body = Readable.from(resumingBody(res, (offset) => get({ range: `bytes=${offset}-` }), { what: `${what} (from ${this.host})`, ...(opts.signal ? { signal: opts.signal } : {}) }), { objectMode: false });
+    return pipelineCb(body, new VerifyingStream(desc, `${what} (from ${this.host})`), () => undefined);
   }
 
   async exists(desc: Descriptor): Promise<boolean> {
@@ -92,54 +104,172 @@ export class RegistryStore implements Store {
     return res.status !== 404;
   }
 
-  async push(desc: Descriptor, content: Readable): Promise<void> {
+  /** Names a repository of this registry that likely holds the blobs being copied (the copy's source). */
+  addMountSource(repository: string): void {
+    if (repository !== this.repository && !this.mountSources.includes(repository)) this.mountSources.push(repository);
+  }
+
+  /**
+   * Tries a cross-repository mount of a blob from repositories of this registry known to hold it:
+   * the copy's source, then earlier sightings. Returns the repository it came from, or undefined (an
+   * upload the registry started instead is kept for push()).
+   */
+  async mount(desc: Descriptor, opts: { signal?: AbortSignal } = {}): Promise<{ from: string } | undefined> {
+    if (isManifestType(desc.mediaType)) return undefined;
+    const cached = await this.locations.candidates(this.host, this.repository, desc.digest);
+    const candidates = [...new Set([...this.mountSources, ...cached])].slice(0, 3);
+    for (const from of candidates) {
+      const q = new URLSearchParams({ mount: desc.digest, from });
+      const res = await this.http
+        .request('POST', `/v2/${this.repository}/blobs/uploads/?${q.toString()}`, {
+          scopes: [...this.scopes, `repository:${from}:pull`],
+          what: `mount of blob ${desc.digest} from ${from}`,
+          headers: { 'content-length': '0' },
+          ...(opts.signal ? { signal: opts.signal } : {}),
+        })
+        .catch(() => undefined); // a refused mount falls back to an upload
+      await res?.body?.cancel();
+      if (res?.status === 201) {
+        await this.locations.record(this.host, this.repository, desc.digest);
+        return { from };
+      }
+      // 202: the registry started an ordinary upload instead; push() will use it.
+      const location = res?.status === 202 ? res.headers.get('location') : null;
+      if (location) {
+        this.startedUploads.set(desc.digest, location);
+        return undefined;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Uploads a blob. Small blobs are read into memory and sent in one PUT; larger ones go up in
+   * chunks (PATCH with Content-Range), each held in memory until the registry has it, so that a chunk
+   * that fails is sent again from the offset the registry reports. A registry that lost the upload
+   * (or will not say where it is) gets a retryable error: the copy starts the blob over.
+   */
+  async push(desc: Descriptor, content: Readable, opts: { signal?: AbortSignal } = {}): Promise<void> {
     if (isManifestType(desc.mediaType)) {
       const bytes = await readCapped(content, MAX_JSON_BYTES, desc.digest);
-      await this.putManifest(desc, bytes, desc.digest);
+      await this.putManifest(desc, bytes, desc.digest, opts.signal);
       return;
     }
     const what = `upload of blob ${desc.digest} to ${this.repository}`;
-    let start: Response | undefined;
-    for (const from of await this.locations.candidates(this.host, this.repository, desc.digest)) {
-      // Mount: 201 = done; 202 = the registry started an ordinary upload instead, which we use.
-      const q = new URLSearchParams({ mount: desc.digest, from });
-      const res = await this.http
-        .request('POST', `/v2/${this.repository}/blobs/uploads/?${q.toString()}`, { scopes: [...this.scopes, `repository:${from}:pull`], what: `mount of blob ${desc.digest} from ${from}`, headers: { 'content-length': '0' } })
-        .catch(() => undefined); // a refused mount falls back to an upload
-      if (res?.status === 201) {
-        await res.body?.cancel();
-        content.destroy();
-        await this.locations.record(this.host, this.repository, desc.digest);
-        this.onMount?.(desc, from);
-        return;
+    const signal = opts.signal ? { signal: opts.signal } : {};
+    // Verified on the way out: the final PUT (which commits the blob) happens only after the whole
+    // stream has hashed right.
+    const verified = pipelineCb(content, new VerifyingStream(desc, `blob ${desc.digest}`), () => undefined);
+    try {
+      let location = this.startedUploads.get(desc.digest);
+      this.startedUploads.delete(desc.digest);
+      let minChunk = 0;
+      if (!location) {
+        const start = await this.http.request('POST', `/v2/${this.repository}/blobs/uploads/`, { scopes: this.scopes, what, headers: { 'content-length': '0' }, ...signal });
+        location = start.headers.get('location') ?? undefined;
+        minChunk = Number(start.headers.get('oci-chunk-min-length') ?? 0) || 0;
+        await start.body?.cancel();
+        if (!location) throw new RegistryError(`${this.host}: ${what}: no Location in the upload answer`, start.status, []);
       }
-      if (res?.status === 202) {
-        start = res;
-        break;
+      const base = await this.http.base();
+      let url = new URL(location, base);
+      const chunkSize = Math.max(this.chunkSize, minChunk);
+      if (desc.size >= 0 && desc.size <= chunkSize) {
+        const bytes = await readCapped(verified, Math.max(desc.size, 0), desc.digest);
+        await this.finishUpload(url, desc, bytes, what, opts.signal);
+      } else {
+        url = await this.uploadChunks(url, verified, chunkSize, what, opts.signal);
+        await this.finishUpload(url, desc, Buffer.alloc(0), what, opts.signal);
       }
-      await res?.body?.cancel();
+    } finally {
+      verified.destroy();
     }
-    start ??= await this.http.request('POST', `/v2/${this.repository}/blobs/uploads/`, { scopes: this.scopes, what, headers: { 'content-length': '0' } });
-    const location = start.headers.get('location');
-    await start.body?.cancel();
-    if (!location) throw new RegistryError(`${this.host}: ${what}: no Location in the upload answer`, start.status, []);
-    const url = new URL(location, this.http.base);
-    url.searchParams.set('digest', desc.digest);
-    // A stream cannot be sent twice: one attempt, verified on the way out.
-    const body = pipelineCb(content, new VerifyingStream(desc, `blob ${desc.digest}`), () => undefined);
-    const res = await this.http.request('PUT', url.href, {
-      scopes: this.scopes,
-      what,
-      headers: { 'content-type': 'application/octet-stream' },
-      body: () => Readable.toWeb(body) as unknown as NonNullable<RequestInit['body']>,
-    });
-    await res.body?.cancel();
     await this.locations.record(this.host, this.repository, desc.digest);
   }
 
-  private async putManifest(desc: Descriptor, bytes: Buffer, ref: string): Promise<void> {
+  /** Sends `stream` in PATCH requests of `chunkSize` bytes; returns the location to finish at. */
+  private async uploadChunks(start: URL, stream: Readable, chunkSize: number, what: string, signal?: AbortSignal): Promise<URL> {
+    let url = start;
+    let offset = 0; // bytes the registry has
+    const buf = Buffer.allocUnsafe(chunkSize);
+    let fill = 0;
+    const flush = async (): Promise<void> => {
+      let sent = 0; // bytes of buf the registry has
+      for (let tries = 0; sent < fill; tries++) {
+        const body = buf.subarray(sent, fill);
+        try {
+          const res = await this.http.request('PATCH', url.href, {
+            scopes: this.scopes,
+            what: `${what} (bytes ${offset}-${offset + body.length - 1})`,
+            headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${offset + body.length - 1}` },
+            body,
+            ...(signal ? { signal } : {}),
+          });
+          await res.body?.cancel();
+          url = new URL(res.headers.get('location') ?? url.href, url);
+          offset += body.length;
+          sent = fill;
+        } catch (err) {
+          if (signal?.aborted || tries >= 3 || (err instanceof RegistryError && (err.status === 401 || err.status === 403))) throw err;
+          // Where did the registry get to? Resume from there if it lies within this chunk.
+          const have = await this.uploadOffset(url, what, signal);
+          const chunkStart = offset - sent;
+          if (have === undefined || have < chunkStart || have > chunkStart + fill) {
+            throw new RegistryError(`${this.host}: ${what}: the registry lost the upload at byte ${offset} (${err instanceof Error ? err.message : String(err)})`, 503, [{ code: 'BLOB_UPLOAD_INVALID' }]);
+          }
+          sent = have - chunkStart;
+          offset = have;
+        }
+      }
+      fill = 0;
+    };
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      let pos = 0;
+      while (pos < chunk.length) {
+        const n = Math.min(chunk.length - pos, chunkSize - fill);
+        chunk.copy(buf, fill, pos, pos + n);
+        fill += n;
+        pos += n;
+        if (fill === chunkSize) await flush();
+      }
+    }
+    if (fill > 0) await flush();
+    return url;
+  }
+
+  /** The number of bytes an upload in progress holds, from its `Range: 0-N`; undefined if unknown. */
+  private async uploadOffset(url: URL, what: string, signal?: AbortSignal): Promise<number | undefined> {
+    try {
+      const res = await this.http.request('GET', url.href, { scopes: this.scopes, what: `status of ${what}`, ...(signal ? { signal } : {}) });
+      await res.body?.cancel();
+      const range = res.headers.get('range');
+      if (!range || /^(bytes=)?0-0$/.test(range)) return 0; // distribution says 0-0 for an empty upload
+      const m = /^(?:bytes=)?0-(\d+)$/.exec(range);
+      return m ? Number(m[1]) + 1 : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async finishUpload(url: URL, desc: Descriptor, body: Buffer, what: string, signal?: AbortSignal): Promise<void> {
+    const put = new URL(url.href);
+    put.searchParams.set('digest', desc.digest);
+    const res = await this.http.request('PUT', put.href, {
+      scopes: this.scopes,
+      what,
+      headers: { 'content-type': 'application/octet-stream' },
+      body,
+      ...(signal ? { signal } : {}),
+    });
+    await res.body?.cancel();
+    const got = res.headers.get('docker-content-digest');
+    if (got && got !== desc.digest) throw new OciToolError('DIGEST_MISMATCH', `${this.name}: registry stored blob ${desc.digest} as ${got}`);
+  }
+
+  private async putManifest(desc: Descriptor, bytes: Buffer, ref: string, signal?: AbortSignal): Promise<void> {
     const res = await this.http.request('PUT', this.path('manifests', ref), {
       scopes: this.scopes,
+      ...(signal ? { signal } : {}),
       what: `push of manifest ${desc.digest} to ${this.repository}:${ref}`,
       headers: { 'content-type': desc.mediaType },
       body: bytes,
@@ -158,7 +288,7 @@ export class RegistryStore implements Store {
       const body = (await res.json()) as { tags?: string[] | null };
       tags.push(...(body.tags ?? []));
       const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(res.headers.get('link') ?? '');
-      next = link ? new URL(link[1]!, res.url || this.http.base).href : undefined;
+      next = link ? new URL(link[1]!, res.url || (await this.http.base())).href : undefined;
     }
     return tags;
   }
@@ -166,5 +296,50 @@ export class RegistryStore implements Store {
   async tag(desc: Descriptor, tag: string): Promise<void> {
     const bytes = await fetchBytes(this, desc);
     await this.putManifest(desc, bytes, tag);
+  }
+}
+
+/**
+ * A response body that survives a dropped connection: it asks again from the byte it got to
+ * (`Range: bytes=N-`), takes a 206 that starts there or skips ahead in a 200, and gives up after
+ * five interruptions. What it yields still goes through the digest check.
+ */
+export async function* resumingBody(
+  first: HttpResponse,
+  again: (offset: number) => Promise<HttpResponse>,
+  opts: { what: string; signal?: AbortSignal; maxResumes?: number },
+): AsyncGenerator<Buffer> {
+  let res = first;
+  let offset = 0;
+  let skip = 0;
+  for (let resumes = 0; ; ) {
+    try {
+      if (!res.body) throw new OciToolError('REGISTRY', `${opts.what}: empty response`);
+      for await (const part of res.body as AsyncIterable<Uint8Array>) {
+        let chunk = Buffer.from(part.buffer, part.byteOffset, part.byteLength);
+        if (skip > 0) {
+          const n = Math.min(skip, chunk.length);
+          skip -= n;
+          chunk = chunk.subarray(n);
+          if (chunk.length === 0) continue;
+        }
+        offset += chunk.length;
+        yield chunk;
+      }
+      return;
+    } catch (err) {
+      if (err instanceof OciToolError || opts.signal?.aborted || ++resumes > (opts.maxResumes ?? 5)) throw err;
+      res = await again(offset);
+      if (res.status === 206) {
+        const m = /^bytes (\d+)-/.exec(res.headers.get('content-range') ?? '');
+        if (!m || Number(m[1]) !== offset) {
+          await res.body?.cancel();
+          throw new OciToolError('REGISTRY', `${opts.what}: asked to resume at byte ${offset}, the registry answered ${res.headers.get('content-range') ?? 'no Content-Range'}`);
+        }
+        skip = 0;
+      } else {
+        skip = offset; // a 200: the whole body again
+      }
+    }
   }
 }

@@ -2,7 +2,6 @@ import type { ImageReference } from '../reference/transport.js';
 import { formatReference } from '../reference/transport.js';
 import { OciLayout } from '../layout/layout.js';
 import type { Store } from '../content/store.js';
-import type { Descriptor } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
 import { resolveCredentials, type Credential } from '../registry/auth/credentials.js';
 import { RegistryStore } from '../registry/store.js';
@@ -22,8 +21,6 @@ export interface OpenOptions {
   credential?: Credential;
   /** Allow plain HTTP and unverified TLS to registries. */
   insecure?: boolean;
-  /** Told when a registry mounts a blob from another repository instead of an upload. */
-  onMount?: (desc: Descriptor, from: string) => void;
 }
 
 /**
@@ -40,7 +37,7 @@ export async function openStore(ref: ImageReference, opts: OpenOptions = {}): Pr
     case 'docker': {
       const { domain, path, tag, digest } = ref.ref;
       const credential = await resolveCredentials(domain, opts.credential);
-      const store = new RegistryStore(domain, path, { push: opts.create ?? false, ...(credential ? { credential } : {}), ...(opts.insecure ? { insecure: true } : {}), ...(opts.onMount ? { onMount: opts.onMount } : {}) });
+      const store = new RegistryStore(domain, path, { push: opts.create ?? false, ...(credential ? { credential } : {}), ...(opts.insecure ? { insecure: true } : {}) });
       const reference = digest ?? tag;
       return reference === undefined ? { store } : { store, reference };
     }

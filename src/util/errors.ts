@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'AMBIGUOUS' // a reference that matches several images
   | 'VERIFY_FAILED' // verify found problems
   | 'REGISTRY' // a registry refused or failed a request
+  | 'INTERRUPTED' // cancelled by a signal (exit 130)
   | 'IO'; // filesystem or network failure
 
 const USAGE_CODES: ReadonlySet<ErrorCode> = new Set(['USAGE', 'INVALID_REFERENCE']);
@@ -29,9 +30,9 @@ export class OciToolError extends Error {
     this.name = 'OciToolError';
     this.code = code;
   }
-  /** Exit code the CLI uses for this error: 2 for usage errors, 1 otherwise. */
+  /** Exit code the CLI uses for this error: 2 for usage errors, 130 when interrupted, 1 otherwise. */
   get exitCode(): number {
-    return USAGE_CODES.has(this.code) ? 2 : 1;
+    return USAGE_CODES.has(this.code) ? 2 : this.code === 'INTERRUPTED' ? 130 : 1;
   }
 }
 

@@ -12,6 +12,7 @@ import { OciToolError } from '../../util/errors.js';
 import { parseKeyValues } from '../../image/config.js';
 import { parseImageArg, platformArg } from '../args.js';
 import { defineCommand } from '../command.js';
+import { progressReporter } from '../progress.js';
 import { humanSize } from '../output.js';
 import { rawArgv } from '../raw-argv.js';
 
@@ -157,7 +158,9 @@ export default defineCommand({
       out.info(`config ${result.config.digest}`);
       if (toRegistry) {
         const target = await openStore(dst, { create: true, ...(args.creds ? { credential: parseCreds(args.creds) } : {}), insecure: args.insecure });
-        await copyImage(destination, result.manifest.digest, target.store, { ...(target.reference !== undefined ? { tag: target.reference } : {}), onNode: (d, what) => out.info(`${what === 'copied' ? 'pushed' : 'present'} ${d.digest}`) });
+        const progress = progressReporter(out);
+        await copyImage(destination, result.manifest.digest, target.store, { ...(target.reference !== undefined ? { tag: target.reference } : {}), onProgress: (e) => progress.onProgress(e) });
+        progress.finish();
       }
       out.result(result.manifest.digest);
     } finally {

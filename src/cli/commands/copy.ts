@@ -1,25 +1,10 @@
-import { copyImage } from '../../image/copy-image.js';
-import { blobLocations } from '../../registry/blob-locations.js';
-import type { Descriptor } from '../../spec/types.js';
 import { hostPlatform, parsePlatform } from '../../spec/platform.js';
 import { parseCreds } from '../../registry/auth/credentials.js';
-import type { ImageReference } from '../../reference/transport.js';
-import { openStore } from '../../transport/open.js';
+import { copy } from '../../transport/copy.js';
 import { OciToolError } from '../../util/errors.js';
 import { parseImageArg } from '../args.js';
 import { defineCommand } from '../command.js';
-
-/** The tag a destination reference names (a digest reference stores untagged). */
-function destTag(ref: ImageReference): string | undefined {
-  switch (ref.transport) {
-    case 'oci':
-      return ref.digest ? undefined : ref.tag;
-    case 'docker':
-      return ref.ref.digest ? undefined : ref.ref.tag;
-    default:
-      return undefined;
-  }
-}
+import { progressReporter } from '../progress.js';
 
 type Direction = 'any' | 'push' | 'pull';
 
@@ -34,7 +19,7 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull', describe: string, direc
         .option('src-creds', { type: 'string', describe: 'USER:PASSWORD for the source registry' })
         .option('dest-creds', { type: 'string', describe: 'USER:PASSWORD for the destination registry' })
         .option('creds', { type: 'string', describe: 'USER:PASSWORD for the registry (push: destination, pull: source)' })
-        .option('insecure', { type: 'boolean', default: false, describe: 'allow plain HTTP to registries (loopback hosts always may)' })
+        .option('insecure', { type: 'boolean', default: false, describe: 'allow plain HTTP and unverified TLS to registries (loopback hosts may use HTTP anyway)' })
         .option('concurrency', { type: 'number', default: 4, describe: 'blobs transferred at once' })
         .option('platform', { type: 'string', describe: 'from an index, copy only this OS/ARCH[/VARIANT] (pull default: this host)' })
         .option('all-platforms', { type: 'boolean', default: direction !== 'pull', describe: 'copy a whole index (default for copy and push; pull picks one platform)' }),
@@ -44,32 +29,31 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull', describe: string, direc
       if (direction === 'push' && dstRef.transport !== 'docker') throw new OciToolError('USAGE', `push: ${args.dst}: the destination must be a registry (docker://…); use copy`);
       if (direction === 'pull' && srcRef.transport !== 'docker') throw new OciToolError('USAGE', `pull: ${args.src}: the source must be a registry (docker://…); use copy`);
       if (dstRef.transport === 'oci' && dstRef.digest) throw new OciToolError('USAGE', `${verb}: ${args.dst}: a destination is named by a tag, not a digest`);
+      if (!Number.isInteger(args.concurrency) || args.concurrency < 1) throw new OciToolError('USAGE', `${verb}: --concurrency must be a positive integer`);
       const srcCreds = args['src-creds'] ?? (direction === 'pull' ? args.creds : undefined);
       const dstCreds = args['dest-creds'] ?? (direction === 'push' ? args.creds : undefined);
-      const src = await openStore(srcRef, { insecure: args.insecure, ...(srcCreds ? { credential: parseCreds(srcCreds) } : {}) });
-      let mounted = 0;
-      const onMount = (d: Descriptor, from: string): void => {
-        mounted++;
-        out.info(`mounted ${d.digest} from ${from}`);
-      };
-      const dst = await openStore(dstRef, { create: true, insecure: args.insecure, onMount, ...(dstCreds ? { credential: parseCreds(dstCreds) } : {}) });
-      let copied = 0;
-      let skipped = 0;
-      const tag = destTag(dstRef);
       const platform = args.platform !== undefined ? parsePlatform(args.platform) : args['all-platforms'] ? undefined : hostPlatform();
-      const root = await copyImage(src.store, src.reference ?? '', dst.store, {
-        concurrency: args.concurrency,
-        ...(platform ? { platform } : {}),
-        ...(tag !== undefined ? { tag } : {}),
-        onNode: (d, what) => {
-          if (what === 'copied') copied++;
-          else skipped++;
-          out.info(`${what} ${d.digest} (${d.mediaType})`);
-        },
-      });
-      await blobLocations.save().catch(() => undefined); // a cache: failing to save loses nothing
-      out.info(`${copied - mounted} copied, ${mounted} mounted, ${skipped} already there`);
-      out.result(root.digest);
+      const progress = progressReporter(out);
+      // Ctrl-C cancels requests in flight; temp files are removed as their writers fail.
+      const abort = new AbortController();
+      const onSigint = (): void => abort.abort(new OciToolError('INTERRUPTED', `${verb}: interrupted`));
+      process.once('SIGINT', onSigint);
+      try {
+        const { descriptor } = await copy(srcRef, dstRef, {
+          concurrency: args.concurrency,
+          insecure: args.insecure,
+          signal: abort.signal,
+          onProgress: (e) => progress.onProgress(e),
+          ...(platform ? { platform } : {}),
+          ...(srcCreds ? { srcCredential: parseCreds(srcCreds) } : {}),
+          ...(dstCreds ? { dstCredential: parseCreds(dstCreds) } : {}),
+        });
+        progress.finish();
+        if (out.json) out.raw(`${JSON.stringify({ event: 'done', digest: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size })}\n`);
+        else out.result(descriptor.digest);
+      } finally {
+        process.removeListener('SIGINT', onSigint);
+      }
     },
   });
 }

@@ -1,0 +1,132 @@
+import type { CopyEvent } from '../content/copy.js';
+import { humanSize, type Output } from './output.js';
+
+/** Where bars are drawn: a terminal stream (process.stderr, or a fake one in tests). */
+export interface TerminalLike {
+  write(s: string): unknown;
+  isTTY?: boolean;
+  columns?: number;
+}
+
+export interface ProgressReporter {
+  onProgress(event: CopyEvent): void;
+  /** Clears the bars and prints the summary line (not in --json or --quiet). */
+  finish(): void;
+}
+
+interface Active {
+  digest: string;
+  size: number;
+  bytes: number;
+  started: number;
+}
+
+const REDRAW_MS = 100;
+const short = (digest: string): string => digest.replace(/^sha256:/, '').slice(0, 12);
+const rate = (bytes: number, ms: number): string => `${humanSize(ms > 0 ? Math.round((bytes * 1000) / ms) : 0)}/s`;
+
+/**
+ * How a copy shows itself:
+ * - `--json`: one JSON object per event on stdout (blob-start, blob-progress, blob-done, blob-skip,
+ *   blob-mount, blob-retry, manifest-pushed, manifest-skip);
+ * - `--quiet`: nothing;
+ * - stderr a terminal: a bar per blob in flight (bytes, rate), a line per blob finished, a summary;
+ * - otherwise: a line per blob or manifest finished, and the summary.
+ */
+export function progressReporter(out: Output, term: TerminalLike = process.stderr, now: () => number = Date.now): ProgressReporter {
+  const start = now();
+  let copied = 0;
+  let mounted = 0;
+  let skipped = 0;
+  let bytes = 0;
+  if (out.json) {
+    return {
+      onProgress: (e) => {
+        const { descriptor, type, ...rest } = e;
+        out.raw(`${JSON.stringify({ event: type, digest: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size, ...rest })}\n`);
+      },
+      finish: () => undefined,
+    };
+  }
+  const count = (e: CopyEvent): void => {
+    if (e.type === 'blob-done') {
+      copied++;
+      bytes += e.bytes;
+    } else if (e.type === 'manifest-pushed') copied++;
+    else if (e.type === 'blob-mount') mounted++;
+    else if (e.type === 'blob-skip' || e.type === 'manifest-skip') skipped++;
+  };
+  const lineFor = (e: CopyEvent): string | undefined => {
+    const d = e.descriptor;
+    switch (e.type) {
+      case 'blob-done':
+        return `copied ${d.digest} ${humanSize(e.bytes)} in ${e.seconds.toFixed(1)} s`;
+      case 'blob-mount':
+        return `mounted ${d.digest} from ${e.from}`;
+      case 'blob-skip':
+      case 'manifest-skip':
+        return `already there ${d.digest}`;
+      case 'manifest-pushed':
+        return `copied ${d.digest} (${d.mediaType})`;
+      case 'blob-retry':
+        return `retrying ${d.digest} (attempt ${e.attempt + 1}): ${e.error}`;
+      default:
+        return undefined;
+    }
+  };
+  const summary = (): string => {
+    const ms = now() - start;
+    return `${copied} copied, ${mounted} mounted, ${skipped} already there (${humanSize(bytes)} in ${(ms / 1000).toFixed(1)} s, ${rate(bytes, ms)})`;
+  };
+  if (out.quiet) return { onProgress: () => undefined, finish: () => undefined };
+  if (!term.isTTY) {
+    return {
+      onProgress: (e) => {
+        count(e);
+        const line = lineFor(e);
+        if (line) out.info(line);
+      },
+      finish: () => out.info(summary()),
+    };
+  }
+
+  // A terminal: the bars of blobs in flight stay at the bottom and are redrawn in place.
+  const active = new Map<string, Active>();
+  let drawn = 0;
+  let lastDraw = 0;
+  const clear = (): string => (drawn > 0 ? `\x1b[${drawn}A\x1b[J` : '');
+  const bar = (a: Active, width: number): string => {
+    const label = `${short(a.digest)} `;
+    const frac = a.size > 0 ? Math.min(1, a.bytes / a.size) : 0;
+    const tail = ` ${humanSize(a.bytes)}/${humanSize(a.size)} ${rate(a.bytes, now() - a.started)}`;
+    const room = Math.max(10, Math.min(40, width - label.length - tail.length - 2));
+    const fill = Math.round(frac * room);
+    return `${label}[${'='.repeat(fill)}${fill < room ? '>' : ''}${' '.repeat(Math.max(0, room - fill - 1))}]${tail}`.slice(0, width - 1);
+  };
+  const draw = (force: boolean, above: string[] = []): void => {
+    const t = now();
+    if (!force && above.length === 0 && t - lastDraw < REDRAW_MS) return;
+    lastDraw = t;
+    const width = term.columns ?? 80;
+    const lines = [...active.values()].map((a) => bar(a, width));
+    term.write(`${clear()}${above.map((l) => `${l}\n`).join('')}${lines.map((l) => `${l}\n`).join('')}`);
+    drawn = lines.length;
+  };
+  return {
+    onProgress: (e) => {
+      count(e);
+      const d = e.descriptor;
+      if (e.type === 'blob-start') active.set(d.digest, { digest: d.digest, size: d.size, bytes: 0, started: now() });
+      else if (e.type === 'blob-progress') {
+        const a = active.get(d.digest);
+        if (a) a.bytes = e.bytes;
+      } else if (e.type === 'blob-done' || e.type === 'blob-mount') active.delete(d.digest);
+      const line = e.type === 'blob-skip' || e.type === 'manifest-skip' ? undefined : lineFor(e);
+      draw(e.type === 'blob-start', line ? [line] : []);
+    },
+    finish: () => {
+      active.clear();
+      draw(true, [summary()]);
+    },
+  };
+}

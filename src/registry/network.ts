@@ -1,0 +1,150 @@
+import { isIP } from 'node:net';
+import { Agent, ProxyAgent, type Dispatcher } from 'undici';
+
+/**
+ * The connections under every registry request: one keep-alive pool per TLS policy, and a proxy
+ * chosen per URL from HTTPS_PROXY / HTTP_PROXY / NO_PROXY (either case), as Go's net/http does for
+ * docker and skopeo: loopback hosts are never proxied, NO_PROXY takes `*`, host names (a leading dot or
+ * not, matching subdomains too), `host:port`, IP addresses and CIDR ranges.
+ */
+
+export interface ProxyEnv {
+  httpProxy?: string;
+  httpsProxy?: string;
+  noProxy?: string;
+}
+
+export function proxyEnvFrom(env: NodeJS.ProcessEnv = process.env): ProxyEnv {
+  const pick = (name: string): string | undefined => {
+    const v = env[name.toLowerCase()] ?? env[name.toUpperCase()];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+  const out: ProxyEnv = {};
+  const h = pick('http_proxy');
+  const s = pick('https_proxy');
+  const n = pick('no_proxy');
+  if (h) out.httpProxy = h;
+  if (s) out.httpsProxy = s;
+  if (n) out.noProxy = n;
+  return out;
+}
+
+const LOOPBACK_NAME = /^(localhost|.*\.localhost)$/i;
+
+/** A host name without brackets, lower case. */
+const bare = (host: string): string => host.replace(/^\[|\]$/g, '').toLowerCase();
+
+export function isLoopbackHost(hostname: string): boolean {
+  const h = bare(hostname);
+  if (LOOPBACK_NAME.test(h)) return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  if (isIP(h) === 6) return h === '::1' || /^::ffff:127\./.test(h);
+  return false;
+}
+
+function ipv4ToInt(ip: string): number {
+  return ip.split('.').reduce((acc, part) => acc * 256 + Number(part), 0);
+}
+
+function inCidr(ip: string, cidr: string): boolean {
+  const [net, bitsText] = cidr.split('/');
+  const bits = Number(bitsText);
+  if (!net || !Number.isInteger(bits)) return false;
+  if (isIP(ip) === 4 && isIP(net) === 4 && bits >= 0 && bits <= 32) {
+    if (bits === 0) return true;
+    const mask = bits === 32 ? 0xffffffff : ~(2 ** (32 - bits) - 1) >>> 0;
+    return ((ipv4ToInt(ip) & mask) >>> 0) === ((ipv4ToInt(net) & mask) >>> 0);
+  }
+  return false;
+}
+
+/** Whether NO_PROXY exempts `hostname` (with `port`, the URL's effective port). */
+export function noProxyMatches(noProxy: string | undefined, hostname: string, port: string): boolean {
+  if (!noProxy) return false;
+  const host = bare(hostname);
+  for (const raw of noProxy.split(/[,\s]+/)) {
+    let entry = raw.trim().toLowerCase();
+    if (entry === '') continue;
+    if (entry === '*') return true;
+    if (entry.includes('/')) {
+      if (inCidr(host, entry)) return true;
+      continue;
+    }
+    let entryPort: string | undefined;
+    const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(entry);
+    if (m) {
+      entry = m[1]!;
+      entryPort = m[2]!;
+    }
+    entry = bare(entry);
+    if (entryPort !== undefined && entryPort !== port) continue;
+    if (isIP(host) || isIP(entry)) {
+      if (host === entry) return true;
+      continue;
+    }
+    const domain = entry.replace(/^\*?\./, '');
+    if (host === domain || host.endsWith(`.${domain}`)) return true;
+  }
+  return false;
+}
+
+/** The proxy URL to reach `url` through, or undefined to connect directly. */
+export function proxyFor(url: URL, env: ProxyEnv = proxyEnvFrom()): string | undefined {
+  if (isLoopbackHost(url.hostname)) return undefined;
+  const proxy = url.protocol === 'https:' ? env.httpsProxy : url.protocol === 'http:' ? env.httpProxy : undefined;
+  if (!proxy) return undefined;
+  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+  if (noProxyMatches(env.noProxy, url.hostname, port)) return undefined;
+  // "proxy:3128" without a scheme means http://, as in Go.
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(proxy) ? proxy : `http://${proxy}`;
+}
+
+const TIMEOUTS = {
+  /** TCP + TLS connection set-up. */
+  connectTimeout: 30_000,
+  /** From the request being sent to the response headers (a registry may hash a large upload first). */
+  headersTimeout: 300_000,
+  /** Silence between two chunks of a response body. */
+  bodyTimeout: 120_000,
+  keepAliveTimeout: 30_000,
+};
+
+const pools = new Map<string, Dispatcher>();
+
+/** The dispatcher (keep-alive pool, perhaps through a proxy) for a request to `url`. */
+export function dispatcherFor(url: URL, insecure: boolean, env: ProxyEnv = proxyEnvFrom()): Dispatcher {
+  const proxy = proxyFor(url, env);
+  const key = `${insecure ? 'insecure' : 'verified'} ${proxy ?? 'direct'}`;
+  let d = pools.get(key);
+  if (!d) {
+    const tls = { rejectUnauthorized: !insecure };
+    d = proxy ? new ProxyAgent({ uri: proxy, requestTls: tls, ...TIMEOUTS }) : new Agent({ connect: tls, ...TIMEOUTS });
+    pools.set(key, d);
+  }
+  return d;
+}
+
+/** Closes every pool (lets a process exit at once instead of waiting out keep-alive sockets). */
+export async function closePools(): Promise<void> {
+  const all = [...pools.values()];
+  pools.clear();
+  await Promise.all(all.map((d) => d.close().catch(() => undefined)));
+}
+
+const CERT_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ALTNAME/;
+
+/** The code of a TLS certificate failure somewhere in an error's cause chain, if that is what it is. */
+export function certificateError(err: unknown): string | undefined {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, i = 0; e && i < 5; e = e.cause as typeof e, i++) {
+    if (typeof e.code === 'string' && CERT_ERROR.test(e.code)) return e.code;
+  }
+  return undefined;
+}
+
+/** The innermost message of an error's cause chain (undici says only "fetch failed" on top). */
+export function rootCause(err: unknown): string {
+  let e = err as { message?: string; cause?: unknown; code?: string };
+  for (let i = 0; e.cause && typeof e.cause === 'object' && i < 5; i++) e = e.cause as typeof e;
+  const msg = e.message || String(err);
+  return e.code && !msg.includes(e.code) ? `${msg} (${e.code})` : msg;
+}

@@ -1,0 +1,75 @@
+import type { CopyEvent } from '../content/copy.js';
+import { blobLocations } from '../registry/blob-locations.js';
+import { RegistryStore } from '../registry/store.js';
+import type { Credential } from '../registry/auth/credentials.js';
+import { parseReference, type ImageReference } from '../reference/transport.js';
+import { copyImage } from '../image/copy-image.js';
+import type { Descriptor, Platform } from '../spec/types.js';
+import { OciToolError } from '../util/errors.js';
+import { openStore } from './open.js';
+
+export interface CopyOptions {
+  /** From an index, copy only this platform's image; default: everything (the whole index). */
+  platform?: Platform;
+  /** Credentials for a source / destination registry (default: docker config files, helpers). */
+  srcCredential?: Credential;
+  dstCredential?: Credential;
+  /** Allow plain HTTP and unverified TLS to registries. */
+  insecure?: boolean;
+  /** Blob transfers at once (default 4). */
+  concurrency?: number;
+  /** Cancels the copy: requests in flight are aborted, nothing half-written is left visible. */
+  signal?: AbortSignal;
+  onProgress?: (event: CopyEvent) => void;
+}
+
+export interface CopyResult {
+  /** The root copied: the manifest or index. */
+  descriptor: Descriptor;
+  /** The tag given at the destination, if the destination reference named one. */
+  tag?: string;
+}
+
+/** The tag a destination reference names (a digest reference stores untagged). */
+export function destinationTag(ref: ImageReference): string | undefined {
+  switch (ref.transport) {
+    case 'oci':
+      return ref.digest ? undefined : ref.tag;
+    case 'docker':
+      return ref.ref.digest ? undefined : ref.ref.tag;
+    default:
+      return undefined;
+  }
+}
+
+const asReference = (r: string | ImageReference): ImageReference => (typeof r === 'string' ? parseReference(r) : r);
+
+/**
+ * Copies an image between any two places skopeo names (`oci:DIR:TAG`, `docker://HOST/REPO:TAG`, …):
+ * blobs deduplicated, verified on the way, mounted instead of uploaded where the destination registry
+ * already has them, children before parents, then the tag.
+ *
+ *   const { descriptor } = await copy('oci:./out:v1', 'docker://registry.example/app:v1', {
+ *     signal: AbortSignal.timeout(600_000),
+ *     onProgress: (e) => e.type === 'blob-done' && console.log(e.descriptor.digest),
+ *   });
+ */
+export async function copy(src: string | ImageReference, dst: string | ImageReference, opts: CopyOptions = {}): Promise<CopyResult> {
+  const srcRef = asReference(src);
+  const dstRef = asReference(dst);
+  if (dstRef.transport === 'oci' && dstRef.digest) throw new OciToolError('USAGE', `${typeof dst === 'string' ? dst : dstRef.dir}: a destination is named by a tag, not a digest`);
+  const from = await openStore(srcRef, { ...(opts.insecure ? { insecure: true } : {}), ...(opts.srcCredential ? { credential: opts.srcCredential } : {}) });
+  const to = await openStore(dstRef, { create: true, ...(opts.insecure ? { insecure: true } : {}), ...(opts.dstCredential ? { credential: opts.dstCredential } : {}) });
+  // Registry to registry on one host: the source repository is the first place to mount from.
+  if (from.store instanceof RegistryStore && to.store instanceof RegistryStore && from.store.host === to.store.host) to.store.addMountSource(from.store.repository);
+  const tag = destinationTag(dstRef);
+  const descriptor = await copyImage(from.store, from.reference ?? '', to.store, {
+    ...(opts.platform ? { platform: opts.platform } : {}),
+    ...(tag !== undefined ? { tag } : {}),
+    ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+  });
+  await blobLocations.save().catch(() => undefined); // a cache: failing to save loses nothing
+  return tag !== undefined ? { descriptor, tag } : { descriptor };
+}
