@@ -8,6 +8,9 @@ export interface RegistryErrorDetail {
 }
 
 const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+
+/** Statuses worth sending the same request again for (an upload the registry lost is not one). */
+export const retryableStatus = (status: number): boolean => RETRYABLE_STATUS.has(status);
 const RETRYABLE_CODES = new Set(['BLOB_UPLOAD_INVALID', 'TOOMANYREQUESTS', 'UNKNOWN', 'UNAVAILABLE']);
 
 /**
@@ -17,6 +20,7 @@ const RETRYABLE_CODES = new Set(['BLOB_UPLOAD_INVALID', 'TOOMANYREQUESTS', 'UNKN
 export class RegistryError extends OciToolError {
   readonly status: number;
   readonly errors: RegistryErrorDetail[];
+  /** Whether starting the transfer over may help (a retryable status, or an upload the registry lost). */
   readonly retryable: boolean;
   /** Seconds from a Retry-After header, if any. */
   readonly retryAfter?: number;

@@ -3,7 +3,7 @@ import { fetch as undiciFetch, type RequestInit as UndiciRequestInit } from 'und
 import { OciToolError } from '../util/errors.js';
 import { parseChallenges, pickChallenge, type Challenge } from './auth/challenge.js';
 import type { Credential } from './auth/credentials.js';
-import { RegistryError, describeStatus, parseErrorBody, parseRetryAfter } from './errors.js';
+import { RegistryError, describeStatus, parseErrorBody, parseRetryAfter, retryableStatus } from './errors.js';
 import { certificateError, dispatcherFor, isLoopbackHost, rootCause } from './network.js';
 
 export interface RegistryHttpOptions {
@@ -27,6 +27,8 @@ export interface RequestOptions {
   /** Statuses that count as success (default 2xx). */
   ok?: (status: number) => boolean;
   signal?: AbortSignal;
+  /** Attempts for this request (default: the registry's setting); 1 leaves recovery to the caller. */
+  attempts?: number;
 }
 
 /** The response type of every request (undici's fetch Response). */
@@ -103,7 +105,7 @@ export class RegistryHttp {
   }
 
   async request(method: string, pathOrUrl: string, ro: RequestOptions): Promise<HttpResponse> {
-    const attempts = Math.max(1, this.opts.attempts ?? 4);
+    const attempts = Math.max(1, ro.attempts ?? this.opts.attempts ?? 4);
     let reauthed = false;
     const url = new URL(pathOrUrl, await this.base());
     for (let attempt = 1; ; attempt++) {
@@ -134,7 +136,7 @@ export class RegistryHttp {
       }
       if ((ro.ok ?? ((s: number) => s >= 200 && s < 300))(res.status)) return res;
       const err = await this.fail(res, ro);
-      if (err.retryable && attempt < attempts) {
+      if (retryableStatus(res.status) && attempt < attempts) {
         await this.backoff(attempt, err.retryAfter, ro.signal);
         continue;
       }

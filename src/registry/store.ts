@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pipeline as pipelineCb } from 'node:stream';
 import { fetchBytes, readCapped, type Store } from '../content/store.js';
 import { digestOf, isValidDigest } from '../digest/digest.js';
@@ -203,6 +204,8 @@ export class RegistryStore implements Store {
             what: `${what} (bytes ${offset}-${offset + body.length - 1})`,
             headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${offset + body.length - 1}` },
             body,
+            // Not resent blindly: part of it may have arrived. The registry is asked where it got to.
+            attempts: 1,
             ...(signal ? { signal } : {}),
           });
           await res.body?.cancel();
@@ -210,7 +213,9 @@ export class RegistryStore implements Store {
           offset += body.length;
           sent = fill;
         } catch (err) {
-          if (signal?.aborted || tries >= 3 || (err instanceof RegistryError && (err.status === 401 || err.status === 403))) throw err;
+          if (signal?.aborted || tries >= 4 || (err instanceof RegistryError && (err.status === 401 || err.status === 403))) throw err;
+          const wait = err instanceof RegistryError && err.retryAfter !== undefined ? Math.min(err.retryAfter, 60) * 1000 : 100 * 2 ** tries;
+          await sleep(wait, undefined, signal ? { signal } : {});
           // Where did the registry get to? Resume from there if it lies within this chunk.
           const have = await this.uploadOffset(url, what, signal);
           const chunkStart = offset - sent;

@@ -6,12 +6,16 @@
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type Fault = 'none' | '503' | '429' | 'drop' | 'corrupt' | 'slow' | { redirect: string };
+/**
+ * 'drop': cut the response body halfway; 'drop-request': pass half the request body on, then cut both
+ * connections (an upload interrupted mid-body); 'corrupt': flip a byte of the response body.
+ */
+export type Fault = 'none' | '503' | '429' | 'drop' | 'drop-request' | 'corrupt' | 'slow' | { redirect: string };
 
 export interface FaultProxy {
   host: string;
   /** Requests seen, with the fault applied to each. */
-  log: { method: string; path: string; fault: Fault }[];
+  log: { method: string; path: string; fault: Fault; range?: string; contentRange?: string }[];
   stop(): Promise<void>;
 }
 
@@ -21,7 +25,9 @@ export async function startFaultProxy(target: string, decide: (n: number, method
   let n = 0;
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const fault = decide(++n, req.method ?? 'GET', req.url ?? '/');
-    log.push({ method: req.method ?? 'GET', path: req.url ?? '/', fault });
+    const range = req.headers.range;
+    const contentRange = req.headers['content-range'];
+    log.push({ method: req.method ?? 'GET', path: req.url ?? '/', fault, ...(range ? { range } : {}), ...(contentRange ? { contentRange } : {}) });
     if (typeof fault === 'object') {
       req.resume();
       res.writeHead(307, { location: `${fault.redirect}${req.url ?? '/'}` }).end();
@@ -37,12 +43,17 @@ export async function startFaultProxy(target: string, decide: (n: number, method
     const up = httpRequest({ host, port: Number(port), method: req.method, path: req.url, headers: req.headers }, (upRes) => {
       res.writeHead(upRes.statusCode ?? 502, upRes.headers);
       if (fault === 'drop') {
+        // Half the body (the client gets time to take it in), then the connection goes.
+        const half = Math.floor(Number(upRes.headers['content-length'] ?? 0) / 2);
         let sent = 0;
         upRes.on('data', (c: Buffer) => {
-          if (sent === 0) {
-            res.write(c.subarray(0, Math.ceil(c.length / 2)));
-            sent += c.length;
-            setImmediate(() => res.socket?.destroy());
+          if (sent >= half) return;
+          const part = c.subarray(0, Math.max(1, half - sent));
+          sent += part.length;
+          res.write(part);
+          if (sent >= half) {
+            upRes.destroy();
+            setTimeout(() => res.socket?.destroy(), 100);
           }
         });
         return;
@@ -68,6 +79,24 @@ export async function startFaultProxy(target: string, decide: (n: number, method
       upRes.pipe(res);
     });
     up.on('error', () => res.destroy());
+    if (fault === 'drop-request') {
+      const half = Math.floor(Number(req.headers['content-length'] ?? 0) / 2);
+      let passed = 0;
+      req.on('data', (c: Buffer) => {
+        if (passed >= half) return;
+        const part = c.subarray(0, half - passed);
+        passed += part.length;
+        up.write(part);
+        if (passed >= half) {
+          // Let the registry take in what it got, then cut both sides.
+          setTimeout(() => {
+            up.destroy();
+            req.socket.destroy();
+          }, 200);
+        }
+      });
+      return;
+    }
     req.pipe(up);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
