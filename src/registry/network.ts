@@ -15,9 +15,10 @@ export interface ProxyEnv {
 }
 
 export function proxyEnvFrom(env: NodeJS.ProcessEnv = process.env): ProxyEnv {
+  // The lower-case name wins when both are set (as in curl and Go); an empty value counts as unset.
   const pick = (name: string): string | undefined => {
-    const v = env[name.toLowerCase()] ?? env[name.toUpperCase()];
-    return v === undefined || v.trim() === '' ? undefined : v.trim();
+    for (const v of [env[name.toLowerCase()], env[name.toUpperCase()]]) if (v !== undefined && v.trim() !== '') return v.trim();
+    return undefined;
   };
   const out: ProxyEnv = {};
   const h = pick('http_proxy');

@@ -17,6 +17,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TokenServer } from './token-server.js';
+import { Agent, fetch as undiciFetch } from 'undici';
+
+/** For the readiness probe of a TLS registry (its certificate is self-signed). */
+const unverified = new Agent({ connect: { rejectUnauthorized: false } });
 
 export { TokenServer } from './token-server.js';
 export type AuthMode = 'none' | 'htpasswd' | 'token';
@@ -37,13 +41,20 @@ export interface RegistryOptions {
   tokenExpiresIn?: number;
   /** Token mode: how tokens name their signing key (default 'x5c'). */
   tokenKeyHint?: 'x5c' | 'kid';
+  /**
+   * Serve HTTPS with a self-signed certificate (made with openssl) for 127.0.0.1, localhost and the
+   * given extra DNS names; `caFile` in the result is the certificate to trust.
+   */
+  tls?: { dnsNames?: string[] };
 }
 
 export interface TestRegistry {
   /** `127.0.0.1:PORT` */
   host: string;
-  /** `http://127.0.0.1:PORT` */
+  /** `http://127.0.0.1:PORT` (https with the tls option) */
   url: string;
+  /** With the tls option: the registry's self-signed certificate (PEM). */
+  caFile?: string;
   auth: AuthMode;
   /** Set in htpasswd and token modes (TEST_USER / TEST_PASSWORD). */
   username?: string;
@@ -94,6 +105,7 @@ async function freePort(): Promise<number> {
 }
 
 function config(dir: string, port: number, opts: RegistryOptions, auth: string[]): string {
+  const tls = opts.tls ? ['  tls:', `    certificate: ${join(dir, 'tls.crt')}`, `    key: ${join(dir, 'tls.key')}`] : [];
   return [
     'version: 0.1',
     'log:',
@@ -113,6 +125,7 @@ function config(dir: string, port: number, opts: RegistryOptions, auth: string[]
     'http:',
     `  addr: 127.0.0.1:${port}`,
     `  secret: ${randomBytes(16).toString('hex')}`,
+    ...tls,
     'health:',
     '  storagedriver:',
     '    enabled: false',
@@ -131,7 +144,7 @@ async function waitReady(url: string, child: ChildProcess, closed: Promise<void>
       return 'exited';
     }
     try {
-      const r = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1000) });
+      const r = await undiciFetch(`${url}/v2/`, { signal: AbortSignal.timeout(1000), dispatcher: unverified });
       await r.arrayBuffer().catch(() => undefined);
       if (r.status === 200 || r.status === 401) return 'up';
     } catch {
@@ -170,6 +183,10 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
       await tokenServer.start();
       authYaml = ['auth:', '  token:', `    realm: ${tokenServer.url}`, `    service: ${TOKEN_SERVICE}`, `    issuer: ${TOKEN_ISSUER}`, `    rootcertbundle: ${tokenServer.certFile}`];
     }
+    if (opts.tls) {
+      const san = ['IP:127.0.0.1', 'DNS:localhost', ...(opts.tls.dnsNames ?? []).map((n) => `DNS:${n}`)].join(',');
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.crt'), '-days', '2', '-subj', '/CN=ocitool-test-registry', '-addext', `subjectAltName=${san}`], { stdio: 'pipe' });
+    }
     const cfg = join(dir, 'config.yml');
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
@@ -180,7 +197,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
       const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
       const spawnError = new Promise<never>((_, reject) => child.once('error', reject));
       child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-20_000)));
-      const url = `http://127.0.0.1:${port}`;
+      const url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
       const state = await Promise.race([waitReady(url, child, closed), spawnError]).catch(async (err: unknown) => {
         await kill(child);
         throw err;
@@ -201,6 +218,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
         auth,
         ...(auth !== 'none' ? { username: TEST_USER, password: TEST_PASSWORD } : {}),
         dataDir: join(dir, 'data'),
+        ...(opts.tls ? { caFile: join(dir, 'tls.crt') } : {}),
         ...(tokenServer ? { tokenServer } : {}),
         log: () => stderr,
         stop: () => (stopping ??= kill(child).then(cleanup)),

@@ -96,7 +96,7 @@ export default defineCommand({
       .option('compression-level', { type: 'number', describe: 'gzip level 0-9 (default 6)' })
       .option('format', { choices: ['oci', 'docker'] as const, default: 'oci' as const })
       .option('creds', { type: 'string', describe: 'USER:PASSWORD for the registry in --tag / --from' })
-      .option('insecure', { type: 'boolean', default: false, describe: 'allow plain HTTP to registries' }),
+      .option('insecure', { type: 'boolean', default: false, describe: 'allow plain HTTP and unverified TLS to registries' }),
   run: async (args, out) => {
     const dst = parseImageArg(args.tag);
     const toRegistry = dst.transport === 'docker';

@@ -17,9 +17,10 @@ export default defineCommand({
       .option('raw', { type: 'boolean', default: false, describe: 'print the document exactly as stored (an index is not resolved unless --platform is given)' })
       .option('config', { type: 'boolean', default: false, describe: 'print the image config instead of the manifest' })
       .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] to pick from an index (default: this host)' })
-      .option('creds', { type: 'string', describe: 'USER:PASSWORD for a registry' }),
+      .option('creds', { type: 'string', describe: 'USER:PASSWORD for a registry' })
+      .option('insecure', { type: 'boolean', default: false, describe: 'allow plain HTTP and unverified TLS to registries' }),
   run: async (args, out) => {
-    const { store, reference } = await openStore(parseImageArg(args.ref), args.creds ? { credential: parseCreds(args.creds) } : {});
+    const { store, reference } = await openStore(parseImageArg(args.ref), { insecure: args.insecure, ...(args.creds ? { credential: parseCreds(args.creds) } : {}) });
     const platform = platformArg(args.platform);
     const root = await store.resolve(reference ?? '');
     if (args.raw && !args.config && platform === undefined) {

@@ -24,9 +24,10 @@ export default defineCommand({
   builder: (y) =>
     y
       .positional('layout', { type: 'string', demandOption: true, describe: 'DIR, oci:DIR, or docker://HOST/REPO (its tags)' })
-      .option('creds', { type: 'string', describe: 'USER:PASSWORD for a registry' }),
+      .option('creds', { type: 'string', describe: 'USER:PASSWORD for a registry' })
+      .option('insecure', { type: 'boolean', default: false, describe: 'allow plain HTTP and unverified TLS to registries' }),
   run: async (args, out) => {
-    const { layout, store } = await openStore(parseImageArg(args.layout), args.creds ? { credential: parseCreds(args.creds) } : {});
+    const { layout, store } = await openStore(parseImageArg(args.layout), { insecure: args.insecure, ...(args.creds ? { credential: parseCreds(args.creds) } : {}) });
     if (store instanceof RegistryStore) {
       const tags = await store.listTags();
       if (args.json) out.jsonOut(tags);
