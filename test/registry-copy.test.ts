@@ -87,6 +87,67 @@ describe('mounts, tags, inspect, push/pull and build to a registry', () => {
     expect(JSON.parse(raw).layers).toHaveLength(1);
   });
 
+  it('--json writes one event per line: blob start/progress/done, mount, manifest pushed, then done', async () => {
+    const creds = `${reg.username}:${reg.password}`;
+    const events = (out: string) => out.trim().split('\n').map((l) => JSON.parse(l) as { event: string; digest: string; bytes?: number; from?: string; size: number });
+    // A cache of its own: blobs the earlier tests pushed would be mounted from their repositories.
+    const jsonEnv = { env: { OCITOOL_CACHE_DIR: join(work, 'json-cache') } };
+    const first = events(await ok(ocitool(['push', '--json', '--creds', creds, `oci:${layout}:v1`, `docker://${reg.host}/json/a:v1`], jsonEnv)));
+    const kinds = first.map((e) => e.event);
+    expect(kinds.filter((k) => k === 'blob-start')).toHaveLength(2);
+    expect(kinds.filter((k) => k === 'blob-done')).toHaveLength(2);
+    expect(kinds.filter((k) => k === 'manifest-pushed')).toHaveLength(1);
+    expect(kinds.at(-1)).toBe('done');
+    expect(first.at(-1)!.digest).toBe(digest);
+    for (const e of first.filter((x) => x.event === 'blob-done')) expect(e.bytes).toBe(e.size);
+    // Every blob starts before it is done, and the manifest goes last of all pushes.
+    expect(kinds.indexOf('manifest-pushed')).toBeGreaterThan(kinds.lastIndexOf('blob-done'));
+    // Registry to registry on one host: the source repository is where blobs are mounted from.
+    const copied = events(await ok(ocitool(['copy', '--json', '--src-creds', creds, '--dest-creds', creds, `docker://${reg.host}/json/a:v1`, `docker://${reg.host}/json/b:v1`], { env: { OCITOOL_CACHE_DIR: join(work, 'fresh-cache') } })));
+    const mounts = copied.filter((e) => e.event === 'blob-mount');
+    expect(mounts).toHaveLength(2);
+    expect(mounts.every((m) => m.from === 'json/a')).toBe(true);
+    expect(copied.some((e) => e.event === 'blob-start')).toBe(false);
+    // And again: everything is there.
+    const again = events(await ok(ocitool(['push', '--json', '--creds', creds, `oci:${layout}:v1`, `docker://${reg.host}/json/a:v1`], jsonEnv)));
+    expect(again.map((e) => e.event)).toEqual(['manifest-skip', 'done']);
+  });
+
+  it('the library copy() reports progress and stops on an AbortSignal, leaving nothing half-written', async () => {
+    const { copy } = await import('../src/transport/copy.js');
+    const { parseCreds } = await import('../src/registry/auth/credentials.js');
+    const { randomBytes } = await import('node:crypto');
+    const { writeFile, mkdir, readdir } = await import('node:fs/promises');
+    const { OciLayout } = await import('../src/layout/layout.js');
+    const big = join(work, 'abort-src');
+    await mkdir(big, { recursive: true });
+    await writeFile(join(big, 'random.bin'), randomBytes(20 * 1024 * 1024));
+    const bigLayout = join(work, 'abort-layout');
+    await ok(ocitool(['build', '--tag', `oci:${bigLayout}:v1`, '--add', big, '--compression', 'none']));
+    const cred = parseCreds(`${reg.username}:${reg.password}`);
+    const seen: string[] = [];
+    const pushed = await copy(`oci:${bigLayout}:v1`, `docker://${reg.host}/lib/big:v1`, { dstCredential: cred, onProgress: (e) => seen.push(e.type) });
+    expect(seen).toContain('blob-progress');
+    expect(seen.at(-1)).toBe('manifest-pushed');
+    // Pull it with a signal that fires once the layer is under way.
+    const out = join(work, 'aborted');
+    const ac = new AbortController();
+    const reason = new Error('stop here');
+    await expect(
+      copy(`docker://${reg.host}/lib/big:v1`, `oci:${out}:v1`, {
+        srcCredential: cred,
+        signal: ac.signal,
+        onProgress: (e) => {
+          if (e.type === 'blob-progress' && e.bytes > 0 && e.descriptor.size > 1_000_000) ac.abort(reason);
+        },
+      }),
+    ).rejects.toBe(reason);
+    const l = await OciLayout.open(out);
+    expect((await l.listBlobFiles()).map((f) => f.digest)).not.toContain(pushed.descriptor.digest);
+    expect(await l.tags()).toEqual([]);
+    expect(await readdir(join(out, '.ocitool', 'tmp')).catch(() => [])).toEqual([]);
+  });
+
   it('ls lists a repository\'s tags; inspect reads a registry manifest and config', async () => {
     const creds = `${reg.username}:${reg.password}`;
     for (const t of ['v2', 'v3']) await ok(ocitool(['push', '--creds', creds, `oci:${layout}:v1`, `docker://${reg.host}/team/a:${t}`], { env: env() }));
