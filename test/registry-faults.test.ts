@@ -28,13 +28,18 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-async function withProxy<T>(decide: (n: number, method: string, path: string) => Fault, fn: (p: FaultProxy) => Promise<T>): Promise<T> {
-  const p = await startFaultProxy(reg.host, decide);
+/** Runs `fn` with a fault proxy in front of the registry at `target`, stopped afterwards. */
+async function withProxyTo<T>(target: string, decide: (n: number, method: string, path: string) => Fault, fn: (p: FaultProxy) => Promise<T>): Promise<T> {
+  const p = await startFaultProxy(target, decide);
   try {
     return await fn(p);
   } finally {
     await p.stop();
   }
+}
+
+function withProxy<T>(decide: (n: number, method: string, path: string) => Fault, fn: (p: FaultProxy) => Promise<T>): Promise<T> {
+  return withProxyTo(reg.host, decide, fn);
 }
 
 describe('through a misbehaving proxy', () => {
@@ -157,6 +162,49 @@ describe('chunked uploads', () => {
     );
     await ok(ocitool(['pull', `docker://${reg.host}/faults/cut:v1`, `oci:${join(work, 'cut-check')}:v1`]));
     await ok(ocitool(['verify', '--diff-ids', join(work, 'cut-check')]));
+  });
+});
+
+describe('bearer tokens during long transfers', () => {
+  it('a token that runs out is renewed before the next request, and a 401 mid-pull gets a fresh token', async () => {
+    const { randomBytes } = await import('node:crypto');
+    const { writeFile, mkdir } = await import('node:fs/promises');
+    const tokenReg = await startRegistry({ auth: 'token', tokenExpiresIn: 1 });
+    try {
+      const creds = `${tokenReg.username}:${tokenReg.password}`;
+      const src = join(work, 'token-src');
+      await mkdir(src, { recursive: true });
+      // Two layers of 5 MB: through the throttled proxy (about 2 MB/s) the pull outlives a 1 s token.
+      await writeFile(join(src, 'one.bin'), randomBytes(5_000_000));
+      await mkdir(join(src, 'two'));
+      await writeFile(join(src, 'two', 'two.bin'), randomBytes(5_000_000));
+      const tl = join(work, 'token-layout');
+      await ok(ocitool(['build', '--tag', `oci:${tl}:v1`, '--add', `${join(src, 'one.bin')}:/one.bin`, '--add', `${join(src, 'two')}:/two`, '--compression', 'none']));
+      const d = lastLine(await ok(ocitool(['push', '--creds', creds, `oci:${tl}:v1`, `docker://${tokenReg.host}/tok/img:v1`], { env: { OCITOOL_CACHE_DIR: join(work, 'c6') } })));
+      const challenge = (await fetch(`${tokenReg.url}/v2/`)).headers.get('www-authenticate')!;
+      let blobGets = 0;
+      await withProxyTo(
+        tokenReg.host,
+        (_n, method, path) => {
+          if (method !== 'GET' || !path.includes('/blobs/sha256:')) return 'none';
+          blobGets++;
+          return blobGets === 2 ? { unauthorized: challenge } : 'slow';
+        },
+        async (p) => {
+          const before = tokenReg.tokenServer!.requests.filter((r) => r.status === 200).length;
+          const out = join(work, 'token-pull');
+          const r = await ocitool(['pull', '--concurrency', '1', '--creds', creds, `docker://${p.host}/tok/img:v1`, `oci:${out}:v1`]);
+          if (r.code !== 0) throw new Error(r.stderr);
+          expect(lastLine(r.stdout)).toBe(d);
+          // First token, one after the injected 401, and renewals as 1-second tokens ran out.
+          const issued = tokenReg.tokenServer!.requests.filter((x) => x.status === 200).length - before;
+          expect(issued).toBeGreaterThanOrEqual(3);
+          await ok(ocitool(['verify', '--diff-ids', out]));
+        },
+      );
+    } finally {
+      await tokenReg.stop();
+    }
   });
 });
 

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
  * 'drop': cut the response body halfway; 'drop-request': pass half the request body on, then cut both
  * connections (an upload interrupted mid-body); 'corrupt': flip a byte of the response body.
  */
-export type Fault = 'none' | '503' | '429' | 'drop' | 'drop-request' | 'corrupt' | 'slow' | { redirect: string };
+export type Fault = 'none' | '503' | '429' | 'drop' | 'drop-request' | 'corrupt' | 'slow' | { redirect: string } | { unauthorized: string };
 
 export interface FaultProxy {
   host: string;
@@ -28,6 +28,13 @@ export async function startFaultProxy(target: string, decide: (n: number, method
     const range = req.headers.range;
     const contentRange = req.headers['content-range'];
     log.push({ method: req.method ?? 'GET', path: req.url ?? '/', fault, ...(range ? { range } : {}), ...(contentRange ? { contentRange } : {}) });
+    if (typeof fault === 'object' && 'unauthorized' in fault) {
+      // As a registry does when a token was revoked or ran out: 401 with the challenge.
+      req.resume();
+      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': fault.unauthorized });
+      res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'injected by the test proxy' }] }));
+      return;
+    }
     if (typeof fault === 'object') {
       req.resume();
       res.writeHead(307, { location: `${fault.redirect}${req.url ?? '/'}` }).end();
