@@ -1,9 +1,10 @@
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
 import type { Descriptor } from '../spec/types.js';
 import { isManifestType } from '../spec/media-types.js';
 import type { ExistenceChecker, Fetcher, Mounter, Pusher } from './store.js';
 import { childrenOf, fetchManifest } from './graph.js';
 import { OciToolError } from '../util/errors.js';
+import { isVerifiedFor, markVerified } from '../digest/verify.js';
 
 /**
  * What a copy reports as it goes. Blobs: start, progress (bytes so far, about ten times a second),
@@ -126,8 +127,10 @@ export async function copyGraph(src: Fetcher, dst: Pusher & ExistenceChecker & P
           // The source's errors reach the destination through the meter; once push() has given up,
           // nobody listens to the meter any more, hence the catch-all listener.
           meter.on('error', () => undefined);
-          stream.on('error', (err) => meter.destroy(err));
-          await dst.push(desc, stream.pipe(meter), sig);
+          // pipeline passes on the source's end, errors and premature close, so a verified source stays verified.
+          const metered = pipeline(stream, meter, () => undefined);
+          if (isVerifiedFor(stream, desc.digest)) markVerified(metered, desc.digest);
+          await dst.push(desc, metered, sig);
           emit({ type: 'blob-done', descriptor: desc, bytes: meter.bytes, seconds: (Date.now() - started) / 1000 });
           return;
         } catch (err) {

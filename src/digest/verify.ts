@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { OciToolError } from '../util/errors.js';
 import { hashAlgorithmOf, type HashAlgorithm } from './digest.js';
 
@@ -31,6 +31,23 @@ export class HashingStream extends Transform {
   }
 }
 
+const VERIFIED = Symbol.for('ocitool.verified');
+
+/**
+ * Marks a stream as one that ends only if its bytes match `digest` (it errors otherwise), so that a
+ * consumer that reads it to its end can skip hashing the same bytes again. Only streams that check
+ * (VerifyingStream) or pass on a checked stream's end and errors unchanged may carry the mark.
+ */
+export function markVerified<T extends Readable>(stream: T, digest: string): T {
+  (stream as unknown as Record<symbol, string>)[VERIFIED] = digest;
+  return stream;
+}
+
+/** Whether `stream` carries the mark for exactly `digest`. */
+export function isVerifiedFor(stream: Readable, digest: string): boolean {
+  return (stream as unknown as Record<symbol, string | undefined>)[VERIFIED] === digest;
+}
+
 export interface Expected {
   digest: string;
   /** Expected length in bytes; a negative size means unknown (schema 1 blobSums) and is not checked. */
@@ -52,6 +69,7 @@ export class VerifyingStream extends Transform {
   ) {
     super();
     this.hash = createHash(hashAlgorithmOf(expected.digest));
+    markVerified(this, expected.digest);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {

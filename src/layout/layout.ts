@@ -4,7 +4,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pipeline as pipelineCb } from 'node:stream';
 import { digestOf, hashAlgorithmOf, isValidDigest, parseDigest } from '../digest/digest.js';
-import { HashingStream, VerifyingStream } from '../digest/verify.js';
+import { HashingStream, VerifyingStream, isVerifiedFor } from '../digest/verify.js';
 import type { Collectable, Store } from '../content/store.js';
 import { fetchBytes } from '../content/store.js';
 import { MediaType, isManifestType } from '../spec/media-types.js';
@@ -163,11 +163,14 @@ export class OciLayout implements Store, Collectable {
     }
     await mkdir(this.tmpDir, { recursive: true });
     const tmp = tempName(this.tmpDir, 'blob');
+    // A stream already verified for this digest (a registry or layout fetch) is not hashed twice.
+    const trusted = expected !== undefined && isVerifiedFor(content, expected.digest);
     const check: Transform = expected ? new VerifyingStream(expected, `blob ${expected.digest}`) : new HashingStream('sha256');
     try {
       const fh = await open(tmp, 'wx', 0o644);
       try {
-        await pipeline(content, check, fileHandleWriter(fh, this.sync));
+        if (trusted) await pipeline(content, fileHandleWriter(fh, this.sync));
+        else await pipeline(content, check, fileHandleWriter(fh, this.sync));
       } finally {
         await fh.close();
       }

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fetch as undiciFetch, type RequestInit as UndiciRequestInit } from 'undici';
+import type { Readable } from 'node:stream';
+import { request as undiciRequest, type Dispatcher } from './undici.js';
 import { OciToolError } from '../util/errors.js';
 import { parseChallenges, pickChallenge, type Challenge } from './auth/challenge.js';
 import type { Credential } from './auth/credentials.js';
@@ -31,8 +32,52 @@ export interface RequestOptions {
   attempts?: number;
 }
 
-/** The response type of every request (undici's fetch Response). */
-export type HttpResponse = Awaited<ReturnType<typeof undiciFetch>>;
+/**
+ * A response: status, headers, and the body as a Node stream (undici's request API, which hands
+ * buffers over without the copies and web-stream layers of fetch). A body must be read or cancelled.
+ */
+export class HttpResponse {
+  constructor(
+    private readonly raw: Dispatcher.ResponseData,
+    /** The URL that answered (after redirects). */
+    readonly url: string,
+  ) {}
+  get status(): number {
+    return this.raw.statusCode;
+  }
+  get body(): Readable {
+    return this.raw.body;
+  }
+  readonly headers = {
+    get: (name: string): string | null => {
+      const v = this.raw.headers[name.toLowerCase()];
+      return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+    },
+  };
+  get ok(): boolean {
+    return this.status >= 200 && this.status < 300;
+  }
+  async text(): Promise<string> {
+    return this.raw.body.text();
+  }
+  async json(): Promise<unknown> {
+    return this.raw.body.json();
+  }
+  async bytes(): Promise<Buffer> {
+    return Buffer.from(await this.raw.body.arrayBuffer());
+  }
+  /** Drops the rest of the body (the connection goes back to the pool when it is small). */
+  async cancel(): Promise<void> {
+    await this.raw.body.dump().catch(() => undefined);
+  }
+}
+
+interface SendInit {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: Buffer | string;
+  signal?: AbortSignal;
+}
 
 interface CachedToken {
   header: string;
@@ -87,7 +132,7 @@ export class RegistryHttp {
     if (!mayUseHttp(this.apiHost, this.insecure)) return https;
     try {
       const res = await this.fetch(new URL('/v2/', https), { method: 'GET', signal: AbortSignal.timeout(10_000) });
-      await res.body?.cancel();
+      await res.cancel();
       return https;
     } catch (err) {
       const cert = certificateError(err);
@@ -100,8 +145,15 @@ export class RegistryHttp {
     return new OciToolError('REGISTRY', `${this.host}: TLS certificate not trusted (${code}); add its CA with NODE_EXTRA_CA_CERTS, or use --insecure`);
   }
 
-  private fetch(url: URL, init: UndiciRequestInit): Promise<HttpResponse> {
-    return undiciFetch(url, { ...init, dispatcher: dispatcherFor(url, this.insecure) });
+  private async fetch(url: URL, init: SendInit): Promise<HttpResponse> {
+    const raw = await undiciRequest(url, {
+      method: (init.method ?? 'GET') as Dispatcher.HttpMethod,
+      headers: init.headers ?? {},
+      ...(init.body !== undefined ? { body: init.body } : {}),
+      ...(init.signal ? { signal: init.signal } : {}),
+      dispatcher: dispatcherFor(url, this.insecure),
+    });
+    return new HttpResponse(raw, url.href);
   }
 
   async request(method: string, pathOrUrl: string, ro: RequestOptions): Promise<HttpResponse> {
@@ -125,10 +177,9 @@ export class RegistryHttp {
         throw new OciToolError('IO', `${this.host}: ${ro.what}: ${rootCause(err)}`, { cause: err });
       }
       if (res.status === 401 && !reauthed) {
-        const challenges = parseChallenges(res.headers.get('www-authenticate'));
-        await res.body?.cancel();
-        const c = pickChallenge(challenges);
+        const c = pickChallenge(parseChallenges(res.headers.get('www-authenticate')));
         if (c && (await this.authenticate(c, ro.scopes, true))) {
+          await res.cancel();
           reauthed = true;
           continue;
         }
@@ -153,10 +204,10 @@ export class RegistryHttp {
         const auth = await this.authHeader(ro.scopes);
         if (auth) headers.authorization = auth;
       }
-      const res = await this.fetch(target, { method, headers, redirect: 'manual', ...(ro.body !== undefined ? { body: ro.body } : {}), ...(ro.signal ? { signal: ro.signal } : {}) });
+      const res = await this.fetch(target, { method, headers, ...(ro.body !== undefined ? { body: ro.body } : {}), ...(ro.signal ? { signal: ro.signal } : {}) });
       if (res.status >= 300 && res.status < 400 && res.headers.get('location')) {
         if (method !== 'GET' && method !== 'HEAD') return res; // uploads handle Location themselves
-        await res.body?.cancel();
+        await res.cancel();
         target = new URL(res.headers.get('location')!, target);
         continue;
       }

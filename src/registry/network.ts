@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { Agent, ProxyAgent, type Dispatcher } from 'undici';
+import { Agent, ProxyAgent, type Dispatcher } from './undici.js';
 
 /**
  * The connections under every registry request: one keep-alive pool per TLS policy, and a proxy

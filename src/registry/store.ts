@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pipeline as pipelineCb } from 'node:stream';
 import { fetchBytes, readCapped, type Store } from '../content/store.js';
 import { digestOf, isValidDigest } from '../digest/digest.js';
-import { VerifyingStream } from '../digest/verify.js';
+import { VerifyingStream, isVerifiedFor } from '../digest/verify.js';
 import { MANIFEST_ACCEPT, isManifestType } from '../spec/media-types.js';
 import { detectManifestType, parseJson, MAX_JSON_BYTES } from '../spec/parse.js';
 import type { Descriptor } from '../spec/types.js';
@@ -71,7 +71,7 @@ export class RegistryStore implements Store {
 
   private async getManifestBytes(ref: string, what: string): Promise<Buffer> {
     const res = await this.http.request('GET', this.path('manifests', ref), { headers: { accept: MANIFEST_ACCEPT.join(', ') }, scopes: this.scopes, what });
-    const buf = Buffer.from(await res.arrayBuffer());
+    const buf = await res.bytes();
     if (buf.length > MAX_JSON_BYTES) throw new OciToolError('TOO_LARGE', `${this.name}: ${what} is over ${MAX_JSON_BYTES} bytes`);
     return buf;
   }
@@ -89,7 +89,7 @@ export class RegistryStore implements Store {
     const res = await get({});
     if (!res.body) throw new OciToolError('REGISTRY', `${this.name}: ${what}: empty response`);
     if (kind === 'blobs') await this.locations.record(this.host, this.repository, desc.digest);
-    const body = Readable.from(resumingBody(res, (offset) => get({ range: `bytes=${offset}-` }), { what: `${what} (from ${this.host})`, ...(opts.signal ? { signal: opts.signal } : {}) }), { objectMode: false });
+    const body = new ResumingBody(res, (offset) => get({ range: `bytes=${offset}-` }), { what: `${what} (from ${this.host})`, ...(opts.signal ? { signal: opts.signal } : {}) });
     return pipelineCb(body, new VerifyingStream(desc, `${what} (from ${this.host})`), () => undefined);
   }
 
@@ -129,7 +129,7 @@ export class RegistryStore implements Store {
           ...(opts.signal ? { signal: opts.signal } : {}),
         })
         .catch(() => undefined); // a refused mount falls back to an upload
-      await res?.body?.cancel();
+      await res?.cancel();
       if (res?.status === 201) {
         await this.locations.record(this.host, this.repository, desc.digest);
         return { from };
@@ -160,7 +160,7 @@ export class RegistryStore implements Store {
     const signal = opts.signal ? { signal: opts.signal } : {};
     // Verified on the way out: the final PUT (which commits the blob) happens only after the whole
     // stream has hashed right.
-    const verified = pipelineCb(content, new VerifyingStream(desc, `blob ${desc.digest}`), () => undefined);
+    const verified = isVerifiedFor(content, desc.digest) ? content : pipelineCb(content, new VerifyingStream(desc, `blob ${desc.digest}`), () => undefined);
     try {
       let location = this.startedUploads.get(desc.digest);
       this.startedUploads.delete(desc.digest);
@@ -169,7 +169,7 @@ export class RegistryStore implements Store {
         const start = await this.http.request('POST', `/v2/${this.repository}/blobs/uploads/`, { scopes: this.scopes, what, headers: { 'content-length': '0' }, ...signal });
         location = start.headers.get('location') ?? undefined;
         minChunk = Number(start.headers.get('oci-chunk-min-length') ?? 0) || 0;
-        await start.body?.cancel();
+        await start.cancel();
         if (!location) throw new RegistryError(`${this.host}: ${what}: no Location in the upload answer`, start.status, []);
       }
       const base = await this.http.base();
@@ -208,7 +208,7 @@ export class RegistryStore implements Store {
             attempts: 1,
             ...(signal ? { signal } : {}),
           });
-          await res.body?.cancel();
+          await res.cancel();
           url = new URL(res.headers.get('location') ?? url.href, url);
           offset += body.length;
           sent = fill;
@@ -246,7 +246,7 @@ export class RegistryStore implements Store {
   private async uploadOffset(url: URL, what: string, signal?: AbortSignal): Promise<number | undefined> {
     try {
       const res = await this.http.request('GET', url.href, { scopes: this.scopes, what: `status of ${what}`, ...(signal ? { signal } : {}) });
-      await res.body?.cancel();
+      await res.cancel();
       const range = res.headers.get('range');
       if (!range || /^(bytes=)?0-0$/.test(range)) return 0; // distribution says 0-0 for an empty upload
       const m = /^(?:bytes=)?0-(\d+)$/.exec(range);
@@ -266,7 +266,7 @@ export class RegistryStore implements Store {
       body,
       ...(signal ? { signal } : {}),
     });
-    await res.body?.cancel();
+    await res.cancel();
     const got = res.headers.get('docker-content-digest');
     if (got && got !== desc.digest) throw new OciToolError('DIGEST_MISMATCH', `${this.name}: registry stored blob ${desc.digest} as ${got}`);
   }
@@ -280,7 +280,7 @@ export class RegistryStore implements Store {
       body: bytes,
     });
     const got = res.headers.get('docker-content-digest');
-    await res.body?.cancel();
+    await res.cancel();
     if (got && got !== desc.digest) throw new OciToolError('DIGEST_MISMATCH', `${this.name}: registry stored manifest ${desc.digest} as ${got}`);
   }
 
@@ -307,44 +307,83 @@ export class RegistryStore implements Store {
 /**
  * A response body that survives a dropped connection: it asks again from the byte it got to
  * (`Range: bytes=N-`), takes a 206 that starts there or skips ahead in a 200, and gives up after
- * five interruptions. What it yields still goes through the digest check.
+ * five interruptions. What it passes on still goes through the digest check. The body's chunks are
+ * passed straight through (no per-chunk promises: this is the hot path of every pull).
  */
-export async function* resumingBody(
-  first: HttpResponse,
-  again: (offset: number) => Promise<HttpResponse>,
-  opts: { what: string; signal?: AbortSignal; maxResumes?: number },
-): AsyncGenerator<Buffer> {
-  let res = first;
-  let offset = 0;
-  let skip = 0;
-  for (let resumes = 0; ; ) {
-    try {
-      if (!res.body) throw new OciToolError('REGISTRY', `${opts.what}: empty response`);
-      for await (const part of res.body as AsyncIterable<Uint8Array>) {
-        let chunk = Buffer.from(part.buffer, part.byteOffset, part.byteLength);
-        if (skip > 0) {
-          const n = Math.min(skip, chunk.length);
-          skip -= n;
-          chunk = chunk.subarray(n);
-          if (chunk.length === 0) continue;
-        }
-        offset += chunk.length;
-        yield chunk;
+export class ResumingBody extends Readable {
+  private source!: Readable;
+  private offset = 0;
+  private skip = 0;
+  private resumes = 0;
+  private switching = false;
+
+  constructor(
+    first: HttpResponse,
+    private readonly again: (offset: number) => Promise<HttpResponse>,
+    private readonly opts: { what: string; signal?: AbortSignal; maxResumes?: number },
+  ) {
+    super({ highWaterMark: 1 << 20 });
+    this.attach(first.body);
+  }
+
+  private attach(source: Readable): void {
+    this.source = source;
+    source.on('data', (chunk: Buffer) => {
+      if (this.source !== source) return;
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, chunk.length);
+        this.skip -= n;
+        chunk = chunk.subarray(n);
+        if (chunk.length === 0) return;
       }
+      this.offset += chunk.length;
+      if (!this.push(chunk)) source.pause();
+    });
+    source.once('end', () => {
+      if (this.source === source) this.push(null);
+    });
+    source.once('error', (err: Error) => {
+      if (this.source === source) void this.resume_(err);
+    });
+  }
+
+  override _read(): void {
+    if (!this.switching) this.source.resume();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.source.destroy();
+    cb(err);
+  }
+
+  private async resume_(cause: Error): Promise<void> {
+    if (this.destroyed) return;
+    if (cause instanceof OciToolError || this.opts.signal?.aborted || ++this.resumes > (this.opts.maxResumes ?? 5)) {
+      this.destroy(cause);
       return;
-    } catch (err) {
-      if (err instanceof OciToolError || opts.signal?.aborted || ++resumes > (opts.maxResumes ?? 5)) throw err;
-      res = await again(offset);
+    }
+    this.switching = true;
+    try {
+      const res = await this.again(this.offset);
       if (res.status === 206) {
         const m = /^bytes (\d+)-/.exec(res.headers.get('content-range') ?? '');
-        if (!m || Number(m[1]) !== offset) {
-          await res.body?.cancel();
-          throw new OciToolError('REGISTRY', `${opts.what}: asked to resume at byte ${offset}, the registry answered ${res.headers.get('content-range') ?? 'no Content-Range'}`);
+        if (!m || Number(m[1]) !== this.offset) {
+          await res.cancel();
+          throw new OciToolError('REGISTRY', `${this.opts.what}: asked to resume at byte ${this.offset}, the registry answered ${res.headers.get('content-range') ?? 'no Content-Range'}`);
         }
-        skip = 0;
+        this.skip = 0;
       } else {
-        skip = offset; // a 200: the whole body again
+        this.skip = this.offset; // a 200: the whole body again
       }
+      if (this.destroyed) {
+        await res.cancel();
+        return;
+      }
+      this.switching = false;
+      this.attach(res.body);
+    } catch (err) {
+      this.destroy(err as Error);
     }
   }
 }
+

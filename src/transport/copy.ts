@@ -1,6 +1,5 @@
 import type { CopyEvent } from '../content/copy.js';
-import { blobLocations } from '../registry/blob-locations.js';
-import { RegistryStore } from '../registry/store.js';
+import type { RegistryStore } from '../registry/store.js';
 import type { Credential } from '../registry/auth/credentials.js';
 import { parseReference, type ImageReference } from '../reference/transport.js';
 import { copyImage } from '../image/copy-image.js';
@@ -42,6 +41,8 @@ export function destinationTag(ref: ImageReference): string | undefined {
   }
 }
 
+const isRegistry = (s: object): s is RegistryStore => 'addMountSource' in s && 'repository' in s;
+
 const asReference = (r: string | ImageReference): ImageReference => (typeof r === 'string' ? parseReference(r) : r);
 
 /**
@@ -61,7 +62,7 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
   const from = await openStore(srcRef, { ...(opts.insecure ? { insecure: true } : {}), ...(opts.srcCredential ? { credential: opts.srcCredential } : {}) });
   const to = await openStore(dstRef, { create: true, ...(opts.insecure ? { insecure: true } : {}), ...(opts.dstCredential ? { credential: opts.dstCredential } : {}) });
   // Registry to registry on one host: the source repository is the first place to mount from.
-  if (from.store instanceof RegistryStore && to.store instanceof RegistryStore && from.store.host === to.store.host) to.store.addMountSource(from.store.repository);
+  if (isRegistry(from.store) && isRegistry(to.store) && from.store.host === to.store.host) to.store.addMountSource(from.store.repository);
   const tag = destinationTag(dstRef);
   const descriptor = await copyImage(from.store, from.reference ?? '', to.store, {
     ...(opts.platform ? { platform: opts.platform } : {}),
@@ -70,6 +71,9 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
   });
-  await blobLocations.save().catch(() => undefined); // a cache: failing to save loses nothing
+  if (isRegistry(from.store) || isRegistry(to.store)) {
+    const { blobLocations } = await import('../registry/blob-locations.js');
+    await blobLocations.save().catch(() => undefined); // a cache: failing to save loses nothing
+  }
   return tag !== undefined ? { descriptor, tag } : { descriptor };
 }

@@ -3,8 +3,7 @@ import { formatReference } from '../reference/transport.js';
 import { OciLayout } from '../layout/layout.js';
 import type { Store } from '../content/store.js';
 import { OciToolError } from '../util/errors.js';
-import { resolveCredentials, type Credential } from '../registry/auth/credentials.js';
-import { RegistryStore } from '../registry/store.js';
+import type { Credential } from '../registry/auth/credentials.js';
 
 export interface OpenedStore {
   store: Store;
@@ -36,6 +35,8 @@ export async function openStore(ref: ImageReference, opts: OpenOptions = {}): Pr
     }
     case 'docker': {
       const { domain, path, tag, digest } = ref.ref;
+      // Loaded on demand: the HTTP stack is most of the CLI's start-up time, and layouts do not need it.
+      const [{ resolveCredentials }, { RegistryStore }] = await Promise.all([import('../registry/auth/credentials.js'), import('../registry/store.js')]);
       const credential = await resolveCredentials(domain, opts.credential);
       const store = new RegistryStore(domain, path, { push: opts.create ?? false, ...(credential ? { credential } : {}), ...(opts.insecure ? { insecure: true } : {}) });
       const reference = digest ?? tag;

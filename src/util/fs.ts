@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { writev as fsWritev } from 'node:fs';
 import { Writable } from 'node:stream';
 import { dirname, join } from 'node:path';
 
@@ -62,20 +63,55 @@ export function processAlive(pid: number): boolean {
  * before finishing — so that a caller can rename the file knowing its bytes are on disk.
  */
 export function fileHandleWriter(fh: FileHandle, sync: boolean): Writable {
-  const writeAll = async (buf: Buffer): Promise<void> => {
-    let off = 0;
-    while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
+  // Network reads arrive in pieces of 16-64 KiB. Writing each alone costs twice the system time of
+  // writing 1 MiB batches, so pieces are gathered (not copied) into batches written with writev, using
+  // the callback API on the raw descriptor, which costs less per call than FileHandle's promises.
+  const fd = fh.fd;
+  const writeAll = (bufs: Buffer[], cb: (err?: Error | null) => void): void => {
+    fsWritev(fd, bufs, (err, written) => {
+      if (err) return cb(err);
+      let left = written;
+      let i = 0;
+      while (i < bufs.length && left >= bufs[i]!.length) left -= bufs[i++]!.length;
+      if (i === bufs.length) return cb();
+      writeAll([bufs[i]!.subarray(left), ...bufs.slice(i + 1)], cb); // a short write: carry on
+    });
+  };
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const flush = (cb: (err?: Error | null) => void): void => {
+    if (pendingBytes === 0) return cb();
+    const bufs = pending;
+    pending = [];
+    pendingBytes = 0;
+    writeAll(bufs, cb);
+  };
+  const take = (chunks: Buffer[], cb: (err?: Error | null) => void): void => {
+    for (const c of chunks) {
+      pending.push(c);
+      pendingBytes += c.length;
+    }
+    if (pendingBytes >= WRITE_BATCH) flush(cb);
+    else cb();
   };
   return new Writable({
-    highWaterMark: 1 << 20,
+    highWaterMark: WRITE_BATCH,
     write(chunk: Buffer, _enc, cb) {
-      writeAll(chunk).then(() => cb(), cb);
+      take([chunk], cb);
     },
     writev(chunks, cb) {
-      writeAll(Buffer.concat(chunks.map((c) => c.chunk as Buffer))).then(() => cb(), cb);
+      take(
+        chunks.map((c) => c.chunk as Buffer),
+        cb,
+      );
     },
     final(cb) {
-      (sync ? fh.sync() : Promise.resolve()).then(() => cb(), cb);
+      flush((err) => {
+        if (err) return cb(err);
+        (sync ? fh.sync() : Promise.resolve()).then(() => cb(), cb);
+      });
     },
   });
 }
+
+const WRITE_BATCH = 1 << 20;

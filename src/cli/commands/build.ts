@@ -2,9 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Store } from '../../content/store.js';
-import { copyImage } from '../../image/copy-image.js';
 import { parseCreds } from '../../registry/auth/credentials.js';
-import { buildImage, type LayerSpec } from '../../image/build.js';
+import type { LayerSpec } from '../../image/build.js';
 import type { Descriptor } from '../../spec/types.js';
 import { OciLayout } from '../../layout/layout.js';
 import { openStore } from '../../transport/open.js';
@@ -123,6 +122,8 @@ export default defineCommand({
       const stopSignal = args['stop-signal'];
       const entrypoint = execForm(args.entrypoint);
       const cmd = execForm(args.cmd);
+      // The layer engine (tree walk, tar, gzip) loads only when building.
+      const { buildImage } = await import('../../image/build.js');
       const result = await buildImage({
         destination,
         ...(tagName !== undefined ? { tag: tagName } : {}),
@@ -159,6 +160,7 @@ export default defineCommand({
       if (toRegistry) {
         const target = await openStore(dst, { create: true, ...(args.creds ? { credential: parseCreds(args.creds) } : {}), insecure: args.insecure });
         const progress = progressReporter(out);
+        const { copyImage } = await import('../../image/copy-image.js');
         await copyImage(destination, result.manifest.digest, target.store, { ...(target.reference !== undefined ? { tag: target.reference } : {}), onProgress: (e) => progress.onProgress(e) });
         progress.finish();
       }

@@ -4,7 +4,7 @@ import { MediaType } from '../../spec/media-types.js';
 import { openStore } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
 import { parseCreds } from '../../registry/auth/credentials.js';
-import { RegistryStore } from '../../registry/store.js';
+import type { RegistryStore } from '../../registry/store.js';
 import { parseImageArg } from '../args.js';
 import { defineCommand } from '../command.js';
 import { humanSize, table } from '../output.js';
@@ -28,8 +28,9 @@ export default defineCommand({
       .option('insecure', { type: 'boolean', default: false, describe: 'allow plain HTTP and unverified TLS to registries' }),
   run: async (args, out) => {
     const { layout, store } = await openStore(parseImageArg(args.layout), { insecure: args.insecure, ...(args.creds ? { credential: parseCreds(args.creds) } : {}) });
-    if (store instanceof RegistryStore) {
-      const tags = await store.listTags();
+    if ('listTags' in store) {
+      const registry = store as RegistryStore;
+      const tags = await registry.listTags();
       if (args.json) out.jsonOut(tags);
       else for (const t of tags) out.result(t);
       return;
