@@ -13,7 +13,7 @@ import { RegistryError } from './errors.js';
 import { blobLocations, type BlobLocations } from './blob-locations.js';
 import { RegistryHttp, type HttpResponse, type RegistryHttpOptions } from './http.js';
 
-const DEFAULT_CHUNK = 16 * 1024 * 1024;
+const DEFAULT_CHUNK = 8 * 1024 * 1024;
 
 export interface RegistryStoreOptions extends RegistryHttpOptions {
   /** Ask for push access too (default: pull only). */
@@ -21,7 +21,7 @@ export interface RegistryStoreOptions extends RegistryHttpOptions {
   credential?: Credential;
   /** Where blobs were seen before (for cross-repository mounts); default the process-wide cache. */
   locations?: BlobLocations;
-  /** Blobs larger than this go up in chunks of this size (default 16 MiB); smaller ones in one PUT. */
+  /** Blobs larger than this go up in chunks of this size (default 8 MiB); smaller ones in one PUT. */
   chunkSize?: number;
 }
 
