@@ -120,25 +120,38 @@ export async function copyGraph(src: Fetcher, dst: Pusher & ExistenceChecker & P
       // A stream cannot be replayed, so a transfer that fails in a way worth retrying starts over
       // from a fresh fetch.
       for (let attempt = 1; ; attempt++) {
-        const meter = new Meter((bytes) => emit({ type: 'blob-progress', descriptor: desc, bytes }));
         let stream: Readable | undefined;
+        let timer: NodeJS.Timeout | undefined;
+        let counted: { readonly bytes: number } = { bytes: 0 };
         try {
           stream = await src.fetch(desc, sig);
-          // The source's errors reach the destination through the meter; once push() has given up,
-          // nobody listens to the meter any more, hence the catch-all listener.
-          meter.on('error', () => undefined);
-          // pipeline passes on the source's end, errors and premature close, so a verified source stays verified.
-          const metered = pipeline(stream, meter, () => undefined);
-          if (isVerifiedFor(stream, desc.digest)) markVerified(metered, desc.digest);
-          await dst.push(desc, metered, sig);
-          emit({ type: 'blob-done', descriptor: desc, bytes: meter.bytes, seconds: (Date.now() - started) / 1000 });
+          let content = stream;
+          if (typeof (stream as Partial<{ bytes: number }>).bytes === 'number') {
+            // The fetched stream counts its bytes (a VerifyingStream): read the count every so often.
+            counted = stream as unknown as { readonly bytes: number };
+            let last = -1;
+            timer = setInterval(() => {
+              if (counted.bytes !== last) emit({ type: 'blob-progress', descriptor: desc, bytes: (last = counted.bytes) });
+            }, PROGRESS_INTERVAL_MS);
+            timer.unref();
+          } else {
+            // pipeline passes on the source's end, errors and premature close, so a verified source stays verified.
+            const meter = new Meter((bytes) => emit({ type: 'blob-progress', descriptor: desc, bytes }));
+            meter.on('error', () => undefined); // errors reach the destination; after push() gave up, nobody listens
+            content = pipeline(stream, meter, () => undefined);
+            if (isVerifiedFor(stream, desc.digest)) markVerified(content, desc.digest);
+            counted = meter;
+          }
+          await dst.push(desc, content, sig);
+          emit({ type: 'blob-done', descriptor: desc, bytes: counted.bytes, seconds: (Date.now() - started) / 1000 });
           return;
         } catch (err) {
-          meter.destroy();
           stream?.destroy();
           if (attempt >= TRANSFER_ATTEMPTS || !worthRetrying(err) || opts.signal?.aborted) throw err;
           emit({ type: 'blob-retry', descriptor: desc, attempt, error: (err as Error).message });
           await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+        } finally {
+          clearInterval(timer);
         }
       }
     });

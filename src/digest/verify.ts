@@ -63,6 +63,11 @@ export class VerifyingStream extends Transform {
   private readonly hash: Hash;
   private seen = 0;
 
+  /** Bytes that have passed so far (progress reports read it instead of adding a counting stage). */
+  get bytes(): number {
+    return this.seen;
+  }
+
   constructor(
     private readonly expected: Expected,
     private readonly what: string = expected.digest,
