@@ -51,6 +51,21 @@ describe.each(['none', 'htpasswd', 'token'] as AuthMode[])('copy through a regis
   });
 
   if (auth !== 'none') {
+    it('--username with --password-stdin, and --creds on a copy with one registry end', async () => {
+      const viaStdin = await ocitool(['push', '--username', reg.username!, '--password-stdin', `oci:${layout}:v1`, `docker://${reg.host}/app/stdin:v1`], { input: `${reg.password}\n`, env: { HOME: work, DOCKER_CONFIG: join(work, 'no-docker-config') } });
+      if (viaStdin.code !== 0) throw new Error(viaStdin.stderr);
+      expect(lastLine(viaStdin.stdout)).toBe(digest);
+      const wrongStdin = await ocitool(['pull', '--username', reg.username!, '--password-stdin', `docker://${reg.host}/app/stdin:v1`, `oci:${join(work, `stdin-${auth}`)}:v1`], { input: 'nope\n' });
+      expect(wrongStdin.code).toBe(1);
+      expect(wrongStdin.stderr).toMatch(/--password-stdin.*401|401.*--password-stdin/);
+      // copy: --creds goes to the end that is a registry; with two registries it must be said which.
+      expect(lastLine(await ok(ocitool(['copy', '--creds', `${reg.username}:${reg.password}`, `docker://${reg.host}/app/stdin:v1`, `oci:${join(work, `creds-${auth}`)}:v1`])))).toBe(digest);
+      const both = await ocitool(['copy', '--creds', `${reg.username}:${reg.password}`, `docker://${reg.host}/app/stdin:v1`, `docker://${reg.host}/app/other:v1`]);
+      expect(both.code).toBe(2);
+      expect(both.stderr).toMatch(/--src-creds and --dest-creds/);
+      expect((await ocitool(['push', '--username', 'x', `oci:${layout}:v1`, `docker://${reg.host}/app/x:v1`])).code).toBe(2);
+    });
+
     it('wrong or missing credentials: one line naming the registry, exit 1', async () => {
       const wrong = await ocitool(['copy', '--dest-creds', 'ocitool:wrong', `oci:${layout}:v1`, `docker://${reg.host}/app/denied:v1`]);
       expect(wrong.code).toBe(1);

@@ -268,7 +268,7 @@ export class RegistryHttp {
     }
     const text = await res.text();
     if (!res.ok) {
-      throw new RegistryError(`${this.host}: token server ${realm.origin} refused ${cred?.username ? `user ${cred.username}` : 'anonymous access'}: ${describeStatus(res.status, parseErrorBody(text))}`, res.status === 404 ? 400 : res.status, parseErrorBody(text));
+      throw new RegistryError(`${this.host}: token server ${realm.origin} refused ${cred?.username ? `user ${cred.username} (from ${cred.source})` : cred?.identityToken ? `the identity token (from ${cred.source})` : 'anonymous access'}: ${describeStatus(res.status, parseErrorBody(text))}`, res.status === 404 ? 400 : res.status, parseErrorBody(text));
     }
     let v: { token?: string; access_token?: string; expires_in?: number };
     try {

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Store } from '../../content/store.js';
-import { parseCreds } from '../../registry/auth/credentials.js';
+import { registryOpen, registryOptions } from '../registry-args.js';
 import type { LayerSpec } from '../../image/build.js';
 import type { Descriptor } from '../../spec/types.js';
 import { OciLayout } from '../../layout/layout.js';
@@ -71,6 +71,7 @@ export default defineCommand({
   command: 'build',
   describe: 'Build an image from directories (and an optional base) into a layout',
   builder: (y) =>
+    registryOptions(
     y
       .option('tag', { type: 'string', demandOption: true, describe: 'destination, e.g. oci:DIR:TAG' })
       .option('from', { type: 'string', describe: 'base image reference (default: scratch)' })
@@ -93,10 +94,10 @@ export default defineCommand({
       .option('created', { type: 'string', describe: 'creation time (RFC 3339 or epoch seconds; default SOURCE_DATE_EPOCH, else now); also clamps file mtimes' })
       .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, default: 'gzip' as const })
       .option('compression-level', { type: 'number', describe: 'gzip level 0-9 (default 6)' })
-      .option('format', { choices: ['oci', 'docker'] as const, default: 'oci' as const })
-      .option('creds', { type: 'string', describe: 'USER:PASSWORD for the registry in --tag / --from' })
-      .option('insecure', { type: 'boolean', default: false, describe: 'allow plain HTTP and unverified TLS to registries' }),
+      .option('format', { choices: ['oci', 'docker'] as const, default: 'oci' as const }),
+    ),
   run: async (args, out) => {
+    const registry = await registryOpen(args);
     const dst = parseImageArg(args.tag);
     const toRegistry = dst.transport === 'docker';
     if ((dst.transport !== 'oci' && !toRegistry) || (dst.transport === 'oci' && dst.digest !== undefined) || (toRegistry && dst.ref.digest !== undefined)) {
@@ -111,7 +112,7 @@ export default defineCommand({
     const created = createdSeconds(args.created);
     let base: { store: Store; descriptor: Descriptor; name: string } | undefined;
     if (args.from) {
-      const { store, reference } = await openStore(parseImageArg(args.from), { insecure: args.insecure, ...(args.creds ? { credential: parseCreds(args.creds) } : {}) });
+      const { store, reference } = await openStore(parseImageArg(args.from), registry);
       base = { store, descriptor: await store.resolve(reference ?? ''), name: args.from };
     }
     // A registry destination: build into a temp layout, then push (only what the registry lacks).
@@ -158,7 +159,7 @@ export default defineCommand({
       });
       out.info(`config ${result.config.digest}`);
       if (toRegistry) {
-        const target = await openStore(dst, { create: true, ...(args.creds ? { credential: parseCreds(args.creds) } : {}), insecure: args.insecure });
+        const target = await openStore(dst, { create: true, ...registry });
         const progress = progressReporter(out);
         const { copyImage } = await import('../../image/copy-image.js');
         await copyImage(destination, result.manifest.digest, target.store, { ...(target.reference !== undefined ? { tag: target.reference } : {}), onProgress: (e) => progress.onProgress(e) });

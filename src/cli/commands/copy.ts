@@ -5,6 +5,7 @@ import { OciToolError } from '../../util/errors.js';
 import { parseImageArg } from '../args.js';
 import { defineCommand } from '../command.js';
 import { progressReporter } from '../progress.js';
+import { credentialFromFlags, registryOptions } from '../registry-args.js';
 
 type Direction = 'any' | 'push' | 'pull';
 
@@ -13,13 +14,11 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull', describe: string, direc
     command: `${verb} <src> <dst>`,
     describe,
     builder: (y) =>
-      y
+      registryOptions(y)
         .positional('src', { type: 'string', demandOption: true })
         .positional('dst', { type: 'string', demandOption: true })
         .option('src-creds', { type: 'string', describe: 'USER:PASSWORD for the source registry' })
         .option('dest-creds', { type: 'string', describe: 'USER:PASSWORD for the destination registry' })
-        .option('creds', { type: 'string', describe: 'USER:PASSWORD for the registry (push: destination, pull: source)' })
-        .option('insecure', { type: 'boolean', default: false, describe: 'allow plain HTTP and unverified TLS to registries (loopback hosts may use HTTP anyway)' })
         .option('concurrency', { type: 'number', default: 4, describe: 'blobs transferred at once' })
         .option('platform', { type: 'string', describe: 'from an index, copy only this OS/ARCH[/VARIANT] (pull default: this host)' })
         .option('all-platforms', { type: 'boolean', default: direction !== 'pull', describe: 'copy a whole index (default for copy and push; pull picks one platform)' }),
@@ -30,8 +29,13 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull', describe: string, direc
       if (direction === 'pull' && srcRef.transport !== 'docker') throw new OciToolError('USAGE', `pull: ${args.src}: the source must be a registry (docker://…); use copy`);
       if (dstRef.transport === 'oci' && dstRef.digest) throw new OciToolError('USAGE', `${verb}: ${args.dst}: a destination is named by a tag, not a digest`);
       if (!Number.isInteger(args.concurrency) || args.concurrency < 1) throw new OciToolError('USAGE', `${verb}: --concurrency must be a positive integer`);
-      const srcCreds = args['src-creds'] ?? (direction === 'pull' ? args.creds : undefined);
-      const dstCreds = args['dest-creds'] ?? (direction === 'push' ? args.creds : undefined);
+      // --creds / --username name the one registry in the copy (push: the destination, pull: the source).
+      const shared = await credentialFromFlags(args);
+      const bothRegistries = srcRef.transport === 'docker' && dstRef.transport === 'docker';
+      if (shared && bothRegistries && direction === 'any') throw new OciToolError('USAGE', `${verb}: both ends are registries: use --src-creds and --dest-creds`);
+      const sharedSide = direction === 'push' ? 'dst' : direction === 'pull' ? 'src' : srcRef.transport === 'docker' ? 'src' : 'dst';
+      const srcCredential = args['src-creds'] !== undefined ? parseCreds(args['src-creds']) : sharedSide === 'src' ? shared : undefined;
+      const dstCredential = args['dest-creds'] !== undefined ? parseCreds(args['dest-creds']) : sharedSide === 'dst' ? shared : undefined;
       const platform = args.platform !== undefined ? parsePlatform(args.platform) : args['all-platforms'] ? undefined : hostPlatform();
       const progress = progressReporter(out);
       // Ctrl-C cancels requests in flight; temp files are removed as their writers fail.
@@ -45,8 +49,8 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull', describe: string, direc
           signal: abort.signal,
           onProgress: (e) => progress.onProgress(e),
           ...(platform ? { platform } : {}),
-          ...(srcCreds ? { srcCredential: parseCreds(srcCreds) } : {}),
-          ...(dstCreds ? { dstCredential: parseCreds(dstCreds) } : {}),
+          ...(srcCredential ? { srcCredential } : {}),
+          ...(dstCredential ? { dstCredential } : {}),
         });
         progress.finish();
         if (out.json) out.raw(`${JSON.stringify({ event: 'done', digest: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size })}\n`);

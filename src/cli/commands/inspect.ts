@@ -4,7 +4,7 @@ import { resolveImageManifest } from '../../image/resolve.js';
 import { isImageConfigType } from '../../spec/media-types.js';
 import { openStore } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
-import { parseCreds } from '../../registry/auth/credentials.js';
+import { registryOpen, registryOptions } from '../registry-args.js';
 import { parseImageArg, platformArg } from '../args.js';
 import { defineCommand } from '../command.js';
 
@@ -12,15 +12,15 @@ export default defineCommand({
   command: 'inspect <ref>',
   describe: 'Print an image manifest (an index resolves to one platform), its config, or the raw bytes',
   builder: (y) =>
+    registryOptions(
     y
       .positional('ref', { type: 'string', demandOption: true, describe: 'image reference, e.g. oci:DIR:TAG' })
       .option('raw', { type: 'boolean', default: false, describe: 'print the document exactly as stored (an index is not resolved unless --platform is given)' })
       .option('config', { type: 'boolean', default: false, describe: 'print the image config instead of the manifest' })
       .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] to pick from an index (default: this host)' })
-      .option('creds', { type: 'string', describe: 'USER:PASSWORD for a registry' })
-      .option('insecure', { type: 'boolean', default: false, describe: 'allow plain HTTP and unverified TLS to registries' }),
+    ),
   run: async (args, out) => {
-    const { store, reference } = await openStore(parseImageArg(args.ref), { insecure: args.insecure, ...(args.creds ? { credential: parseCreds(args.creds) } : {}) });
+    const { store, reference } = await openStore(parseImageArg(args.ref), await registryOpen(args));
     const platform = platformArg(args.platform);
     const root = await store.resolve(reference ?? '');
     if (args.raw && !args.config && platform === undefined) {

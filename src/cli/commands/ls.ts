@@ -3,7 +3,7 @@ import { formatPlatform } from '../../spec/platform.js';
 import { MediaType } from '../../spec/media-types.js';
 import { openStore } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
-import { parseCreds } from '../../registry/auth/credentials.js';
+import { registryOpen, registryOptions } from '../registry-args.js';
 import type { RegistryStore } from '../../registry/store.js';
 import { parseImageArg } from '../args.js';
 import { defineCommand } from '../command.js';
@@ -22,12 +22,12 @@ export default defineCommand({
   command: 'ls <layout>',
   describe: 'List the tags and digests of a layout, or the tags of a registry repository',
   builder: (y) =>
+    registryOptions(
     y
       .positional('layout', { type: 'string', demandOption: true, describe: 'DIR, oci:DIR, or docker://HOST/REPO (its tags)' })
-      .option('creds', { type: 'string', describe: 'USER:PASSWORD for a registry' })
-      .option('insecure', { type: 'boolean', default: false, describe: 'allow plain HTTP and unverified TLS to registries' }),
+    ),
   run: async (args, out) => {
-    const { layout, store } = await openStore(parseImageArg(args.layout), { insecure: args.insecure, ...(args.creds ? { credential: parseCreds(args.creds) } : {}) });
+    const { layout, store } = await openStore(parseImageArg(args.layout), await registryOpen(args));
     if ('listTags' in store) {
       const registry = store as RegistryStore;
       const tags = await registry.listTags();

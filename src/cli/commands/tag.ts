@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { parseCreds } from '../../registry/auth/credentials.js';
+import { registryOpen, registryOptions } from '../registry-args.js';
 import { openStore } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
 import { parseImageArg } from '../args.js';
@@ -11,11 +11,11 @@ export default defineCommand({
   command: 'tag <src> <tag>',
   describe: 'Give an image a new tag in the same place: a layout (TAG or oci:DIR:TAG) or a registry repository (TAG or docker://SAME/REPO:TAG)',
   builder: (y) =>
+    registryOptions(
     y
       .positional('src', { type: 'string', demandOption: true, describe: 'image reference, e.g. oci:DIR:v1, oci:DIR@sha256:…, docker://HOST/REPO:v1' })
       .positional('tag', { type: 'string', demandOption: true, describe: 'new tag' })
-      .option('creds', { type: 'string', describe: 'USER:PASSWORD for a registry' })
-      .option('insecure', { type: 'boolean', default: false, describe: 'allow plain HTTP and unverified TLS to registries' }),
+    ),
   run: async (args, out) => {
     const src = parseImageArg(args.src);
     let tag = args.tag;
@@ -39,7 +39,7 @@ export default defineCommand({
         tag = dst.ref.tag;
       } else if (!DOCKER_TAG.test(tag)) throw new OciToolError('USAGE', `tag: invalid tag "${args.tag}"`);
     } else throw new OciToolError('UNSUPPORTED', `tag: ${args.src}: only layouts and registries can be tagged`);
-    const { store, reference } = await openStore(src, { create: src.transport === 'docker', insecure: args.insecure, ...(args.creds ? { credential: parseCreds(args.creds) } : {}) });
+    const { store, reference } = await openStore(src, { create: src.transport === 'docker', ...(await registryOpen(args)) });
     const desc = await store.resolve(reference ?? '');
     await store.tag(desc, tag);
     out.info(`tagged ${desc.digest} as ${tag}`);

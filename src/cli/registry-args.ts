@@ -1,0 +1,46 @@
+import type { Argv } from 'yargs';
+import { parseCreds, type Credential } from '../registry/auth/credentials.js';
+import { OciToolError } from '../util/errors.js';
+
+/** The registry flags of commands that reach one registry: credentials and TLS. */
+export interface RegistryFlags {
+  creds?: string;
+  username?: string;
+  'password-stdin': boolean;
+  insecure: boolean;
+}
+
+export function registryOptions<T>(y: Argv<T>): Argv<T & RegistryFlags> {
+  return y
+    .option('creds', { type: 'string', describe: 'USER:PASSWORD for the registry (default: docker/podman config files and credential helpers)' })
+    .option('username', { type: 'string', describe: 'user name for the registry, with the password read from stdin (--password-stdin)' })
+    .option('password-stdin', { type: 'boolean', default: false, describe: 'read the password (or token) for --username from stdin' })
+    .option('insecure', { type: 'boolean', default: false, describe: 'allow plain HTTP and unverified TLS to registries (loopback hosts may use HTTP anyway)' }) as Argv<T & RegistryFlags>;
+}
+
+/** Reads all of stdin: a password, without its final newline. */
+async function readStdinSecret(): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const c of process.stdin) parts.push(c as Buffer);
+  return Buffer.concat(parts).toString('utf8').replace(/\r?\n$/, '');
+}
+
+/** The credential the flags give, if any: `--creds`, or `--username` with `--password-stdin`. */
+export async function credentialFromFlags(args: RegistryFlags): Promise<Credential | undefined> {
+  if (args.creds !== undefined && (args.username !== undefined || args['password-stdin'])) {
+    throw new OciToolError('USAGE', '--creds cannot be combined with --username/--password-stdin');
+  }
+  if (args.creds !== undefined) return parseCreds(args.creds);
+  if (args['password-stdin'] && args.username === undefined) throw new OciToolError('USAGE', '--password-stdin needs --username');
+  if (args.username === undefined) return undefined;
+  if (!args['password-stdin']) throw new OciToolError('USAGE', '--username needs --password-stdin (or use --creds USER:PASSWORD)');
+  const password = await readStdinSecret();
+  if (password === '') throw new OciToolError('USAGE', '--password-stdin: nothing on stdin');
+  return { username: args.username, password, source: '--password-stdin' };
+}
+
+/** openStore options from the registry flags. */
+export async function registryOpen(args: RegistryFlags): Promise<{ insecure: boolean; credential?: Credential }> {
+  const credential = await credentialFromFlags(args);
+  return credential ? { insecure: args.insecure, credential } : { insecure: args.insecure };
+}
