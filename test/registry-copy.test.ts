@@ -77,6 +77,24 @@ describe.each(['none', 'htpasswd', 'token'] as AuthMode[])('copy through a regis
   }
 });
 
+describe('refusals are told apart', () => {
+  it('a token without push access: the missing scope is named; an unknown repository: 404', async () => {
+    const reg = await startRegistry({ auth: 'token', allowAnonymousPull: true });
+    try {
+      const env = { HOME: work, DOCKER_CONFIG: join(work, 'no-docker-config'), OCITOOL_CACHE_DIR: join(work, 'refusal-cache') };
+      const anon = await ocitool(['push', `oci:${layout}:v1`, `docker://${reg.host}/scoped/img:v1`], { env });
+      expect(anon.code).toBe(1);
+      expect(anon.stderr).toMatch(/^ocitool: 127\.0\.0\.1:\d+: .*scoped\/img.*lacks scope repository:scoped\/img:.*push.*insufficient_scope.*\n$/);
+      // Anonymous pull is allowed: a missing image is a plain 404.
+      const missing = await ocitool(['pull', `docker://${reg.host}/scoped/none:v1`, `oci:${join(work, 'none')}:v1`], { env });
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toMatch(/scoped\/none: not found \(404\)/);
+    } finally {
+      await reg.stop();
+    }
+  });
+});
+
 describe('mounts, tags, inspect, push/pull and build to a registry', () => {
   let reg: TestRegistry;
   const env = (): NodeJS.ProcessEnv => ({ OCITOOL_CACHE_DIR: join(work, 'cache') });

@@ -288,6 +288,9 @@ export class RegistryHttp {
     const errors = parseErrorBody(text);
     let why = describeStatus(res.status, errors);
     if (res.status === 401) {
+      // A token without the actions asked for: the registry names the scope it wanted.
+      const c = parseChallenges(res.headers.get('www-authenticate')).find((x) => x.params.error === 'insufficient_scope');
+      if (c) why = `the token lacks scope ${c.params.scope ?? ro.scopes.join(' ')} (401 insufficient_scope)`;
       why += this.opts.credential ? ` for ${this.opts.credential.username ?? 'the identity token'} (from ${this.opts.credential.source})` : ` (${hint ?? 'no credentials'}; use --creds or docker login)`;
     }
     if (res.status === 403 || errors.some((e) => e.code === 'DENIED')) why += ` (scope ${ro.scopes.join(' ')})`;
