@@ -72,6 +72,21 @@ describe('progressReporter', () => {
     for (const line of bars) expect(line.length).toBeLessThan(80);
   });
 
+  it('a narrow terminal gets a shorter bar with the rate still whole; a pty without a size counts as 80 columns', () => {
+    for (const [columns, max] of [[50, 50], [0, 80]] as const) {
+      const { out } = capture();
+      const clock = fakeClock();
+      let screen = '';
+      play(progressReporter(out, { write: (s: string) => (screen += s), isTTY: true, columns }, clock.now), clock);
+      const bars = screen.split('\n').map((l) => l.replace(/\x1b\[[0-9]*[AJ]/g, '')).filter((l) => l.startsWith('aaaaaaaaaaaa ['));
+      expect(bars.length).toBeGreaterThan(0);
+      for (const line of bars) {
+        expect(line.length).toBeLessThan(max);
+        expect(line).toMatch(/B\/s$/);
+      }
+    }
+  });
+
   it('--json: one JSON object per event on stdout, nothing on stderr', () => {
     const { out, info, raw } = capture({ json: true });
     const clock = fakeClock();

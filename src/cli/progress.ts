@@ -99,7 +99,7 @@ export function progressReporter(out: Output, term: TerminalLike = process.stder
     const label = `${short(a.digest)} `;
     const frac = a.size > 0 ? Math.min(1, a.bytes / a.size) : 0;
     const tail = ` ${humanSize(a.bytes)}/${humanSize(a.size)} ${rate(a.bytes, now() - a.started)}`;
-    const room = Math.max(10, Math.min(40, width - label.length - tail.length - 2));
+    const room = Math.max(10, Math.min(40, width - 1 - label.length - tail.length - 2)); // the last column stays empty
     const fill = Math.round(frac * room);
     return `${label}[${'='.repeat(fill)}${fill < room ? '>' : ''}${' '.repeat(Math.max(0, room - fill - 1))}]${tail}`.slice(0, width - 1);
   };
@@ -107,7 +107,7 @@ export function progressReporter(out: Output, term: TerminalLike = process.stder
     const t = now();
     if (!force && above.length === 0 && t - lastDraw < REDRAW_MS) return;
     lastDraw = t;
-    const width = term.columns ?? 80;
+    const width = term.columns || 80; // a pty without a size says 0
     const lines = [...active.values()].map((a) => bar(a, width));
     term.write(`${clear()}${above.map((l) => `${l}\n`).join('')}${lines.map((l) => `${l}\n`).join('')}`);
     drawn = lines.length;
