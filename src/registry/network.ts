@@ -125,13 +125,6 @@ export function dispatcherFor(url: URL, insecure: boolean, env: ProxyEnv = proxy
   return d;
 }
 
-/** Closes every pool (lets a process exit at once instead of waiting out keep-alive sockets). */
-export async function closePools(): Promise<void> {
-  const all = [...pools.values()];
-  pools.clear();
-  await Promise.all(all.map((d) => d.close().catch(() => undefined)));
-}
-
 const CERT_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ALTNAME/;
 
 /** The code of a TLS certificate failure somewhere in an error's cause chain, if that is what it is. */

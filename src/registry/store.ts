@@ -87,7 +87,6 @@ export class RegistryStore implements Store {
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
     const res = await get({});
-    if (!res.body) throw new OciToolError('REGISTRY', `${this.name}: ${what}: empty response`);
     if (kind === 'blobs') await this.locations.record(this.host, this.repository, desc.digest);
     const body = new ResumingBody(res, (offset) => get({ range: `bytes=${offset}-` }), { what: `${what} (from ${this.host})`, ...(opts.signal ? { signal: opts.signal } : {}) });
     return pipelineCb(body, new VerifyingStream(desc, `${what} (from ${this.host})`), () => undefined);
