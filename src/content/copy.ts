@@ -22,7 +22,7 @@ export type CopyEvent =
   | { type: 'manifest-skip'; descriptor: Descriptor };
 
 export interface CopyGraphOptions {
-  /** Blob transfers at once (default 4). */
+  /** Blob transfers at once (default 6), the largest blobs first. */
   concurrency?: number;
   signal?: AbortSignal;
   /** Told of every step (see CopyEvent). */
@@ -30,6 +30,7 @@ export interface CopyGraphOptions {
 }
 
 const TRANSFER_ATTEMPTS = 4;
+const DEFAULT_CONCURRENCY = 6;
 const PROGRESS_INTERVAL_MS = 100;
 
 /**
@@ -41,19 +42,29 @@ function worthRetrying(err: unknown): boolean {
   return err instanceof Error; // a connection that dropped mid-stream, a socket error
 }
 
-/** A counting semaphore: at most `n` holders at once. */
+/**
+ * A counting semaphore: at most `n` holders at once; waiters are let in by priority, highest first.
+ * Blobs wait with their size as priority: starting the largest first keeps a big blob from running
+ * alone at the end of a copy while the other slots sit idle.
+ */
 class Limiter {
   private active = 0;
-  private readonly waiting: (() => void)[] = [];
+  private readonly waiting: { priority: number; go: () => void }[] = [];
   constructor(private readonly n: number) {}
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.n) await new Promise<void>((r) => this.waiting.push(r));
+  async run<T>(fn: () => Promise<T>, priority = 0): Promise<T> {
+    if (this.active >= this.n) {
+      await new Promise<void>((go) => {
+        let i = this.waiting.length;
+        while (i > 0 && this.waiting[i - 1]!.priority < priority) i--;
+        this.waiting.splice(i, 0, { priority, go });
+      });
+    }
     this.active++;
     try {
       return await fn();
     } finally {
       this.active--;
-      this.waiting.shift()?.();
+      this.waiting.shift()?.go();
     }
   }
 }
@@ -83,7 +94,7 @@ class Meter extends Transform {
  * destination that can mount (a registry) is asked to before any byte is fetched.
  */
 export async function copyGraph(src: Fetcher, dst: Pusher & ExistenceChecker & Partial<Mounter>, root: Descriptor, opts: CopyGraphOptions = {}): Promise<void> {
-  const limiter = new Limiter(Math.max(1, opts.concurrency ?? 4));
+  const limiter = new Limiter(Math.max(1, opts.concurrency ?? DEFAULT_CONCURRENCY));
   const emit = opts.onProgress ?? ((): void => undefined);
   const sig = opts.signal ? { signal: opts.signal } : {};
   const done = new Map<string, Promise<void>>();
@@ -103,8 +114,9 @@ export async function copyGraph(src: Fetcher, dst: Pusher & ExistenceChecker & P
       return;
     }
     if (manifest) {
-      const node = await limiter.run(() => fetchManifest(src, desc));
-      await Promise.all(childrenOf(node.parsed).map(visit));
+      const node = await limiter.run(() => fetchManifest(src, desc), Number.MAX_SAFE_INTEGER);
+      // Largest first, as the limiter lets them in (see Limiter).
+      await Promise.all([...childrenOf(node.parsed)].sort((a, b) => b.size - a.size).map(visit));
       await dst.push(desc, Readable.from([node.bytes]), sig);
       emit({ type: 'manifest-pushed', descriptor: desc });
       return;
@@ -154,7 +166,7 @@ export async function copyGraph(src: Fetcher, dst: Pusher & ExistenceChecker & P
           clearInterval(timer);
         }
       }
-    });
+    }, desc.size);
   };
   await visit(root);
 }

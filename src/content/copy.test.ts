@@ -1,0 +1,48 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { OciLayout } from '../layout/layout.js';
+import { MediaType } from '../spec/media-types.js';
+import type { ImageManifest } from '../spec/types.js';
+import { copyGraph, type CopyEvent } from './copy.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ocitool-copy-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('copyGraph', () => {
+  it('starts the largest blobs first and never runs more than `concurrency` at once', async () => {
+    const src = await OciLayout.init(join(dir, 'src'));
+    const sizes = [700, 90_000, 12, 5_000, 300_000, 40];
+    const layers = [];
+    for (const n of sizes) layers.push(await src.putBytes(randomBytes(n), MediaType.OciLayerGzip));
+    const config = await src.putBytes('{}', MediaType.OciConfig);
+    const m: ImageManifest = { schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers };
+    const root = await src.putBytes(JSON.stringify(m), MediaType.OciManifest);
+    for (const concurrency of [1, 2]) {
+      const dst = await OciLayout.init(join(dir, `dst-${concurrency}`));
+      const events: CopyEvent[] = [];
+      let running = 0;
+      let most = 0;
+      await copyGraph(src, dst, root, {
+        concurrency,
+        onProgress: (e) => {
+          events.push(e);
+          if (e.type === 'blob-start') most = Math.max(most, ++running);
+          if (e.type === 'blob-done') running--;
+        },
+      });
+      const started = events.flatMap((e) => (e.type === 'blob-start' ? [e.descriptor.size] : []));
+      expect(started).toEqual([...sizes, 2].sort((a, b) => b - a));
+      expect(most).toBe(concurrency);
+      expect(events.at(-1)).toMatchObject({ type: 'manifest-pushed', descriptor: { digest: root.digest } });
+      expect(await dst.exists(layers[4]!)).toBe(true);
+    }
+  });
+});
