@@ -22,7 +22,7 @@ export type CopyEvent =
   | { type: 'manifest-skip'; descriptor: Descriptor };
 
 export interface CopyGraphOptions {
-  /** Blob transfers at once (default 6), the largest blobs first. */
+  /** Blob transfers at once (default 4), the largest blobs first. */
   concurrency?: number;
   signal?: AbortSignal;
   /** Told of every step (see CopyEvent). */
@@ -30,7 +30,7 @@ export interface CopyGraphOptions {
 }
 
 const TRANSFER_ATTEMPTS = 4;
-const DEFAULT_CONCURRENCY = 6;
+const DEFAULT_CONCURRENCY = 4;
 const PROGRESS_INTERVAL_MS = 100;
 
 /**

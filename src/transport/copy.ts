@@ -15,7 +15,7 @@ export interface CopyOptions {
   dstCredential?: Credential;
   /** Allow plain HTTP and unverified TLS to registries. */
   insecure?: boolean;
-  /** Blob transfers at once (default 6), the largest blobs first. */
+  /** Blob transfers at once (default 4), the largest blobs first. */
   concurrency?: number;
   /** Cancels the copy: requests in flight are aborted, nothing half-written is left visible. */
   signal?: AbortSignal;

@@ -19,7 +19,7 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull', describe: string, direc
         .positional('dst', { type: 'string', demandOption: true })
         .option('src-creds', { type: 'string', describe: 'USER:PASSWORD for the source registry' })
         .option('dest-creds', { type: 'string', describe: 'USER:PASSWORD for the destination registry' })
-        .option('concurrency', { type: 'number', default: 6, describe: 'blobs transferred at once' })
+        .option('concurrency', { type: 'number', default: 4, describe: 'blobs transferred at once' })
         .option('platform', { type: 'string', describe: 'from an index, copy only this OS/ARCH[/VARIANT] (pull default: this host)' })
         .option('all-platforms', { type: 'boolean', default: direction !== 'pull', describe: 'copy a whole index (default for copy and push; pull picks one platform)' }),
     run: async (args, out) => {
