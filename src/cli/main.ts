@@ -5,7 +5,7 @@ import type { Command, GlobalFlags } from './command.js';
 import { makeOutput } from './output.js';
 import { setRawArgv } from './raw-argv.js';
 import build from './commands/build.js';
-import { copyCommand, pullCommand, pushCommand } from './commands/copy.js';
+import { convertCommand, copyCommand, pullCommand, pushCommand } from './commands/copy.js';
 import gc from './commands/gc.js';
 import indexCmd from './commands/index-cmd.js';
 import init from './commands/init.js';
@@ -16,7 +16,7 @@ import tag from './commands/tag.js';
 import verify from './commands/verify.js';
 
 // Each command's argument type differs; the registry of commands only needs their common shape.
-const COMMANDS = [init, build, indexCmd, copyCommand, pushCommand, pullCommand, ls, inspect, tag, rm, gc, verify] as unknown as Command<Record<string, unknown>>[];
+const COMMANDS = [init, build, indexCmd, copyCommand, pushCommand, pullCommand, convertCommand, ls, inspect, tag, rm, gc, verify] as unknown as Command<Record<string, unknown>>[];
 
 /** Exit codes: 0 success, 1 failure, 2 usage error. */
 export const EXIT_OK = 0;

@@ -47,7 +47,7 @@ function worthRetrying(err: unknown): boolean {
  * Blobs wait with their size as priority: starting the largest first keeps a big blob from running
  * alone at the end of a copy while the other slots sit idle.
  */
-class Limiter {
+export class Limiter {
   private active = 0;
   private readonly waiting: { priority: number; go: () => void }[] = [];
   constructor(private readonly n: number) {}

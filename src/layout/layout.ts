@@ -119,6 +119,11 @@ export class OciLayout implements Store, Collectable {
     }
   }
 
+  /** The same as stat: a stored blob's size (what conversions ask a source for). */
+  blobSize(digest: string): Promise<number | undefined> {
+    return this.stat(digest);
+  }
+
   async exists(desc: Pick<Descriptor, 'digest' | 'size'>): Promise<boolean> {
     const size = await this.stat(desc.digest);
     return size !== undefined && (desc.size < 0 || size === desc.size);

@@ -3,8 +3,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pipeline as pipelineCb } from 'node:stream';
 import { fetchBytes, readCapped, type Store } from '../content/store.js';
 import { digestOf, isValidDigest } from '../digest/digest.js';
-import { VerifyingStream, isVerifiedFor } from '../digest/verify.js';
-import { MANIFEST_ACCEPT, isManifestType } from '../spec/media-types.js';
+import { VerifyingStream, isVerifiedFor, markVerified } from '../digest/verify.js';
+import { schema1Digest } from '../convert/schema1.js';
+import { MANIFEST_ACCEPT, isManifestType, isSchema1Type } from '../spec/media-types.js';
 import { detectManifestType, parseJson, MAX_JSON_BYTES } from '../spec/parse.js';
 import type { Descriptor } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
@@ -64,7 +65,8 @@ export class RegistryStore implements Store {
     const bytes = await this.getManifestBytes(ref, what);
     const type = isManifestType(mediaType) ? mediaType : detectManifestType(parseJson(bytes, what));
     if (type === undefined) throw new OciToolError('UNSUPPORTED', `${this.name}:${ref}: cannot tell the manifest type`);
-    const d = digestOf(bytes);
+    // A signed schema 1 manifest's digest is taken over its JWS payload, not over the bytes served.
+    const d = isSchema1Type(type) ? schema1Digest(bytes, what) : digestOf(bytes);
     if (isValidDigest(ref) && ref !== d) throw new OciToolError('DIGEST_MISMATCH', `${this.name}@${ref}: registry sent a manifest hashing to ${d}`);
     return { mediaType: type, digest: d, size: bytes.length };
   }
@@ -86,10 +88,26 @@ export class RegistryStore implements Store {
         what,
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
+    if (isSchema1Type(desc.mediaType)) {
+      // Hashed as registries hash schema 1 (the signed payload), so not by a VerifyingStream.
+      const bytes = await readCapped((await get({})).body, MAX_JSON_BYTES, what);
+      const got = schema1Digest(bytes, `${what} (from ${this.host})`);
+      if (got !== desc.digest) throw new OciToolError('DIGEST_MISMATCH', `${what} (from ${this.host}): the manifest hashes to ${got} (schema 1 payload)`);
+      return markVerified(Readable.from([bytes]), desc.digest);
+    }
     const res = await get({});
     if (kind === 'blobs') await this.locations.record(this.host, this.repository, desc.digest);
     const body = new ResumingBody(res, (offset) => get({ range: `bytes=${offset}-` }), { what: `${what} (from ${this.host})`, ...(opts.signal ? { signal: opts.signal } : {}) });
     return pipelineCb(body, new VerifyingStream(desc, `${what} (from ${this.host})`), () => undefined);
+  }
+
+  /** A blob's size as the registry states it (HEAD), or undefined when it does not have the blob. */
+  async blobSize(digest: string): Promise<number | undefined> {
+    const res = await this.http.request('HEAD', this.path('blobs', digest), { scopes: this.scopes, what: `blob ${digest}`, ok: (st) => (st >= 200 && st < 300) || st === 404 });
+    await res.cancel();
+    if (res.status === 404) return undefined;
+    const size = Number(res.headers.get('content-length'));
+    return Number.isSafeInteger(size) && size >= 0 ? size : undefined;
   }
 
   async exists(desc: Descriptor): Promise<boolean> {

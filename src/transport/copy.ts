@@ -5,6 +5,7 @@ import { parseReference, type ImageReference } from '../reference/transport.js';
 import { copyImage } from '../image/copy-image.js';
 import type { Descriptor, Platform } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
+import type { Compression } from '../layer/compression.js';
 import { openStore } from './open.js';
 
 export interface CopyOptions {
@@ -15,6 +16,15 @@ export interface CopyOptions {
   dstCredential?: Credential;
   /** Allow plain HTTP and unverified TLS to registries. */
   insecure?: boolean;
+  /** Convert to this media type family (Docker schema 2 or OCI) on the way; schema 1 sources become OCI unless told. */
+  format?: 'oci' | 'docker';
+  /** Re-encode layers with this compression (diff_ids kept, digests change); default: as they are. */
+  compression?: Compression;
+  /** Compression level for re-encoded layers. */
+  level?: number;
+  /** Convert a signed schema 1 image whose signatures do not verify (a warning instead of an error). */
+  ignoreSignatures?: boolean;
+  warn?: (message: string) => void;
   /** Blob transfers at once (default 4), the largest blobs first. */
   concurrency?: number;
   /** Cancels the copy: requests in flight are aborted, nothing half-written is left visible. */
@@ -68,6 +78,12 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
     ...(opts.platform ? { platform: opts.platform } : {}),
     ...(tag !== undefined ? { tag } : {}),
     ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
+    ...(opts.format !== undefined ? { format: opts.format } : {}),
+    ...(opts.compression !== undefined ? { compression: opts.compression } : {}),
+    ...(opts.level !== undefined ? { level: opts.level } : {}),
+    ...(opts.ignoreSignatures ? { ignoreSignatures: true } : {}),
+    ...(opts.warn ? { warn: opts.warn } : {}),
+    destinationIsRegistry: isRegistry(to.store),
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
   });

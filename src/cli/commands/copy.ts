@@ -9,7 +9,7 @@ import { credentialFromFlags, registryOptions } from '../registry-args.js';
 
 type Direction = 'any' | 'push' | 'pull';
 
-function makeCopyCommand(verb: 'copy' | 'push' | 'pull', describe: string, direction: Direction) {
+function makeCopyCommand(verb: 'copy' | 'push' | 'pull' | 'convert', describe: string, direction: Direction) {
   return defineCommand({
     command: `${verb} <src> <dst>`,
     describe,
@@ -21,7 +21,11 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull', describe: string, direc
         .option('dest-creds', { type: 'string', describe: 'USER:PASSWORD for the destination registry' })
         .option('concurrency', { type: 'number', default: 4, describe: 'blobs transferred at once' })
         .option('platform', { type: 'string', describe: 'from an index, copy only this OS/ARCH[/VARIANT] (pull default: this host)' })
-        .option('all-platforms', { type: 'boolean', default: direction !== 'pull', describe: 'copy a whole index (default for copy and push; pull picks one platform)' }),
+        .option('all-platforms', { type: 'boolean', default: direction !== 'pull', describe: 'copy a whole index (default for copy and push; pull picks one platform)' })
+        .option('format', { choices: ['oci', 'docker'] as const, describe: verb === 'convert' ? 'media types of the result (default oci)' : 'convert to OCI or Docker schema 2 media types on the way' })
+        .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, describe: 're-encode layers (diff_ids kept); default: as they are' })
+        .option('compression-level', { type: 'number', describe: 'level for re-encoded layers (gzip 1-9, zstd 1-19)' })
+        .option('ignore-signatures', { type: 'boolean', default: false, describe: 'convert a signed schema 1 manifest whose signatures do not verify' }),
     run: async (args, out) => {
       const srcRef = parseImageArg(args.src);
       const dstRef = parseImageArg(args.dst);
@@ -29,6 +33,9 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull', describe: string, direc
       if (direction === 'pull' && srcRef.transport !== 'docker') throw new OciToolError('USAGE', `pull: ${args.src}: the source must be a registry (docker://…); use copy`);
       if (dstRef.transport === 'oci' && dstRef.digest) throw new OciToolError('USAGE', `${verb}: ${args.dst}: a destination is named by a tag, not a digest`);
       if (!Number.isInteger(args.concurrency) || args.concurrency < 1) throw new OciToolError('USAGE', `${verb}: --concurrency must be a positive integer`);
+      const level = args['compression-level'];
+      if (level !== undefined && (!Number.isInteger(level) || level < 0 || level > 19)) throw new OciToolError('USAGE', `${verb}: --compression-level must be an integer from 0 to 19`);
+      if (args.format === 'docker' && args.compression === 'zstd') throw new OciToolError('USAGE', `${verb}: Docker schema 2 has no zstd layers: use --format oci or another --compression`);
       // --creds / --username name the one registry in the copy (push: the destination, pull: the source).
       const shared = await credentialFromFlags(args);
       const bothRegistries = srcRef.transport === 'docker' && dstRef.transport === 'docker';
@@ -46,6 +53,11 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull', describe: string, direc
         const { descriptor } = await copy(srcRef, dstRef, {
           concurrency: args.concurrency,
           insecure: args.insecure,
+          ...(args.format !== undefined ? { format: args.format } : verb === 'convert' ? { format: 'oci' as const } : {}),
+          ...(args.compression !== undefined ? { compression: args.compression } : {}),
+          ...(args['compression-level'] !== undefined ? { level: args['compression-level'] } : {}),
+          ...(args['ignore-signatures'] ? { ignoreSignatures: true } : {}),
+          warn: (m) => out.warn(m),
           signal: abort.signal,
           onProgress: (e) => progress.onProgress(e),
           ...(platform ? { platform } : {}),
@@ -64,4 +76,9 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull', describe: string, direc
 
 export const copyCommand = makeCopyCommand('copy', 'Copy an image between any two places (layouts, registries), blobs deduplicated and verified', 'any');
 export const pushCommand = makeCopyCommand('push', 'Copy an image to a registry (copy, checked that the destination is docker://)', 'push');
+export const convertCommand = makeCopyCommand(
+  'convert',
+  'Copy an image converting it: schema 1 to schema 2/OCI, Docker <-> OCI (--format, default oci), layer compression (--compression)',
+  'any',
+);
 export const pullCommand = makeCopyCommand('pull', 'Copy an image from a registry (copy, checked that the source is docker://)', 'pull');
