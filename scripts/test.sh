@@ -12,6 +12,7 @@ declare -A NEED=(
   [htpasswd]=apache2-utils
   [openssl]=openssl
   [pigz]=pigz
+  [zstd]=zstd
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

@@ -28,7 +28,8 @@ async function writeBuiltImage(dir: string): Promise<void> {
   const layout = await OciLayout.init(dir);
   const layers: Descriptor[] = [];
   const diffIds: string[] = [];
-  for (const [i, files] of [{ 'etc/os-release': 'ID=test\n' }, { 'app/run.sh': '#!/bin/sh\necho <hi> & bye\n' }, { 'app/data.txt': 'x'.repeat(5000) }].entries()) {
+  const contents: Record<string, string>[] = [{ 'etc/os-release': 'ID=test\n' }, { 'app/run.sh': '#!/bin/sh\necho <hi> & bye\n' }, { 'app/data.txt': 'x'.repeat(5000) }];
+  for (const [i, files] of contents.entries()) {
     const tar = await tarOf({ ...files, [`layer-${i}`]: String(i) });
     diffIds.push(digestOf(tar));
     layers.push(await layout.putBytes(gzipSync(tar), MediaType.OciLayerGzip));
@@ -121,5 +122,118 @@ describe('schema 1 conversion, against skopeo', () => {
     await ok(ocitool(['copy', `docker://${reg.host}/legacy/app:1`, `oci:${out}:c`]));
     expect((await imageIn(out, 'c')).manifest.mediaType).toBe(MediaType.OciManifest);
     expect(JSON.parse(await readFile(join(out, 'index.json'), 'utf8')).manifests).toHaveLength(1);
+  });
+});
+
+describe('hand-made schema 1 edge cases (testdata/schema1-cases, skopeo dir: format)', () => {
+  const cases = join(import.meta.dirname, '../testdata/schema1-cases');
+  const convertBoth = async (name: string, extra: string[] = []): Promise<{ ours: Awaited<ReturnType<typeof imageIn>>; theirs: Awaited<ReturnType<typeof imageIn>>; stderr: string }> => {
+    const ours = join(work, `case-ours-${name}`);
+    const theirs = join(work, `case-theirs-${name}`);
+    const res = await ocitool(['convert', ...extra, `dir:${join(cases, name)}`, `oci:${ours}:x`]);
+    if (res.code !== 0) throw new Error(res.stderr);
+    await ok(skopeo(['copy', `dir:${join(cases, name)}`, `oci:${theirs}:x`]));
+    const [a, b] = [await imageIn(ours, 'x'), await imageIn(theirs, 'x')];
+    expect(digestOf(a.manifestBytes)).toBe(digestOf(b.manifestBytes));
+    expect(digestOf(a.configBytes)).toBe(digestOf(b.configBytes));
+    return { ours: a, theirs: b, stderr: res.stderr };
+  };
+
+  it('empty layers first and last become empty_layer history, not layers', async () => {
+    const { ours } = await convertBoth('empty-first-last');
+    expect(ours.manifest.layers).toHaveLength(2);
+    expect(ours.config.history?.map((h) => h.empty_layer === true)).toEqual([true, false, true, false, true]);
+    expect(ours.config.history?.[0]?.created_by).toBe('/bin/sh -c step 0');
+  });
+
+  it('a layer blob used twice stays two layers', async () => {
+    const { ours } = await convertBoth('duplicate-layer');
+    const digests = ours.manifest.layers.map((l) => l.digest);
+    expect(digests).toHaveLength(3);
+    expect(digests[0]).toBe(digests[2]);
+    expect(ours.config.rootfs.diff_ids[0]).toBe(ours.config.rootfs.diff_ids[2]);
+  });
+
+  it('missing optional fields (created, author, Cmd) convert as Go zero values', async () => {
+    const { ours } = await convertBoth('missing-fields');
+    expect(ours.config.history).toEqual([{ created: '0001-01-01T00:00:00Z' }, { created: '0001-01-01T00:00:00Z' }]);
+  });
+
+  it('a valid signature verifies; a bad one is refused, or converted with a warning when told to', async () => {
+    await convertBoth('good-signature');
+    const refused = await ocitool(['convert', `dir:${join(cases, 'bad-signature')}`, `oci:${join(work, 'bad')}:x`]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+    expect(refused.stderr).toMatch(/bad-signature: signature 1 of 1 does not verify/);
+    const { stderr } = await convertBoth('bad-signature', ['--ignore-signatures']);
+    expect(stderr).toMatch(/warning: .* does not verify.*converting it anyway/);
+  });
+
+  it('fsLayers and history of different lengths: one clear line, exit 1, nothing tagged', async () => {
+    const out = join(work, 'mismatch');
+    const res = await ocitool(['convert', `dir:${join(cases, 'count-mismatch')}`, `oci:${out}:x`]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/^ocitool: schema 1 manifest sha256:[0-9a-f]{64} of dir:.*count-mismatch: fsLayers has 2 entries but history has 1; they must pair up one to one\n$/);
+    const r = await ocitool(['ls', out]);
+    expect(r.stdout).not.toMatch(/\bx\b/);
+  });
+});
+
+describe('Docker <-> OCI and recompression', () => {
+  let built: string;
+  let original: string;
+  beforeAll(async () => {
+    built = join(work, 'built');
+    original = (await OciLayout.open(built).then((l) => l.resolve('v1'))).digest;
+  });
+
+  it('--format docker yields Docker schema 2 media types throughout; converting back gives the original OCI bytes', async () => {
+    const docker = join(work, 'as-docker');
+    await ok(ocitool(['convert', '--format', 'docker', `oci:${built}:v1`, `oci:${docker}:d`]));
+    const d = await imageIn(docker, 'd');
+    expect(d.manifest.mediaType).toBe(MediaType.DockerManifest);
+    expect(d.manifest.config.mediaType).toBe(MediaType.DockerConfig);
+    expect(new Set(d.manifest.layers.map((l) => l.mediaType))).toEqual(new Set([MediaType.DockerLayerGzip]));
+    // Through the registry (skopeo does not look up Docker manifests in OCI layouts): skopeo reads
+    // Docker schema 2 with the same layers.
+    await ok(ocitool(['convert', '--format', 'docker', `oci:${built}:v1`, `docker://${reg.host}/fmt/docker:d`]));
+    const raw = JSON.parse(await ok(skopeo(['inspect', '--raw', ...skopeoRegistryFlags(reg, 'plain'), `docker://${reg.host}/fmt/docker:d`]))) as ImageManifest;
+    expect(raw.mediaType).toBe(MediaType.DockerManifest);
+    expect(raw.layers).toEqual(d.manifest.layers);
+    const back = join(work, 'back-to-oci');
+    const res = await ok(ocitool(['convert', `docker://${reg.host}/fmt/docker:d`, `oci:${back}:o`]));
+    expect(lastLine(res)).toBe(original);
+    expect((await imageIn(back, 'o')).manifestBytes.equals((await imageIn(built, 'v1')).manifestBytes)).toBe(true);
+  });
+
+  it.each(['none', 'zstd'] as const)('--compression %s re-encodes layers with the same diff_ids; gzip again restores the digests', async (compression) => {
+    const out = join(work, `re-${compression}`);
+    await ok(ocitool(['convert', '--compression', compression, `oci:${built}:v1`, `oci:${out}:c`]));
+    const c = await imageIn(out, 'c');
+    const b = await imageIn(built, 'v1');
+    expect(c.manifest.layers.map((l) => l.mediaType)).toEqual(b.manifest.layers.map(() => (compression === 'none' ? MediaType.OciLayer : MediaType.OciLayerZstd)));
+    expect(c.config.rootfs.diff_ids).toEqual(b.config.rootfs.diff_ids);
+    expect(c.manifest.layers.map((l) => l.digest)).not.toEqual(b.manifest.layers.map((l) => l.digest));
+    if (compression === 'none') await ok(ocitool(['verify', '--diff-ids', out]));
+    // skopeo (containers/image) reads the re-encoded layers back to the same diff_ids.
+    const viaSkopeo = join(work, `skopeo-${compression}`);
+    await ok(skopeo(['copy', '--dest-compress-format', 'gzip', `oci:${out}:c`, `oci:${viaSkopeo}:c`]));
+    expect((await imageIn(viaSkopeo, 'c')).config.rootfs.diff_ids).toEqual(b.config.rootfs.diff_ids);
+    // Back to gzip: ocitool's gzip is deterministic, so the original layer digests return.
+    const again = join(work, `again-${compression}`);
+    await ok(ocitool(['convert', '--compression', 'gzip', `oci:${out}:c`, `oci:${again}:g`]));
+    expect((await imageIn(again, 'g')).manifest.layers.map((l) => l.digest)).toEqual(b.manifest.layers.map((l) => l.digest));
+  });
+
+  it('a layer already in the wanted compression is not re-encoded', async () => {
+    const out = join(work, 'same-gzip');
+    const res = await ok(ocitool(['convert', '--compression', 'gzip', `oci:${built}:v1`, `oci:${out}:c`]));
+    expect(lastLine(res)).toBe(original);
+  });
+
+  it('zstd has no Docker form: a usage error', async () => {
+    const res = await ocitool(['convert', '--format', 'docker', '--compression', 'zstd', `oci:${built}:v1`, `oci:${join(work, 'nope')}:c`]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/Docker schema 2 has no zstd layers/);
   });
 });

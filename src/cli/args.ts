@@ -3,7 +3,7 @@ import { parseReference, type ImageReference } from '../reference/transport.js';
 import { parsePlatform } from '../spec/platform.js';
 import type { Platform } from '../spec/types.js';
 
-const TRANSPORT_PREFIX = /^(oci|oci-archive|docker|docker-archive):/;
+const TRANSPORT_PREFIX = /^(oci|oci-archive|docker|docker-archive|dir):/;
 
 /**
  * An image reference argument. A string without a transport prefix is read as an OCI layout,

@@ -10,11 +10,12 @@ export type ImageReference =
   | { transport: 'oci'; dir: string; tag?: string; digest?: string }
   | { transport: 'oci-archive'; file: string; tag?: string }
   | { transport: 'docker'; ref: DockerReference }
-  | { transport: 'docker-archive'; file: string; ref?: DockerReference };
+  | { transport: 'docker-archive'; file: string; ref?: DockerReference }
+  | { transport: 'dir'; dir: string };
 
 export type TransportName = ImageReference['transport'];
 
-const KNOWN_TRANSPORTS = 'oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG], docker://NAME[:TAG|@DIGEST], docker-archive:FILE[:NAME[:TAG]]';
+const KNOWN_TRANSPORTS = 'oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG], docker://NAME[:TAG|@DIGEST], docker-archive:FILE[:NAME[:TAG]], dir:DIR';
 
 /** OCI `org.opencontainers.image.ref.name` grammar (image-spec image-layout.md). */
 const REF_COMPONENT = '[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*';
@@ -41,7 +42,8 @@ export function isValidRefName(s: string): boolean {
  *   before the first ':'; a trailing `@alg:hex` is a digest;
  * - `oci-archive:FILE[:TAG]`;
  * - `docker://NAME[:TAG][@DIGEST]` (normalised as docker does);
- * - `docker-archive:FILE[:NAME[:TAG]]` (the name gets tag `latest` when it has none; no digests).
+ * - `docker-archive:FILE[:NAME[:TAG]]` (the name gets tag `latest` when it has none; no digests);
+ * - `dir:DIR` (skopeo's directory of manifest.json and blobs; read-only here).
  *
  * @throws OciToolError with code `INVALID_REFERENCE`.
  */
@@ -60,6 +62,9 @@ export function parseReference(s: string): ImageReference {
       return { transport: 'docker', ref: parseDockerName(rest.slice(2), s) };
     case 'docker-archive':
       return parseDockerArchive(s, rest);
+    case 'dir':
+      if (rest === '') fail(s, 'empty directory');
+      return { transport: 'dir', dir: rest };
     default:
       return fail(s, `unknown transport ${quote(transport)}; known transports: ${KNOWN_TRANSPORTS}`);
   }
@@ -136,5 +141,7 @@ export function formatReference(r: ImageReference): string {
       return `docker://${formatDockerReference(r.ref)}`;
     case 'docker-archive':
       return `docker-archive:${r.file}${r.ref === undefined ? '' : `:${formatDockerReference(r.ref)}`}`;
+    case 'dir':
+      return `dir:${r.dir}`;
   }
 }

@@ -42,6 +42,12 @@ export async function openStore(ref: ImageReference, opts: OpenOptions = {}): Pr
       const reference = digest ?? tag;
       return reference === undefined ? { store } : { store, reference };
     }
+    case 'dir': {
+      if (opts.create) throw new OciToolError('UNSUPPORTED', `${formatReference(ref)}: dir: is a source only; write to oci:DIR instead`);
+      const { DirStore } = await import('./dir-store.js');
+      const store = new DirStore(ref.dir);
+      return { store: store as unknown as Store };
+    }
     case 'docker-archive':
     case 'oci-archive':
       throw new OciToolError('UNSUPPORTED', `${formatReference(ref)}: the ${ref.transport} transport is not implemented yet`);
