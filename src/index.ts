@@ -31,3 +31,8 @@ export { diffEntries, type DiffStats } from './layer/diff.js';
 export { packLayer, type LayerEntry } from './layer/tar.js';
 export { writeLayer, layerMediaType, type WrittenLayer, type LayerWriteOptions, type Compression } from './layer/write.js';
 export { ParallelGzip, gzipBuffer, gzipHeader, type ParallelGzipOptions } from './layer/gzip.js';
+export { convertGraph, formatOf, type ConvertOptions, type Format } from './convert/convert.js';
+export { readSchema1, normalizeSchema1, schema1Config, schema1Layers, verifySchema1Signatures, type Schema1Document, type Schema1Image } from './convert/schema1.js';
+export { ociConfigFromDocker } from './convert/oci-config.js';
+export { compressor, decompressor, detectCompression, compressionOfMediaType } from './layer/compression.js';
+export { DirStore } from './transport/dir-store.js';

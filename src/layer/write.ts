@@ -7,7 +7,8 @@ import { OciToolError } from '../util/errors.js';
 import { ParallelGzip } from './gzip.js';
 import { packLayer, type LayerEntry } from './tar.js';
 
-export type Compression = 'gzip' | 'zstd' | 'none';
+import type { Compression } from './compression.js';
+export type { Compression };
 
 export interface LayerWriteOptions {
   compression?: Compression;

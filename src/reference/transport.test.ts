@@ -23,6 +23,7 @@ const valid: Valid[] = [
   ],
   ['oci:/path with spaces/x:v1', { transport: 'oci', dir: '/path with spaces/x', tag: 'v1' }],
   ['oci:/tmp/a@b', { transport: 'oci', dir: '/tmp/a@b' }],
+  ['dir:/tmp/saved:image', { transport: 'dir', dir: '/tmp/saved:image' }],
   ['oci:layout:tag@b', { transport: 'oci', dir: 'layout', tag: 'tag@b' }],
   // oci: digest form
   [`oci:/tmp/layout@${SHA256}`, { transport: 'oci', dir: '/tmp/layout', digest: SHA256 }],
@@ -68,7 +69,8 @@ const invalid: Invalid[] = [
   ['/tmp/layout', 'no transport given'],
   [':foo', 'no transport given'],
   ['', 'no transport given'],
-  ['dir:/tmp/x', 'unknown transport "dir"; known transports: oci:DIR'],
+  ['dir:', 'empty directory'],
+  ['sif:/tmp/x', 'unknown transport "sif"; known transports: oci:DIR'],
   ['ubuntu:latest', 'unknown transport "ubuntu"'],
   ['OCI:/tmp/x', 'unknown transport "OCI"'],
   ['containers-storage:foo', 'unknown transport "containers-storage"'],
