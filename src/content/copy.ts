@@ -96,7 +96,10 @@ class Meter extends Transform {
 export async function copyGraph(src: Fetcher, dst: Pusher & ExistenceChecker & Partial<Mounter>, root: Descriptor, opts: CopyGraphOptions = {}): Promise<void> {
   const limiter = new Limiter(Math.max(1, opts.concurrency ?? DEFAULT_CONCURRENCY));
   const emit = opts.onProgress ?? ((): void => undefined);
-  const sig = opts.signal ? { signal: opts.signal } : {};
+  // The first failure that ends the copy also stops the transfers still going (no pointless retries).
+  const failed = new AbortController();
+  const stop = opts.signal ? AbortSignal.any([opts.signal, failed.signal]) : failed.signal;
+  const sig = { signal: stop };
   const done = new Map<string, Promise<void>>();
   const visit = (desc: Descriptor): Promise<void> => {
     let p = done.get(desc.digest);
@@ -107,7 +110,7 @@ export async function copyGraph(src: Fetcher, dst: Pusher & ExistenceChecker & P
     return p;
   };
   const copyNode = async (desc: Descriptor): Promise<void> => {
-    opts.signal?.throwIfAborted();
+    stop.throwIfAborted();
     const manifest = isManifestType(desc.mediaType);
     if (await dst.exists(desc)) {
       emit({ type: manifest ? 'manifest-skip' : 'blob-skip', descriptor: desc });
@@ -159,7 +162,7 @@ export async function copyGraph(src: Fetcher, dst: Pusher & ExistenceChecker & P
           return;
         } catch (err) {
           stream?.destroy();
-          if (attempt >= TRANSFER_ATTEMPTS || !worthRetrying(err) || opts.signal?.aborted) throw err;
+          if (attempt >= TRANSFER_ATTEMPTS || !worthRetrying(err) || stop.aborted) throw err;
           emit({ type: 'blob-retry', descriptor: desc, attempt, error: (err as Error).message });
           await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
         } finally {
@@ -168,5 +171,10 @@ export async function copyGraph(src: Fetcher, dst: Pusher & ExistenceChecker & P
       }
     }, desc.size);
   };
-  await visit(root);
+  try {
+    await visit(root);
+  } catch (err) {
+    failed.abort(err);
+    throw err;
+  }
 }

@@ -23,7 +23,7 @@ import { fetchManifest } from '../content/graph.js';
 import { fetchBytes, type ExistenceChecker, type Fetcher, type Mounter, type Pusher } from '../content/store.js';
 import { digestOf } from '../digest/digest.js';
 import { HashingStream } from '../digest/verify.js';
-import { Tap, compressionOfMediaType, compressor, decompressor, detectCompression, peek, type Compression } from '../layer/compression.js';
+import { Tap, asContentError, compressionOfMediaType, compressor, decompressor, detectCompression, peek, type Compression } from '../layer/compression.js';
 import { MediaType, isImageConfigType, isIndexType, isManifestType, isSchema1Type, mediaTypeFor } from '../spec/media-types.js';
 import { checkImageConfig, parseJson } from '../spec/parse.js';
 import type { Descriptor, ImageIndex, ImageManifest } from '../spec/types.js';
@@ -196,8 +196,10 @@ export async function convertGraph(src: Source, dst: Destination, root: Descript
       const out = new HashingStream('sha256');
       try {
         const stream = await src.fetch(desc, sig);
-        const unpack = decompressor(detectCompression(await peek(stream)));
-        await pipeline(stream, unpack, diff, compressor(want, opts.level), out, createWriteStream(file), sig);
+        const kind = detectCompression(await peek(stream));
+        await pipeline(stream, decompressor(kind), diff, compressor(want, opts.level), out, createWriteStream(file), sig).catch((err: unknown) => {
+          throw asContentError(err, desc.digest, kind);
+        });
         if (expectDiffId !== undefined && diff.digest !== expectDiffId) {
           throw new OciToolError('DIGEST_MISMATCH', `layer ${desc.digest} of ${srcName} decompresses to ${diff.digest}, but its config says diff_id ${expectDiffId}`);
         }

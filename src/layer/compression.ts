@@ -137,3 +137,13 @@ export class Tap extends Transform {
     this.sideDone.then(() => cb(), cb);
   }
 }
+
+/**
+ * A decompressor's complaint about a blob (zlib's Z_DATA_ERROR and kin) as ocitool's verdict on the
+ * content: not worth retrying, and naming the blob. Other errors pass through.
+ */
+export function asContentError(err: unknown, digest: string, kind: Compression): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && code.startsWith('Z_')) return new OciToolError('DIGEST_MISMATCH', `blob ${digest}: not valid ${kind} data (${(err as Error).message})`);
+  return err;
+}

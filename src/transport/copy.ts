@@ -2,6 +2,8 @@ import type { CopyEvent } from '../content/copy.js';
 import type { RegistryStore } from '../registry/store.js';
 import type { Credential } from '../registry/auth/credentials.js';
 import { parseReference, type ImageReference } from '../reference/transport.js';
+import { familiarName } from '../reference/docker-name.js';
+import { hostPlatform } from '../spec/platform.js';
 import { copyImage } from '../image/copy-image.js';
 import type { Descriptor, Platform } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
@@ -46,6 +48,11 @@ export function destinationTag(ref: ImageReference): string | undefined {
       return ref.digest ? undefined : ref.tag;
     case 'docker':
       return ref.ref.digest ? undefined : ref.ref.tag;
+    case 'oci-archive':
+      return ref.tag;
+    case 'docker-archive':
+      // RepoTags hold familiar names, as docker save writes them.
+      return ref.ref ? `${familiarName(ref.ref)}:${ref.ref.tag ?? 'latest'}` : undefined;
     default:
       return undefined;
   }
@@ -70,26 +77,41 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
   const dstRef = asReference(dst);
   if (dstRef.transport === 'oci' && dstRef.digest) throw new OciToolError('USAGE', `${typeof dst === 'string' ? dst : dstRef.dir}: a destination is named by a tag, not a digest`);
   const from = await openStore(srcRef, { ...(opts.insecure ? { insecure: true } : {}), ...(opts.srcCredential ? { credential: opts.srcCredential } : {}) });
-  const to = await openStore(dstRef, { create: true, ...(opts.insecure ? { insecure: true } : {}), ...(opts.dstCredential ? { credential: opts.dstCredential } : {}) });
-  // Registry to registry on one host: the source repository is the first place to mount from.
-  if (isRegistry(from.store) && isRegistry(to.store) && from.store.host === to.store.host) to.store.addMountSource(from.store.repository);
+  let descriptor: Descriptor;
   const tag = destinationTag(dstRef);
-  const descriptor = await copyImage(from.store, from.reference ?? '', to.store, {
-    ...(opts.platform ? { platform: opts.platform } : {}),
-    ...(tag !== undefined ? { tag } : {}),
-    ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
-    ...(opts.format !== undefined ? { format: opts.format } : {}),
-    ...(opts.compression !== undefined ? { compression: opts.compression } : {}),
-    ...(opts.level !== undefined ? { level: opts.level } : {}),
-    ...(opts.ignoreSignatures ? { ignoreSignatures: true } : {}),
-    ...(opts.warn ? { warn: opts.warn } : {}),
-    destinationIsRegistry: isRegistry(to.store),
-    ...(opts.signal ? { signal: opts.signal } : {}),
-    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-  });
-  if (isRegistry(from.store) || isRegistry(to.store)) {
-    const { blobLocations } = await import('../registry/blob-locations.js');
-    await blobLocations.save().catch(() => undefined); // a cache: failing to save loses nothing
+  try {
+    const to = await openStore(dstRef, { create: true, ...(opts.insecure ? { insecure: true } : {}), ...(opts.dstCredential ? { credential: opts.dstCredential } : {}) });
+    // Registry to registry on one host: the source repository is the first place to mount from.
+    if (isRegistry(from.store) && isRegistry(to.store) && from.store.host === to.store.host) to.store.addMountSource(from.store.repository);
+    // A docker archive holds one image of one platform, with plain tar layers that other places want
+    // compressed (as skopeo does both).
+    const platform = opts.platform ?? (dstRef.transport === 'docker-archive' ? hostPlatform() : undefined);
+    const compression = opts.compression ?? (srcRef.transport === 'docker-archive' && dstRef.transport !== 'docker-archive' ? 'gzip' : undefined);
+    try {
+      descriptor = await copyImage(from.store, from.reference ?? '', to.store, {
+        ...(platform ? { platform } : {}),
+        ...(tag !== undefined ? { tag } : {}),
+        ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
+        ...(opts.format !== undefined ? { format: opts.format } : {}),
+        ...(compression !== undefined ? { compression } : {}),
+        ...(opts.level !== undefined ? { level: opts.level } : {}),
+        ...(opts.ignoreSignatures ? { ignoreSignatures: true } : {}),
+        ...(opts.warn ? { warn: opts.warn } : {}),
+        destinationIsRegistry: isRegistry(to.store),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      });
+      await to.commit?.();
+    } catch (err) {
+      await to.abort?.();
+      throw err;
+    }
+    if (isRegistry(from.store) || isRegistry(to.store)) {
+      const { blobLocations } = await import('../registry/blob-locations.js');
+      await blobLocations.save().catch(() => undefined); // a cache: failing to save loses nothing
+    }
+  } finally {
+    await from.close?.();
   }
   return tag !== undefined ? { descriptor, tag } : { descriptor };
 }

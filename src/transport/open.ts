@@ -11,6 +11,11 @@ export interface OpenedStore {
   reference?: string;
   /** The layout, when the store is one (commands like gc and verify need its extra powers). */
   layout?: OciLayout;
+  /** For stores written in one go (archives): make the result visible, or drop it. */
+  commit?: () => Promise<void>;
+  abort?: () => Promise<void>;
+  /** Releases what opening took (temp files of a compressed archive). */
+  close?: () => Promise<void>;
 }
 
 export interface OpenOptions {
@@ -48,8 +53,23 @@ export async function openStore(ref: ImageReference, opts: OpenOptions = {}): Pr
       const store = new DirStore(ref.dir);
       return { store: store as unknown as Store };
     }
-    case 'docker-archive':
-    case 'oci-archive':
-      throw new OciToolError('UNSUPPORTED', `${formatReference(ref)}: the ${ref.transport} transport is not implemented yet`);
+    case 'docker-archive': {
+      const [{ DockerArchiveSource }, { DockerArchiveWriter }] = await Promise.all([import('../archive/source.js'), import('../archive/writer.js')]);
+      if (opts.create) {
+        const w = new DockerArchiveWriter(ref.file);
+        return { store: w, commit: () => w.commit(), abort: () => w.abort() };
+      }
+      const src = await DockerArchiveSource.open(ref.file, ref.ref);
+      return { store: src as unknown as Store, close: src.close };
+    }
+    case 'oci-archive': {
+      const [{ OciArchiveSource }, { OciArchiveWriter }] = await Promise.all([import('../archive/source.js'), import('../archive/writer.js')]);
+      if (opts.create) {
+        const w = await OciArchiveWriter.create(ref.file);
+        return { store: w.layout, commit: () => w.commit(), abort: () => w.abort() };
+      }
+      const src = await OciArchiveSource.open(ref.file);
+      return { store: src as unknown as Store, close: src.close, ...(ref.tag !== undefined ? { reference: ref.tag } : {}) };
+    }
   }
 }

@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'SIZE_MISMATCH' // content length differs from its descriptor's size
   | 'INVALID_LAYOUT' // an OCI layout that breaks the spec (oci-layout, index.json)
   | 'INVALID_JSON' // a JSON document that does not parse or has the wrong shape
+  | 'INVALID_ARCHIVE' // a tar that is damaged, truncated or lacks what its format needs
   | 'INVALID_MANIFEST' // a manifest that parses but breaks its format's rules (schema 1 pairing, ids)
   | 'SIGNATURE_INVALID' // a signed manifest whose signature does not verify
   | 'TOO_LARGE' // a document over its size cap

@@ -1,0 +1,258 @@
+/**
+ * Archives as read-only stores: a `docker save` tar (docker-archive:) and a tar of an OCI layout
+ * (oci-archive:). Both are indexed once (headers only) and their members streamed from the file as
+ * they are fetched, verified like any blob. A gzip-compressed archive is first decompressed to a
+ * temp file.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable, pipeline as pipelineCb, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import type { ReadOnlyStore } from '../content/store.js';
+import { digestOf, isValidDigest, parseDigest } from '../digest/digest.js';
+import { HashingStream, VerifyingStream, markVerified } from '../digest/verify.js';
+import { detectCompression } from '../layer/compression.js';
+import { formatDockerReference, parseDockerName, type DockerReference } from '../reference/docker-name.js';
+import { MediaType, isManifestType } from '../spec/media-types.js';
+import { checkImageConfig, checkIndex, detectManifestType, parseJson } from '../spec/parse.js';
+import { Annotation, type Descriptor, type ImageIndex } from '../spec/types.js';
+import { OciToolError } from '../util/errors.js';
+import { TarIndex, type TarMember } from './tar-index.js';
+
+const bad = (what: string, why: string): OciToolError => new OciToolError('INVALID_ARCHIVE', `${what}: ${why}`);
+
+/** Opens an archive for reading, decompressing a gzipped one into a temp file first. */
+async function openTar(file: string, what: string): Promise<{ tar: TarIndex; cleanup: () => Promise<void> }> {
+  let head = Buffer.alloc(0);
+  try {
+    const fh = await open(file, 'r');
+    try {
+      head = Buffer.alloc(4);
+      await fh.read(head, 0, 4, 0);
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    /* TarIndex.open reports it */
+  }
+  if (detectCompression(head) !== 'gzip') return { tar: await TarIndex.open(file, what), cleanup: async () => undefined };
+  const dir = await mkdtemp(join(tmpdir(), 'ocitool-archive-'));
+  const cleanup = (): Promise<void> => rm(dir, { recursive: true, force: true });
+  try {
+    const plain = join(dir, 'archive.tar');
+    await pipeline(createReadStream(file), createGunzip(), createWriteStream(plain));
+    return { tar: await TarIndex.open(plain, what), cleanup };
+  } catch (err) {
+    await cleanup();
+    if (err instanceof OciToolError) throw err;
+    throw bad(what, `cannot decompress (${(err as Error).message})`);
+  }
+}
+
+/** Streams a member verified against `desc`. */
+function verifiedMember(tar: TarIndex, m: TarMember, desc: Descriptor, what: string): Readable {
+  return pipelineCb(tar.stream(m), new VerifyingStream(desc, what), () => undefined);
+}
+
+interface ArchivedImage {
+  manifest: Buffer;
+  descriptor: Descriptor;
+  /** Blob digest → member. */
+  blobs: Map<string, TarMember>;
+}
+
+interface DockerManifestItem {
+  Config: string;
+  RepoTags?: string[] | null;
+  Layers: string[];
+  LayerSources?: Record<string, Descriptor>;
+}
+
+/** Whether two docker names are the same image (`busybox` = `docker.io/library/busybox:latest`). */
+function sameName(a: DockerReference, tag: string): boolean {
+  try {
+    return formatDockerReference(parseDockerName(tag)) === formatDockerReference(a);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A `docker save` tar, read through its `manifest.json` (legacy `<id>/layer.tar` members and Docker 25's
+ * `blobs/sha256/<hex>` alike). The image is presented as a Docker schema 2 manifest made from the
+ * config and layer files, as skopeo presents it: a plain tar layer's digest is its diffID (checked as
+ * it is read), a compressed layer's is hashed once when the archive is opened.
+ */
+export class DockerArchiveSource implements ReadOnlyStore {
+  readonly name: string;
+  private image?: Promise<ArchivedImage>;
+
+  private constructor(
+    private readonly tar: TarIndex,
+    readonly file: string,
+    private readonly ref: DockerReference | undefined,
+    readonly close: () => Promise<void>,
+  ) {
+    this.name = `docker-archive:${file}`;
+  }
+
+  static async open(file: string, ref?: DockerReference): Promise<DockerArchiveSource> {
+    const { tar, cleanup } = await openTar(file, `docker-archive:${file}`);
+    return new DockerArchiveSource(tar, file, ref, cleanup);
+  }
+
+  private load(): Promise<ArchivedImage> {
+    this.image ??= this.loadNow();
+    return this.image;
+  }
+
+  private async loadNow(): Promise<ArchivedImage> {
+    const what = this.name;
+    const mm = this.tar.find('manifest.json');
+    if (!mm) throw bad(what, 'no manifest.json (not a docker save archive, or a truncated one)');
+    const items = parseJson(await this.tar.read(mm), `${what}: manifest.json`);
+    if (!Array.isArray(items) || items.length === 0) throw bad(what, 'manifest.json lists no images');
+    let item: DockerManifestItem;
+    if (this.ref) {
+      const hits = (items as DockerManifestItem[]).filter((it) => (it.RepoTags ?? []).some((t) => sameName(this.ref!, t)));
+      if (hits.length === 0) throw new OciToolError('NOT_FOUND', `${what}: no image tagged ${formatDockerReference(this.ref)} (tags: ${(items as DockerManifestItem[]).flatMap((it) => it.RepoTags ?? []).join(', ') || 'none'})`);
+      item = hits[0]!;
+    } else {
+      if (items.length > 1) throw new OciToolError('AMBIGUOUS', `${what}: holds ${items.length} images; name one with docker-archive:FILE:NAME:TAG`);
+      item = items[0] as DockerManifestItem;
+    }
+    if (typeof item.Config !== 'string' || !Array.isArray(item.Layers)) throw bad(what, 'manifest.json entry lacks Config or Layers');
+    const blobs = new Map<string, TarMember>();
+    const member = (path: string): TarMember => {
+      const m = this.tar.find(path);
+      if (!m) throw bad(what, `${path} is listed in manifest.json but missing from the archive (truncated?)`);
+      return m;
+    };
+    const cm = member(item.Config);
+    const configBytes = await this.tar.read(cm);
+    const config = checkImageConfig(parseJson(configBytes, `${what}: ${item.Config}`), `${what}: ${item.Config}`);
+    const configDesc: Descriptor = { mediaType: MediaType.DockerConfig, digest: digestOf(configBytes), size: configBytes.length };
+    blobs.set(configDesc.digest, cm);
+    const diffIds = config.rootfs.diff_ids;
+    if (diffIds.length !== item.Layers.length) throw bad(what, `${item.Layers.length} layers in manifest.json but ${diffIds.length} diff_ids in ${item.Config}`);
+    const layers: Descriptor[] = [];
+    for (const [i, path] of item.Layers.entries()) {
+      const foreign = item.LayerSources?.[diffIds[i]!];
+      if (foreign && !this.tar.find(path)) {
+        layers.push(foreign);
+        continue;
+      }
+      const m = member(path);
+      const kind = detectCompression(await this.tar.head(m));
+      // Docker 25 names blobs by digest; a plain tar is its own diffID; anything else is hashed now.
+      const named = /(?:^|\/)blobs\/sha256\/([a-f0-9]{64})$/.exec(path);
+      const digest = named ? `sha256:${named[1]}` : kind === 'none' ? diffIds[i]! : await this.hash(m);
+      const mediaType = kind === 'gzip' ? MediaType.DockerLayerGzip : kind === 'zstd' ? MediaType.OciLayerZstd : MediaType.DockerLayer;
+      layers.push({ mediaType, digest, size: m.size });
+      blobs.set(digest, m);
+    }
+    const field = (d: Descriptor): string => `{"mediaType":${JSON.stringify(d.mediaType)},"size":${d.size},"digest":${JSON.stringify(d.digest)}${d.urls ? `,"urls":${JSON.stringify(d.urls)}` : ''}}`;
+    const manifest = Buffer.from(`{"schemaVersion":2,"mediaType":"${MediaType.DockerManifest}","config":${field(configDesc)},"layers":[${layers.map(field).join(',')}]}`);
+    return { manifest, descriptor: { mediaType: MediaType.DockerManifest, digest: digestOf(manifest), size: manifest.length }, blobs };
+  }
+
+  private async hash(m: TarMember): Promise<string> {
+    const h = new HashingStream('sha256');
+    await pipeline(this.tar.stream(m), h, new Writable({ write: (_c, _e, cb) => cb() }));
+    return h.digest;
+  }
+
+  async resolve(reference: string): Promise<Descriptor> {
+    const img = await this.load();
+    if (reference !== '' && isValidDigest(reference) && reference !== img.descriptor.digest) throw new OciToolError('NOT_FOUND', `${this.name}: holds ${img.descriptor.digest}, not ${reference}`);
+    return img.descriptor;
+  }
+
+  async exists(desc: Descriptor): Promise<boolean> {
+    const img = await this.load();
+    return desc.digest === img.descriptor.digest || img.blobs.has(desc.digest);
+  }
+
+  async fetch(desc: Descriptor): Promise<Readable> {
+    const img = await this.load();
+    if (desc.digest === img.descriptor.digest) return markVerified(Readable.from([img.manifest]), desc.digest);
+    const m = img.blobs.get(desc.digest);
+    if (!m) throw new OciToolError('NOT_FOUND', `blob ${desc.digest} not found in ${this.name}`);
+    return verifiedMember(this.tar, m, desc, `blob ${desc.digest} in ${this.name}`);
+  }
+
+  async blobSize(digest: string): Promise<number | undefined> {
+    return (await this.load()).blobs.get(digest)?.size;
+  }
+}
+
+/** A tar of an OCI image layout (skopeo's oci-archive:), read in place. */
+export class OciArchiveSource implements ReadOnlyStore {
+  readonly name: string;
+  private indexDoc?: Promise<ImageIndex>;
+
+  private constructor(
+    private readonly tar: TarIndex,
+    readonly file: string,
+    readonly close: () => Promise<void>,
+  ) {
+    this.name = `oci-archive:${file}`;
+  }
+
+  static async open(file: string): Promise<OciArchiveSource> {
+    const { tar, cleanup } = await openTar(file, `oci-archive:${file}`);
+    return new OciArchiveSource(tar, file, cleanup);
+  }
+
+  private index(): Promise<ImageIndex> {
+    this.indexDoc ??= (async () => {
+      if (!this.tar.find('oci-layout')) throw bad(this.name, 'no oci-layout file (not a tar of an OCI layout, or a truncated one)');
+      const im = this.tar.find('index.json');
+      if (!im) throw bad(this.name, 'no index.json (truncated?)');
+      return checkIndex(parseJson(await this.tar.read(im), `${this.name}: index.json`), `${this.name}: index.json`);
+    })();
+    return this.indexDoc;
+  }
+
+  private member(digest: string): TarMember | undefined {
+    const { algorithm, encoded } = parseDigest(digest);
+    return this.tar.find(`blobs/${algorithm}/${encoded}`);
+  }
+
+  async resolve(reference: string): Promise<Descriptor> {
+    const index = await this.index();
+    if (reference === '') {
+      if (index.manifests.length === 1) return index.manifests[0]!;
+      throw new OciToolError(index.manifests.length ? 'AMBIGUOUS' : 'NOT_FOUND', `${this.name}: holds ${index.manifests.length} images; name one with oci-archive:FILE:TAG`);
+    }
+    const hit = isValidDigest(reference) ? index.manifests.find((d) => d.digest === reference) : index.manifests.find((d) => d.annotations?.[Annotation.RefName] === reference && isManifestType(d.mediaType));
+    if (hit) return hit;
+    if (isValidDigest(reference)) {
+      const m = this.member(reference);
+      if (m) {
+        const mediaType = detectManifestType(parseJson(await this.tar.read(m), `${this.name}@${reference}`));
+        if (mediaType && isManifestType(mediaType)) return { mediaType, digest: reference, size: m.size };
+      }
+    }
+    throw new OciToolError('NOT_FOUND', `${this.name}:${reference}: no such image`);
+  }
+
+  async exists(desc: Descriptor): Promise<boolean> {
+    const m = this.member(desc.digest);
+    return m !== undefined && (desc.size < 0 || m.size === desc.size);
+  }
+
+  async fetch(desc: Descriptor): Promise<Readable> {
+    const m = this.member(desc.digest);
+    if (!m) throw new OciToolError('NOT_FOUND', `blob ${desc.digest} not found in ${this.name} (truncated?)`);
+    return verifiedMember(this.tar, m, desc, `blob ${desc.digest} in ${this.name}`);
+  }
+
+  async blobSize(digest: string): Promise<number | undefined> {
+    return this.member(digest)?.size;
+  }
+}
+

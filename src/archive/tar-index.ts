@@ -1,0 +1,180 @@
+/**
+ * Random access into a tar file: one pass over its headers (the data is skipped, never read) gives
+ * each entry's offset and size, so a member is then streamed straight from its bytes in the file.
+ * Reads ustar, GNU (long names `L`/`K`, base-256 sizes) and PAX (`path`, `linkpath`, `size`) headers:
+ * what docker save, skopeo, containers/image and GNU tar write. A member that runs past the end of
+ * the file is a truncated archive, reported as such.
+ */
+import { createReadStream } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import { posix } from 'node:path';
+import type { Readable } from 'node:stream';
+import { OciToolError } from '../util/errors.js';
+
+export interface TarMember {
+  name: string;
+  type: 'file' | 'dir' | 'symlink' | 'link' | 'other';
+  /** Offset of the data in the file. */
+  offset: number;
+  size: number;
+  linkname?: string;
+}
+
+const BLOCK = 512;
+
+/** `a/./b/` and `./a//b` → `a/b`. */
+export function cleanName(name: string): string {
+  const n = posix.normalize(name.replace(/^\/+/, '')).replace(/\/+$/, '');
+  return n === '.' ? '' : n.replace(/^\.\//, '');
+}
+
+function octal(buf: Buffer, start: number, len: number): number {
+  // GNU base-256: the high bit of the first byte set; the rest is a big-endian number.
+  if (buf[start]! & 0x80) {
+    let v = buf[start]! & 0x7f;
+    for (let i = 1; i < len; i++) v = v * 256 + buf[start + i]!;
+    return v;
+  }
+  const s = buf.toString('latin1', start, start + len).replace(/\0.*$/s, '').trim();
+  return s === '' ? 0 : parseInt(s, 8);
+}
+
+const cstr = (buf: Buffer, start: number, len: number): string => {
+  const end = buf.indexOf(0, start);
+  return buf.toString('utf8', start, end < 0 || end > start + len ? start + len : end);
+};
+
+function paxRecords(data: Buffer): Map<string, string> {
+  const out = new Map<string, string>();
+  let pos = 0;
+  while (pos < data.length) {
+    const space = data.indexOf(0x20, pos);
+    if (space < 0) break;
+    const len = parseInt(data.toString('latin1', pos, space), 10);
+    if (!Number.isSafeInteger(len) || len <= 0) break;
+    const rec = data.toString('utf8', space + 1, pos + len - 1);
+    const eq = rec.indexOf('=');
+    if (eq > 0) out.set(rec.slice(0, eq), rec.slice(eq + 1));
+    pos += len;
+  }
+  return out;
+}
+
+/** An indexed tar file: its members by clean name. */
+export class TarIndex {
+  private constructor(
+    readonly file: string,
+    readonly members: Map<string, TarMember>,
+  ) {}
+
+  /** Reads every header of `file`. `what` names the archive in errors. */
+  static async open(file: string, what: string = file): Promise<TarIndex> {
+    let fh;
+    try {
+      fh = await open(file, 'r');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new OciToolError(code === 'ENOENT' ? 'NOT_FOUND' : 'IO', `${what}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+    }
+    try {
+      const total = (await fh.stat()).size;
+      const members = new Map<string, TarMember>();
+      const header = Buffer.alloc(BLOCK);
+      let pos = 0;
+      let longName: string | undefined;
+      let longLink: string | undefined;
+      let pax = new Map<string, string>();
+      const readAt = async (buf: Buffer, at: number): Promise<number> => (await fh.read(buf, 0, buf.length, at)).bytesRead;
+      for (;;) {
+        if (pos + BLOCK > total) {
+          if (pos < total) throw new OciToolError('INVALID_ARCHIVE', `${what}: truncated (a tar header is cut off at byte ${pos})`);
+          break; // no end-of-archive blocks: tolerated, as GNU tar does
+        }
+        await readAt(header, pos);
+        if (header.every((b) => b === 0)) break;
+        const sum = octal(header, 148, 8);
+        let check = 0;
+        for (let i = 0; i < BLOCK; i++) check += i >= 148 && i < 156 ? 0x20 : header[i]!;
+        if (sum !== check) throw new OciToolError('INVALID_ARCHIVE', `${what}: not a tar file, or damaged (bad header checksum at byte ${pos})`);
+        const flag = String.fromCharCode(header[156]!);
+        let size = octal(header, 124, 12);
+        if (pax.has('size')) size = Number(pax.get('size'));
+        const dataAt = pos + BLOCK;
+        const next = dataAt + Math.ceil(size / BLOCK) * BLOCK;
+        if (dataAt + size > total) throw new OciToolError('INVALID_ARCHIVE', `${what}: truncated (member ${JSON.stringify(longName ?? cstr(header, 0, 100))} needs ${dataAt + size - total} more bytes)`);
+        if (flag === 'L' || flag === 'K' || flag === 'x' || flag === 'g') {
+          const data = Buffer.alloc(size);
+          await readAt(data, dataAt);
+          if (flag === 'L') longName = cstr(data, 0, size);
+          else if (flag === 'K') longLink = cstr(data, 0, size);
+          else if (flag === 'x') pax = paxRecords(data);
+          pos = next;
+          continue;
+        }
+        const magic = header.toString('latin1', 257, 262);
+        const prefix = magic === 'ustar' ? cstr(header, 345, 155) : '';
+        const rawName = pax.get('path') ?? longName ?? (prefix ? `${prefix}/${cstr(header, 0, 100)}` : cstr(header, 0, 100));
+        const linkname = pax.get('linkpath') ?? longLink ?? cstr(header, 157, 100);
+        const type: TarMember['type'] = flag === '0' || flag === '\0' || flag === '7' ? 'file' : flag === '5' ? 'dir' : flag === '2' ? 'symlink' : flag === '1' ? 'link' : 'other';
+        const name = cleanName(rawName);
+        members.set(name, { name, type, offset: dataAt, size: type === 'file' ? size : 0, ...(type === 'symlink' || type === 'link' ? { linkname } : {}) });
+        longName = undefined;
+        longLink = undefined;
+        pax = new Map();
+        pos = next;
+      }
+      return new TarIndex(file, members);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** The regular file at `name`, following symlinks and hard links (within the archive). */
+  find(name: string): TarMember | undefined {
+    let m = this.members.get(cleanName(name));
+    for (let hops = 0; m && m.type !== 'file' && hops < 16; hops++) {
+      if (m.type === 'symlink') m = this.members.get(cleanName(posix.join(posix.dirname(m.name), m.linkname ?? '')));
+      else if (m.type === 'link') m = this.members.get(cleanName(m.linkname ?? ''));
+      else return undefined;
+    }
+    return m?.type === 'file' ? m : undefined;
+  }
+
+  /** The bytes of a member, streamed from the file. */
+  stream(m: TarMember): Readable {
+    return createReadStream(this.file, { start: m.offset, end: m.offset + m.size - 1, highWaterMark: 1 << 20 });
+  }
+
+  /** A whole (small) member. */
+  async read(m: TarMember): Promise<Buffer> {
+    const fh = await open(this.file, 'r');
+    try {
+      const buf = Buffer.alloc(m.size);
+      await fh.read(buf, 0, m.size, m.offset);
+      return buf;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** The first bytes of a member (to sniff its compression). */
+  async head(m: TarMember, n = 8): Promise<Buffer> {
+    const fh = await open(this.file, 'r');
+    try {
+      const buf = Buffer.alloc(Math.min(n, m.size));
+      await fh.read(buf, 0, buf.length, m.offset);
+      return buf;
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+/** Size of a file, or undefined when it does not exist. */
+export async function fileSize(path: string): Promise<number | undefined> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    return undefined;
+  }
+}
