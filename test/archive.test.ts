@@ -167,3 +167,46 @@ describe('oci-archive', () => {
     expect(await tagsIn(out)).not.toContain('t');
   });
 });
+
+describe('docker-archive in the Docker 25 shape (an OCI layout inside)', () => {
+  it('reads manifest.json with blobs/sha256 paths, and a layout without manifest.json', async () => {
+    const layoutTar = join(work, 'ours-oci.tar');
+    const dir = join(work, 'docker25');
+    await mkdir(dir);
+    execFileSync('tar', ['xf', layoutTar, '-C', dir]);
+    const img = await imageIn(built, 'v1');
+    const item = { Config: `blobs/sha256/${img.manifest.config.digest.slice(7)}`, RepoTags: ['app:25'], Layers: img.manifest.layers.map((l) => `blobs/sha256/${l.digest.slice(7)}`) };
+    await writeFile(join(dir, 'manifest.json'), JSON.stringify([item]));
+    const withManifest = join(work, 'docker25.tar');
+    execFileSync('tar', ['cf', withManifest, '-C', dir, '.']);
+    const out = join(work, 'from-docker25');
+    await ok(ocitool(['copy', `docker-archive:${withManifest}:app:25`, `oci:${out}:a`]));
+    const a = await imageIn(out, 'a');
+    // Named by digest in the archive: the gzip layers are taken as they are.
+    expect(a.manifest.layers.map((l) => l.digest)).toEqual(img.manifest.layers.map((l) => l.digest));
+    expect(a.config.rootfs.diff_ids).toEqual(diffIds);
+    // The same tar without manifest.json: read as the layout it holds.
+    expect(lastLine(await ok(ocitool(['copy', `docker-archive:${layoutTar}`, `oci:${out}:b`])))).toBe(original);
+    await ok(ocitool(['verify', '--diff-ids', out]));
+  });
+});
+
+describe('archives from build, and listed', () => {
+  it('build --tag writes docker-archive and oci-archive directly; ls lists what they hold', async () => {
+    const src = join(work, 'tree');
+    await mkdir(join(src, 'etc'), { recursive: true });
+    await writeFile(join(src, 'etc', 'hello'), 'hello\n');
+    const da = join(work, 'built-da.tar');
+    const oa = join(work, 'built-oa.tar');
+    const d1 = lastLine(await ok(ocitool(['build', '--tag', `docker-archive:${da}:example/app:1`, '--add', `${src}:/`], { env: { ...process.env, SOURCE_DATE_EPOCH: '1600000000' } })));
+    const d2 = lastLine(await ok(ocitool(['build', '--tag', `oci-archive:${oa}:1`, '--add', `${src}:/`], { env: { ...process.env, SOURCE_DATE_EPOCH: '1600000000' } })));
+    expect(d1).toBe(d2);
+    const listed = JSON.parse(await ok(ocitool(['ls', '--json', `docker-archive:${da}`]))) as { tag: string; mediaType: string }[];
+    expect(listed).toEqual([expect.objectContaining({ tag: 'example/app:1', mediaType: MediaType.DockerManifest })]);
+    const listedOci = JSON.parse(await ok(ocitool(['ls', '--json', `oci-archive:${oa}`]))) as { tag: string; digest: string }[];
+    expect(listedOci).toEqual([expect.objectContaining({ tag: '1', digest: d2 })]);
+    // skopeo reads both.
+    expect((JSON.parse(await ok(skopeo(['inspect', `oci-archive:${oa}:1`]))) as { Digest: string }).Digest).toBe(d2);
+    await ok(skopeo(['inspect', `docker-archive:${da}`]));
+  });
+});

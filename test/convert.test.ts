@@ -3,7 +3,7 @@
  * real registry (with schema 1 enabled), ocitool and skopeo both convert them, and the results must
  * agree: layers, diff_ids, history with its empty-layer marks, and the runtime config.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -167,6 +167,18 @@ describe('hand-made schema 1 edge cases (testdata/schema1-cases, skopeo dir: for
     expect(refused.stderr).toMatch(/bad-signature: signature 1 of 1 does not verify/);
     const { stderr } = await convertBoth('bad-signature', ['--ignore-signatures']);
     expect(stderr).toMatch(/warning: .* does not verify.*converting it anyway/);
+  });
+
+  it('--manifest FILE converts a manifest kept apart, its blobs read from an OCI layout', async () => {
+    const layoutDir = join(work, 'blobs-layout');
+    const layout = await OciLayout.init(layoutDir);
+    for (const name of await readdir(join(cases, 'duplicate-layer'))) {
+      if (/^[0-9a-f]{64}$/.test(name)) await layout.putBytes(await readFile(join(cases, 'duplicate-layer', name)), 'application/octet-stream');
+    }
+    const out = join(work, 'from-manifest-file');
+    const res = await ok(ocitool(['convert', '--manifest', join(cases, 'duplicate-layer', 'manifest.json'), `oci:${layoutDir}`, `oci:${out}:m`]));
+    const viaDir = await ok(ocitool(['convert', `dir:${join(cases, 'duplicate-layer')}`, `oci:${out}:d`]));
+    expect(lastLine(res)).toBe(lastLine(viaDir));
   });
 
   it('fsLayers and history of different lengths: one clear line, exit 1, nothing tagged', async () => {

@@ -112,6 +112,7 @@ export class DockerArchiveSource implements ReadOnlyStore {
   private async loadNow(): Promise<ArchivedImage> {
     const what = this.name;
     const mm = this.tar.find('manifest.json');
+    if (!mm && this.tar.find('oci-layout')) return this.loadLayout();
     if (!mm) throw bad(what, 'no manifest.json (not a docker save archive, or a truncated one)');
     const items = parseJson(await this.tar.read(mm), `${what}: manifest.json`);
     if (!Array.isArray(items) || items.length === 0) throw bad(what, 'manifest.json lists no images');
@@ -124,6 +125,28 @@ export class DockerArchiveSource implements ReadOnlyStore {
       if (items.length > 1) throw new OciToolError('AMBIGUOUS', `${what}: holds ${items.length} images; name one with docker-archive:FILE:NAME:TAG`);
       item = items[0] as DockerManifestItem;
     }
+    return this.loadItem(item);
+  }
+
+  /** The images the archive holds, one entry per name (RepoTags) or one unnamed, as an index lists them. */
+  async list(): Promise<Descriptor[]> {
+    const mm = this.tar.find('manifest.json');
+    if (!mm && this.tar.find('oci-layout')) return (await new OciArchiveSource(this.tar, this.file, async () => undefined).indexDocument()).manifests;
+    if (!mm) throw bad(this.name, 'no manifest.json (not a docker save archive, or a truncated one)');
+    const items = parseJson(await this.tar.read(mm), `${this.name}: manifest.json`);
+    if (!Array.isArray(items)) throw bad(this.name, 'manifest.json is not a list');
+    const out: Descriptor[] = [];
+    for (const item of items as DockerManifestItem[]) {
+      const { descriptor } = await this.loadItem(item);
+      const tags = item.RepoTags ?? [];
+      if (tags.length === 0) out.push(descriptor);
+      for (const t of tags) out.push({ ...descriptor, annotations: { [Annotation.RefName]: t } });
+    }
+    return out;
+  }
+
+  private async loadItem(item: DockerManifestItem): Promise<ArchivedImage> {
+    const what = this.name;
     if (typeof item.Config !== 'string' || !Array.isArray(item.Layers)) throw bad(what, 'manifest.json entry lacks Config or Layers');
     const blobs = new Map<string, TarMember>();
     const member = (path: string): TarMember => {
@@ -157,6 +180,33 @@ export class DockerArchiveSource implements ReadOnlyStore {
     const field = (d: Descriptor): string => `{"mediaType":${JSON.stringify(d.mediaType)},"size":${d.size},"digest":${JSON.stringify(d.digest)}${d.urls ? `,"urls":${JSON.stringify(d.urls)}` : ''}}`;
     const manifest = Buffer.from(`{"schemaVersion":2,"mediaType":"${MediaType.DockerManifest}","config":${field(configDesc)},"layers":[${layers.map(field).join(',')}]}`);
     return { manifest, descriptor: { mediaType: MediaType.DockerManifest, digest: digestOf(manifest), size: manifest.length }, blobs };
+  }
+
+  /**
+   * A save with an OCI layout and no manifest.json (Docker 25+ can load those): the image is picked
+   * from index.json, by the `io.containerd.image.name` or tag annotation when a name is given.
+   */
+  private async loadLayout(): Promise<ArchivedImage> {
+    const layout = new OciArchiveSource(this.tar, this.file, async () => undefined);
+    let desc: Descriptor;
+    if (this.ref) {
+      const index = await layout.indexDocument();
+      const want = formatDockerReference(this.ref);
+      const hit = index.manifests.find((d) => {
+        const full = d.annotations?.[Annotation.ContainerdImageName];
+        return full !== undefined && sameName(this.ref!, full);
+      });
+      if (!hit) throw new OciToolError('NOT_FOUND', `${this.name}: no image named ${want} in its index.json`);
+      desc = hit;
+    } else desc = await layout.resolve('');
+    const manifest = await this.tar.read(layout.memberOf(desc.digest, this.name));
+    if (digestOf(manifest) !== desc.digest) throw new OciToolError('DIGEST_MISMATCH', `${this.name}: manifest ${desc.digest} hashes to ${digestOf(manifest)}`);
+    const blobs = new Map<string, TarMember>();
+    for (const [name, m] of this.tar.members) {
+      const hit = /^blobs\/sha256\/([a-f0-9]{64})$/.exec(name);
+      if (hit && m.type === 'file') blobs.set(`sha256:${hit[1]}`, m);
+    }
+    return { manifest, descriptor: { mediaType: desc.mediaType, digest: desc.digest, size: desc.size }, blobs };
   }
 
   private async hash(m: TarMember): Promise<string> {
@@ -194,12 +244,29 @@ export class OciArchiveSource implements ReadOnlyStore {
   readonly name: string;
   private indexDoc?: Promise<ImageIndex>;
 
-  private constructor(
+  constructor(
     private readonly tar: TarIndex,
     readonly file: string,
     readonly close: () => Promise<void>,
   ) {
     this.name = `oci-archive:${file}`;
+  }
+
+  /** The entries of the archive's index.json (what `ls` shows). */
+  async list(): Promise<Descriptor[]> {
+    return (await this.index()).manifests;
+  }
+
+  /** index.json of the layout in the archive. */
+  indexDocument(): Promise<ImageIndex> {
+    return this.index();
+  }
+
+  /** The member holding a blob; throws naming `what` when it is missing. */
+  memberOf(digest: string, what: string): TarMember {
+    const m = this.member(digest);
+    if (!m) throw new OciToolError('NOT_FOUND', `blob ${digest} not found in ${what} (truncated?)`);
+    return m;
   }
 
   static async open(file: string): Promise<OciArchiveSource> {

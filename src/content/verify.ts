@@ -1,4 +1,4 @@
-import { createGunzip } from 'node:zlib';
+import { compressionOfMediaType, decompressor } from '../layer/compression.js';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Descriptor } from '../spec/types.js';
@@ -126,19 +126,25 @@ async function checkImage(
   }
 }
 
-/** Streams a layer (verified), decompressing by media type, and returns its diffID; undefined if it cannot tell. */
+/**
+ * Streams a layer (verified), decompressing by media type, and returns its diffID; undefined if it
+ * cannot tell (a type that is not a tar layer, or zstd without the zstd program).
+ */
 async function diffIdOf(store: Collectable, layer: Descriptor): Promise<string | undefined> {
-  const mt = layer.mediaType;
-  const gzip = mt.endsWith('+gzip') || mt.endsWith('.tar.gzip');
-  const plain = mt.endsWith('.tar') || mt.endsWith('v1.tar');
+  const kind = compressionOfMediaType(layer.mediaType);
   const src = await store.fetch(layer);
-  if (!gzip && !plain) {
+  let unpack;
+  try {
+    unpack = kind === undefined ? undefined : decompressor(kind);
+  } catch {
+    unpack = undefined; // zstd without the program
+  }
+  if (!unpack) {
     await drain(src);
-    return undefined; // zstd or unknown: digest checked, diffID not
+    return undefined; // digest checked, diffID not
   }
   const hash = new HashingStream('sha256');
-  if (gzip) await pipeline(src, createGunzip(), hash, sink());
-  else await pipeline(src, hash, sink());
+  await pipeline(src, unpack, hash, sink());
   return hash.digest;
 }
 

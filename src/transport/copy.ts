@@ -27,6 +27,8 @@ export interface CopyOptions {
   /** Convert a signed schema 1 image whose signatures do not verify (a warning instead of an error). */
   ignoreSignatures?: boolean;
   warn?: (message: string) => void;
+  /** Copy the image of this manifest file, its blobs read from the source (a schema 1 manifest saved apart, say). */
+  manifestFile?: string;
   /** Blob transfers at once (default 4), the largest blobs first. */
   concurrency?: number;
   /** Cancels the copy: requests in flight are aborted, nothing half-written is left visible. */
@@ -77,6 +79,11 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
   const dstRef = asReference(dst);
   if (dstRef.transport === 'oci' && dstRef.digest) throw new OciToolError('USAGE', `${typeof dst === 'string' ? dst : dstRef.dir}: a destination is named by a tag, not a digest`);
   const from = await openStore(srcRef, { ...(opts.insecure ? { insecure: true } : {}), ...(opts.srcCredential ? { credential: opts.srcCredential } : {}) });
+  if (opts.manifestFile !== undefined) {
+    const { ManifestFileStore } = await import('./manifest-file.js');
+    from.store = (await ManifestFileStore.open(opts.manifestFile, from.store)) as unknown as typeof from.store;
+    delete from.reference;
+  }
   let descriptor: Descriptor;
   const tag = destinationTag(dstRef);
   try {

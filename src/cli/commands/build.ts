@@ -99,9 +99,11 @@ export default defineCommand({
   run: async (args, out) => {
     const registry = await registryOpen(args);
     const dst = parseImageArg(args.tag);
-    const toRegistry = dst.transport === 'docker';
-    if ((dst.transport !== 'oci' && !toRegistry) || (dst.transport === 'oci' && dst.digest !== undefined) || (toRegistry && dst.ref.digest !== undefined)) {
-      throw new OciToolError('UNSUPPORTED', `build --tag ${args.tag}: expected oci:DIR[:TAG] or docker://NAME[:TAG]`);
+    // Any destination but a layout: build into a temp layout, then copy there (to a registry, only
+    // what it lacks; an archive is written whole, or not at all).
+    const toRegistry = dst.transport !== 'oci';
+    if (dst.transport === 'dir' || (dst.transport === 'oci' && dst.digest !== undefined) || (dst.transport === 'docker' && dst.ref.digest !== undefined)) {
+      throw new OciToolError('UNSUPPORTED', `build --tag ${args.tag}: expected oci:DIR[:TAG], docker://NAME[:TAG], docker-archive:FILE[:NAME:TAG] or oci-archive:FILE[:TAG]`);
     }
     const chown = /^(\d+):(\d+)$/.exec(args.chown);
     if (!chown) throw new OciToolError('USAGE', `--chown ${args.chown}: expected UID:GID`);
@@ -159,10 +161,13 @@ export default defineCommand({
       });
       out.info(`config ${result.config.digest}`);
       if (toRegistry) {
-        const target = await openStore(dst, { create: true, ...registry });
         const progress = progressReporter(out);
-        const { copyImage } = await import('../../image/copy-image.js');
-        await copyImage(destination, result.manifest.digest, target.store, { ...(target.reference !== undefined ? { tag: target.reference } : {}), onProgress: (e) => progress.onProgress(e) });
+        const { copy } = await import('../../transport/copy.js');
+        await copy({ transport: 'oci', dir: destination.dir, digest: result.manifest.digest }, dst, {
+          ...(registry.insecure ? { insecure: true } : {}),
+          ...(registry.credential ? { dstCredential: registry.credential } : {}),
+          onProgress: (e) => progress.onProgress(e),
+        });
         progress.finish();
       }
       out.result(result.manifest.digest);

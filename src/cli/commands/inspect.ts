@@ -2,11 +2,19 @@ import { fetchBytes } from '../../content/store.js';
 import { fetchManifest } from '../../content/graph.js';
 import { resolveImageManifest } from '../../image/resolve.js';
 import { isImageConfigType } from '../../spec/media-types.js';
-import { openStore } from '../../transport/open.js';
+import { openStore, type OpenedStore } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
 import { registryOpen, registryOptions } from '../registry-args.js';
 import { parseImageArg, platformArg } from '../args.js';
-import { defineCommand } from '../command.js';
+import { defineCommand, type GlobalFlags } from '../command.js';
+import type { Output } from '../output.js';
+
+interface InspectArgs {
+  ref: string;
+  raw: boolean;
+  config: boolean;
+  platform?: string;
+}
 
 export default defineCommand({
   command: 'inspect <ref>',
@@ -20,24 +28,32 @@ export default defineCommand({
       .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] to pick from an index (default: this host)' })
     ),
   run: async (args, out) => {
-    const { store, reference } = await openStore(parseImageArg(args.ref), await registryOpen(args));
-    const platform = platformArg(args.platform);
-    const root = await store.resolve(reference ?? '');
-    if (args.raw && !args.config && platform === undefined) {
-      out.raw((await fetchManifest(store, root)).bytes);
-      return;
+    const opened = await openStore(parseImageArg(args.ref), await registryOpen(args));
+    try {
+      await show(opened, args, out);
+    } finally {
+      await opened.close?.();
     }
-    const { manifest } = await resolveImageManifest(store, root, { ...(platform ? { platform } : {}), what: args.ref });
-    let bytes = manifest.bytes;
-    if (args.config) {
-      if (manifest.parsed.kind !== 'manifest') throw new OciToolError('UNSUPPORTED', `${args.ref}: a ${manifest.parsed.mediaType} has no image config`);
-      const cfg = manifest.parsed.manifest.config;
-      if (!isImageConfigType(cfg.mediaType) && !args.raw) {
-        throw new OciToolError('UNSUPPORTED', `${args.ref}: config ${cfg.digest} is ${cfg.mediaType}, not an image config (use --raw)`);
-      }
-      bytes = await fetchBytes(store, cfg);
-    }
-    if (args.raw) out.raw(bytes);
-    else out.jsonOut(JSON.parse(bytes.toString('utf8')));
   },
 });
+
+async function show({ store, reference }: OpenedStore, args: GlobalFlags & InspectArgs, out: Output): Promise<void> {
+  const platform = platformArg(args.platform);
+  const root = await store.resolve(reference ?? '');
+  if (args.raw && !args.config && platform === undefined) {
+    out.raw((await fetchManifest(store, root)).bytes);
+    return;
+  }
+  const { manifest } = await resolveImageManifest(store, root, { ...(platform ? { platform } : {}), what: args.ref });
+  let bytes = manifest.bytes;
+  if (args.config) {
+    if (manifest.parsed.kind !== 'manifest') throw new OciToolError('UNSUPPORTED', `${args.ref}: a ${manifest.parsed.mediaType} has no image config`);
+    const cfg = manifest.parsed.manifest.config;
+    if (!isImageConfigType(cfg.mediaType) && !args.raw) {
+      throw new OciToolError('UNSUPPORTED', `${args.ref}: config ${cfg.digest} is ${cfg.mediaType}, not an image config (use --raw)`);
+    }
+    bytes = await fetchBytes(store, cfg);
+  }
+  if (args.raw) out.raw(bytes);
+  else out.jsonOut(JSON.parse(bytes.toString('utf8')));
+}

@@ -1,13 +1,13 @@
-import { Annotation } from '../../spec/types.js';
+import { Annotation, type Descriptor } from '../../spec/types.js';
 import { formatPlatform } from '../../spec/platform.js';
 import { MediaType } from '../../spec/media-types.js';
-import { openStore } from '../../transport/open.js';
+import { openStore, type OpenedStore } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
 import { registryOpen, registryOptions } from '../registry-args.js';
 import type { RegistryStore } from '../../registry/store.js';
 import { parseImageArg } from '../args.js';
-import { defineCommand } from '../command.js';
-import { humanSize, table } from '../output.js';
+import { defineCommand, type GlobalFlags } from '../command.js';
+import { humanSize, table, type Output } from '../output.js';
 
 const SHORT_TYPE: Record<string, string> = {
   [MediaType.OciManifest]: 'oci-manifest',
@@ -24,46 +24,55 @@ export default defineCommand({
   builder: (y) =>
     registryOptions(
     y
-      .positional('layout', { type: 'string', demandOption: true, describe: 'DIR, oci:DIR, or docker://HOST/REPO (its tags)' })
+      .positional('layout', { type: 'string', demandOption: true, describe: 'DIR, oci:DIR, oci-archive:FILE, docker-archive:FILE, or docker://HOST/REPO (its tags)' })
     ),
   run: async (args, out) => {
-    const { layout, store } = await openStore(parseImageArg(args.layout), await registryOpen(args));
-    if ('listTags' in store) {
-      const registry = store as RegistryStore;
-      const tags = await registry.listTags();
-      if (args.json) out.jsonOut(tags);
-      else for (const t of tags) out.result(t);
-      return;
+    const opened = await openStore(parseImageArg(args.layout), await registryOpen(args));
+    try {
+      await list(opened, args, out);
+    } finally {
+      await opened.close?.();
     }
-    if (!layout) throw new OciToolError('UNSUPPORTED', `ls: ${args.layout}: cannot be listed`);
-    const entries = (await layout.readIndex()).manifests;
-    if (args.json) {
-      out.jsonOut(
-        entries.map((d) => ({
-          tag: d.annotations?.[Annotation.RefName] ?? null,
-          digest: d.digest,
-          mediaType: d.mediaType,
-          size: d.size,
-          ...(d.platform ? { platform: formatPlatform(d.platform) } : {}),
-          ...(d.annotations ? { annotations: d.annotations } : {}),
-        })),
-      );
-      return;
-    }
-    if (args.quiet) {
-      for (const d of entries) out.result(d.annotations?.[Annotation.RefName] ?? d.digest);
-      return;
-    }
-    const rows = [['TAG', 'DIGEST', 'TYPE', 'SIZE', 'PLATFORM']];
-    for (const d of entries) {
-      rows.push([
-        d.annotations?.[Annotation.RefName] ?? '<none>',
-        d.digest,
-        SHORT_TYPE[d.mediaType] ?? d.mediaType,
-        humanSize(d.size),
-        d.platform ? formatPlatform(d.platform) : '',
-      ]);
-    }
-    for (const line of table(rows)) out.result(line.trimEnd());
   },
 });
+
+async function list({ layout, store }: OpenedStore, args: GlobalFlags & { layout: string }, out: Output): Promise<void> {
+  if ('listTags' in store) {
+    const registry = store as RegistryStore;
+    const tags = await registry.listTags();
+    if (args.json) out.jsonOut(tags);
+    else for (const t of tags) out.result(t);
+    return;
+  }
+  const listable = store as unknown as { list?: () => Promise<Descriptor[]> };
+  if (!layout && !listable.list) throw new OciToolError('UNSUPPORTED', `ls: ${args.layout}: cannot be listed`);
+  const entries = layout ? (await layout.readIndex()).manifests : await listable.list!();
+  if (args.json) {
+    out.jsonOut(
+      entries.map((d) => ({
+        tag: d.annotations?.[Annotation.RefName] ?? null,
+        digest: d.digest,
+        mediaType: d.mediaType,
+        size: d.size,
+        ...(d.platform ? { platform: formatPlatform(d.platform) } : {}),
+        ...(d.annotations ? { annotations: d.annotations } : {}),
+      })),
+    );
+    return;
+  }
+  if (args.quiet) {
+    for (const d of entries) out.result(d.annotations?.[Annotation.RefName] ?? d.digest);
+    return;
+  }
+  const rows = [['TAG', 'DIGEST', 'TYPE', 'SIZE', 'PLATFORM']];
+  for (const d of entries) {
+    rows.push([
+      d.annotations?.[Annotation.RefName] ?? '<none>',
+      d.digest,
+      SHORT_TYPE[d.mediaType] ?? d.mediaType,
+      humanSize(d.size),
+      d.platform ? formatPlatform(d.platform) : '',
+    ]);
+  }
+  for (const line of table(rows)) out.result(line.trimEnd());
+}
