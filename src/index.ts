@@ -36,3 +36,8 @@ export { readSchema1, normalizeSchema1, schema1Config, schema1Layers, verifySche
 export { ociConfigFromDocker } from './convert/oci-config.js';
 export { compressor, decompressor, detectCompression, compressionOfMediaType } from './layer/compression.js';
 export { DirStore } from './transport/dir-store.js';
+export { DockerArchiveSource, OciArchiveSource } from './archive/source.js';
+export { DockerArchiveWriter, OciArchiveWriter, type Committable } from './archive/writer.js';
+export { TarIndex, type TarMember } from './archive/tar-index.js';
+export { ManifestFileStore } from './transport/manifest-file.js';
+export { isForeignLayerType, livesElsewhere } from './spec/media-types.js';

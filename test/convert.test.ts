@@ -249,3 +249,41 @@ describe('Docker <-> OCI and recompression', () => {
     expect(res.stderr).toMatch(/Docker schema 2 has no zstd layers/);
   });
 });
+
+describe('indexes and foreign layers', () => {
+  it('an index converts to a Docker manifest list (children too) and back to the same bytes', async () => {
+    const built = join(work, 'built');
+    const multi = join(work, 'multi');
+    await ok(ocitool(['copy', `oci:${built}:v1`, `oci:${multi}:amd`]));
+    const idx = lastLine(await ok(ocitool(['index', 'create', '--tag', `oci:${multi}:all`, `oci:${multi}:amd`])));
+    const list = join(work, 'as-list');
+    await ok(ocitool(['convert', '--format', 'docker', `oci:${multi}:all`, `oci:${list}:l`]));
+    const l = await OciLayout.open(list);
+    const root = await l.resolve('l');
+    expect(root.mediaType).toBe(MediaType.DockerManifestList);
+    const doc = JSON.parse((await l.fetchBytes(root)).toString()) as { mediaType: string; manifests: Descriptor[] };
+    expect(doc.mediaType).toBe(MediaType.DockerManifestList);
+    expect(doc.manifests.map((m) => m.mediaType)).toEqual([MediaType.DockerManifest]);
+    expect(doc.manifests[0]!.platform).toEqual({ architecture: 'amd64', os: 'linux' });
+    const back = join(work, 'list-back');
+    expect(lastLine(await ok(ocitool(['convert', `oci:${list}:l`, `oci:${back}:b`])))).toBe(idx);
+  });
+
+  it('a foreign layer with URLs is renamed, never copied or re-encoded; its URLs stay', async () => {
+    const dir = join(work, 'foreign');
+    const layout = await OciLayout.init(dir);
+    const tar = await tarOf({ 'x.txt': 'x' });
+    const local = await layout.putBytes(gzipSync(tar), MediaType.DockerLayerGzip);
+    const foreign: Descriptor = { mediaType: MediaType.DockerForeignLayerGzip, digest: `sha256:${'ab'.repeat(32)}`, size: 12345, urls: ['https://example.com/layer.tar.gz'] };
+    const cfg = await layout.putBytes(JSON.stringify({ architecture: 'amd64', os: 'windows', rootfs: { type: 'layers', diff_ids: [`sha256:${'cd'.repeat(32)}`, digestOf(tar)] } }), MediaType.DockerConfig);
+    const m = { schemaVersion: 2, mediaType: MediaType.DockerManifest, config: cfg, layers: [foreign, local] };
+    await layout.tag(await layout.putBytes(JSON.stringify(m), MediaType.DockerManifest), 'w');
+    await ok(ocitool(['verify', dir]));
+    const out = join(work, 'foreign-oci');
+    await ok(ocitool(['convert', '--compression', 'none', `oci:${dir}:w`, `oci:${out}:o`]));
+    const got = await imageIn(out, 'o');
+    expect(got.manifest.layers[0]).toEqual({ ...foreign, mediaType: MediaType.OciLayerNondistributableGzip });
+    expect(got.manifest.layers[1]!.mediaType).toBe(MediaType.OciLayer);
+    await ok(ocitool(['verify', out]));
+  });
+});

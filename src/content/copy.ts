@@ -1,6 +1,6 @@
 import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
 import type { Descriptor } from '../spec/types.js';
-import { isManifestType } from '../spec/media-types.js';
+import { isManifestType, livesElsewhere } from '../spec/media-types.js';
 import type { ExistenceChecker, Fetcher, Mounter, Pusher } from './store.js';
 import { childrenOf, fetchManifest } from './graph.js';
 import { OciToolError } from '../util/errors.js';
@@ -112,7 +112,8 @@ export async function copyGraph(src: Fetcher, dst: Pusher & ExistenceChecker & P
   const copyNode = async (desc: Descriptor): Promise<void> => {
     stop.throwIfAborted();
     const manifest = isManifestType(desc.mediaType);
-    if (await dst.exists(desc)) {
+    // Foreign (non-distributable) layers with URLs stay where they are, as docker and skopeo leave them.
+    if (livesElsewhere(desc) || (await dst.exists(desc))) {
       emit({ type: manifest ? 'manifest-skip' : 'blob-skip', descriptor: desc });
       return;
     }

@@ -24,7 +24,7 @@ import { fetchBytes, type ExistenceChecker, type Fetcher, type Mounter, type Pus
 import { digestOf } from '../digest/digest.js';
 import { HashingStream } from '../digest/verify.js';
 import { Tap, asContentError, compressionOfMediaType, compressor, decompressor, detectCompression, peek, type Compression } from '../layer/compression.js';
-import { MediaType, isImageConfigType, isIndexType, isManifestType, isSchema1Type, mediaTypeFor } from '../spec/media-types.js';
+import { MediaType, isForeignLayerType, isImageConfigType, isIndexType, isManifestType, isSchema1Type, mediaTypeFor } from '../spec/media-types.js';
 import { checkImageConfig, parseJson } from '../spec/parse.js';
 import type { Descriptor, ImageIndex, ImageManifest } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
@@ -49,13 +49,6 @@ export interface ConvertOptions extends CopyGraphOptions {
 type Source = Fetcher & { readonly name?: string; blobSize?(digest: string): Promise<number | undefined> };
 type Destination = Pusher & ExistenceChecker & Partial<Mounter> & Partial<Fetcher>;
 
-const FOREIGN_TYPES = new Set<string>([
-  MediaType.DockerForeignLayer,
-  MediaType.DockerForeignLayerGzip,
-  MediaType.OciLayerNondistributable,
-  MediaType.OciLayerNondistributableGzip,
-  MediaType.OciLayerNondistributableZstd,
-]);
 
 /** The media type family a manifest-like type belongs to. */
 export function formatOf(mediaType: string): Format {
@@ -152,7 +145,7 @@ export async function convertGraph(src: Source, dst: Destination, root: Descript
   };
 
   const convertLayerNow = async (desc: Descriptor, compression: Compression | undefined, format: Format, needDiffId: boolean, expectDiffId?: string): Promise<{ descriptor: Descriptor; diffId?: string }> => {
-    const foreign = FOREIGN_TYPES.has(desc.mediaType);
+    const foreign = isForeignLayerType(desc.mediaType);
     const current = compressionOfMediaType(desc.mediaType);
     if (current === undefined || foreign || desc.urls?.length) {
       // Not a tar layer ocitool knows (or one that lives elsewhere): renamed at most, never re-encoded.

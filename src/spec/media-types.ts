@@ -45,6 +45,17 @@ export const isManifestType = (mt: string): boolean =>
   INDEX_TYPES.has(mt) || MANIFEST_TYPES.has(mt) || SCHEMA1_TYPES.has(mt);
 /** An image config (OCI or Docker). Artifact configs of other types are opaque blobs. */
 export const isImageConfigType = (mt: string): boolean => CONFIG_TYPES.has(mt);
+const FOREIGN_TYPES = new Set<string>([
+  MediaType.DockerForeignLayer,
+  MediaType.DockerForeignLayerGzip,
+  MediaType.OciLayerNondistributable,
+  MediaType.OciLayerNondistributableGzip,
+  MediaType.OciLayerNondistributableZstd,
+]);
+/** A Docker foreign or OCI non-distributable layer: fetched from its `urls`, never pushed. */
+export const isForeignLayerType = (mt: string): boolean => FOREIGN_TYPES.has(mt);
+/** A foreign layer that names where it lives: copies leave it there. */
+export const livesElsewhere = (d: { mediaType: string; urls?: string[] }): boolean => isForeignLayerType(d.mediaType) && (d.urls?.length ?? 0) > 0;
 /** A layer type whose content is a (possibly compressed) tar changeset. */
 export const isLayerType = (mt: string): boolean =>
   mt.startsWith('application/vnd.oci.image.layer.') || mt.startsWith('application/vnd.docker.image.rootfs.');
