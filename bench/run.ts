@@ -7,6 +7,9 @@
  *          and on /usr/share; plus ocitool's peak RSS.
  *   transfer  ocitool push / pull  vs  skopeo copy, a ~700 MB 7-layer image to and from a fresh local
  *          registry (distribution, loopback), runs interleaved; plus ocitool's peak RSS.
+ *   convert  ocitool convert --compression gzip  vs  skopeo copy --dest-compress (layout to layout), and
+ *          a gzip image to docker-archive: (decompressing every layer) with both; /usr/share/{doc,man,
+ *          locale}, runs interleaved.
  *
  *   npm run bench                  every section
  *   npm run bench -- transfer      one section (BENCH_REPEAT=5 for more runs)
@@ -18,6 +21,7 @@ import { join } from 'node:path';
 import { REPEAT, ROOT } from './common.js';
 import { benchBuild, nodeModulesTree } from './build.js';
 import { benchTransfer } from './transfer.js';
+import { benchConvert } from './convert.js';
 
 const only = process.argv.slice(2);
 
@@ -34,6 +38,7 @@ async function main(): Promise<void> {
       lines.push(...(await benchBuild('/usr/share', '/usr/share', work)));
     }
     if (want('transfer')) lines.push(...(await benchTransfer(work)));
+    if (want('convert')) lines.push(...(await benchConvert(work)));
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -15,14 +15,14 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { Readable, Writable, pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
 import { copyGraph, Limiter, type CopyGraphOptions } from '../content/copy.js';
 import { fetchManifest } from '../content/graph.js';
 import { fetchBytes, type ExistenceChecker, type Fetcher, type Mounter, type Pusher } from '../content/store.js';
 import { digestOf } from '../digest/digest.js';
-import { HashingStream } from '../digest/verify.js';
+import { HashingStream, markVerified } from '../digest/verify.js';
 import { Tap, asContentError, compressionOfMediaType, compressor, decompressor, detectCompression, peek, type Compression } from '../layer/compression.js';
 import { MediaType, isForeignLayerType, isImageConfigType, isIndexType, isManifestType, isSchema1Type, mediaTypeFor } from '../spec/media-types.js';
 import { checkImageConfig, parseJson } from '../spec/parse.js';
@@ -79,6 +79,9 @@ function withType<T extends object>(doc: T & { mediaType?: string }, mediaType: 
   if (doc.mediaType === undefined && mediaType === was && !mediaType.startsWith('application/vnd.docker.')) delete out.mediaType;
   return out;
 }
+
+/** A destination that stores a stream under the digest it computes (a layout). */
+const canPutBlob = (d: object): d is { putBlob(content: Readable): Promise<{ digest: string; size: number }> } => typeof (d as { putBlob?: unknown }).putBlob === 'function';
 
 const sink = (): Writable => new Writable({ write: (_c, _e, cb) => cb() });
 
@@ -185,23 +188,40 @@ export async function convertGraph(src: Source, dst: Destination, root: Descript
       emit({ type: 'blob-start', descriptor: desc });
       const started = Date.now();
       const file = join(await tempDir(), desc.digest.replace(':', '-'));
-      const diff = new HashingStream('sha256');
-      const out = new HashingStream('sha256');
       try {
-        const stream = await src.fetch(desc, sig);
-        const kind = detectCompression(await peek(stream));
-        await pipeline(stream, decompressor(kind), diff, compressor(want, opts.level), out, createWriteStream(file), sig).catch((err: unknown) => {
-          throw asContentError(err, desc.digest, kind);
-        });
-        if (expectDiffId !== undefined && diff.digest !== expectDiffId) {
-          throw new OciToolError('DIGEST_MISMATCH', `layer ${desc.digest} of ${srcName} decompresses to ${diff.digest}, but its config says diff_id ${expectDiffId}`);
+        const source = await src.fetch(desc, sig);
+        const kind = detectCompression(await peek(source));
+        // A plain tar's verified digest is its diffID: no second hash. Otherwise the decompressed
+        // bytes are hashed on their way to the compressor.
+        const diff = kind === 'none' ? undefined : new HashingStream('sha256');
+        const stages: NodeJS.ReadWriteStream[] = [...(diff ? [decompressor(kind), diff] : []), compressor(want, opts.level)];
+        let failure: unknown;
+        const encoded = pipelineCb([source, ...stages] as unknown as [Readable, Writable], (err) => {
+          if (err) failure ??= asContentError(err, desc.digest, kind);
+        }) as unknown as Readable;
+        const fail = (err: unknown): never => {
+          throw failure ?? asContentError(err, desc.digest, kind);
+        };
+        let converted: Descriptor;
+        if (canPutBlob(dst)) {
+          // A layout takes the stream as it comes and names it by the digest it computes: no temp file.
+          const put = await dst.putBlob(encoded).catch(fail);
+          converted = { ...retyped(desc, mediaType), digest: put.digest, size: put.size };
+        } else {
+          // A registry needs the digest before the upload ends: through a temp file, hashed as written.
+          const out = new HashingStream('sha256');
+          await pipeline(encoded, out, createWriteStream(file), sig).catch(fail);
+          converted = { ...retyped(desc, mediaType), digest: out.digest, size: out.size };
+          if (await dst.exists(converted)) emit({ type: 'blob-skip', descriptor: converted });
+          else await dst.push(converted, markVerified(createReadStream(file, { highWaterMark: 1 << 20 }), out.digest), sig);
         }
-        const converted: Descriptor = { ...retyped(desc, mediaType), digest: out.digest, size: out.size };
         delete converted.urls;
-        if (await dst.exists(converted)) emit({ type: 'blob-skip', descriptor: converted });
-        else await dst.push(converted, createReadStream(file, { highWaterMark: 1 << 20 }), sig);
-        emit({ type: 'blob-done', descriptor: converted, bytes: out.size, seconds: (Date.now() - started) / 1000 });
-        return { descriptor: converted, diffId: diff.digest };
+        const diffId = diff ? diff.digest : desc.digest;
+        if (expectDiffId !== undefined && diffId !== expectDiffId) {
+          throw new OciToolError('DIGEST_MISMATCH', `layer ${desc.digest} of ${srcName} decompresses to ${diffId}, but its config says diff_id ${expectDiffId}`);
+        }
+        emit({ type: 'blob-done', descriptor: converted, bytes: converted.size, seconds: (Date.now() - started) / 1000 });
+        return { descriptor: converted, diffId };
       } finally {
         await rm(file, { force: true });
       }

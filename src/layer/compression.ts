@@ -63,7 +63,8 @@ function zstdStream(args: string[]): Duplex {
 export function decompressor(kind: Compression): Duplex {
   switch (kind) {
     case 'gzip':
-      return createGunzip();
+      // Output in 256 KiB pieces, not zlib's 16 KiB: sixteen times fewer writes and thread-pool hops downstream.
+      return createGunzip({ chunkSize: 256 * 1024 });
     case 'zstd':
       requireZstd('reading a zstd layer');
       return zstdStream(['-d']);
