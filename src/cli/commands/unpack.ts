@@ -1,0 +1,42 @@
+import { hostPlatform, parsePlatform } from '../../spec/platform.js';
+import { openStore } from '../../transport/open.js';
+import { parseIdMapping, unpack } from '../../unpack/unpack.js';
+import { parseImageArg } from '../args.js';
+import { defineCommand } from '../command.js';
+import { registryOpen, registryOptions } from '../registry-args.js';
+
+export default defineCommand({
+  command: 'unpack <src> <dir>',
+  describe: 'Unpack an image into a root filesystem (whiteouts, links, modes, times; never touching anything outside DIR)',
+  builder: (y) =>
+    registryOptions(y)
+      .positional('src', { type: 'string', demandOption: true, describe: 'image reference (oci:DIR:TAG, docker://…, archives)' })
+      .positional('dir', { type: 'string', demandOption: true, describe: 'the root filesystem to make (must not exist, or be empty)' })
+      .option('platform', { type: 'string', describe: 'from an index, this OS/ARCH[/VARIANT] (default: this host)' })
+      .option('uid-map', { type: 'string', array: true, default: [] as string[], describe: 'CONTAINER:HOST:SIZE (repeatable)' })
+      .option('gid-map', { type: 'string', array: true, default: [] as string[], describe: 'CONTAINER:HOST:SIZE (repeatable)' })
+      .option('rootless', { type: 'boolean', describe: 'record ownership instead of applying it, make no device nodes (default when not root)' })
+      .option('skip-unsafe', { type: 'boolean', default: false, describe: 'skip entries that would reach outside DIR, with a warning, instead of failing' })
+      .option('state', { type: 'boolean', default: true, describe: 'write DIR.ocitool-state.json for repack (--no-state to skip)' }),
+  run: async (args, out) => {
+    const uidMap = args['uid-map'].map((s) => parseIdMapping(s, '--uid-map'));
+    const gidMap = args['gid-map'].map((s) => parseIdMapping(s, '--gid-map'));
+    const opened = await openStore(parseImageArg(args.src), await registryOpen(args));
+    try {
+      const result = await unpack(opened.store, opened.reference ?? '', args.dir, {
+        platform: args.platform !== undefined ? parsePlatform(args.platform) : hostPlatform(),
+        ...(uidMap.length ? { uidMap } : {}),
+        ...(gidMap.length ? { gidMap } : {}),
+        ...(args.rootless !== undefined ? { rootless: args.rootless } : {}),
+        onUnsafe: args['skip-unsafe'] ? 'skip' : 'fail',
+        state: args.state,
+        warn: (m) => out.warn(m),
+        onLayer: (i, l) => out.info(`layer ${i + 1}: ${l.digest}`),
+      });
+      if (args.json) out.jsonOut(result);
+      else out.result(result.manifest.digest);
+    } finally {
+      await opened.close?.();
+    }
+  },
+});

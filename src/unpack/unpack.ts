@@ -1,0 +1,359 @@
+/**
+ * Unpacking an image into a root filesystem: its layers applied in order, each one streamed (verified
+ * against its digest as it is read, against its diffID when it ends) through a tar reader into the
+ * directory, with whiteouts, opaque directories, hardlinks and symlinks as the image-spec defines them.
+ *
+ * Safety (see paths.ts): nothing outside the directory is created, changed or removed. Entry names
+ * that climb out are refused; symlinks are never followed by the kernel while writing (parents are
+ * resolved by hand, inside the root); hardlink targets must be inside; whiteouts only remove inside;
+ * device nodes are made only as root. A refused entry fails the unpack with one line naming the layer
+ * and the entry (`onUnsafe: 'skip'` skips it with a warning instead).
+ *
+ * Ownership is applied when running as root (through --uid-map/--gid-map when given) and recorded
+ * otherwise. Directory modes and times are applied at the end, deepest first, so that a read-only
+ * directory can still be written into by a later layer.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
+import { mkdir, readdir, rename, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { extract, type Header } from 'tar-stream';
+import { fetchBytes, type Fetcher, type Resolver } from '../content/store.js';
+import { HashingStream } from '../digest/verify.js';
+import { resolveImageManifest } from '../image/resolve.js';
+import { decompressor, detectCompression, peek } from '../layer/compression.js';
+import { checkImageConfig, parseJson } from '../spec/parse.js';
+import type { Descriptor, Platform } from '../spec/types.js';
+import { OciToolError } from '../util/errors.js';
+import { tempName } from '../util/fs.js';
+import { RootResolver, UnsafeEntry, entryComponents } from './paths.js';
+
+export interface IdMapping {
+  container: number;
+  host: number;
+  size: number;
+}
+
+export interface UnpackOptions {
+  /** From an index, the platform to unpack (default: this host's). */
+  platform?: Platform;
+  /** Container → host id ranges, as GrootFS and umoci take them (`CONTAINER:HOST:SIZE`). */
+  uidMap?: IdMapping[];
+  gidMap?: IdMapping[];
+  /** Do not apply ownership or make device nodes (default: when not running as root). */
+  rootless?: boolean;
+  /** What a refused entry does: fail the unpack (default) or skip it with a warning. */
+  onUnsafe?: 'fail' | 'skip';
+  /** Write the state file `repack` reads (default true). */
+  state?: boolean;
+  warn?: (message: string) => void;
+  /** Told when a layer starts. */
+  onLayer?: (index: number, layer: Descriptor) => void;
+  signal?: AbortSignal;
+}
+
+/** What unpack records of each path, for repack (and for ownership a rootless unpack could not apply). */
+export interface StateEntry {
+  type: 'file' | 'dir' | 'symlink' | 'char' | 'block' | 'fifo';
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  sha256?: string;
+  linkname?: string;
+  devmajor?: number;
+  devminor?: number;
+  xattrs?: Record<string, string>;
+}
+
+export interface UnpackState {
+  version: 1;
+  /** The image unpacked: its manifest and config. */
+  manifest: Descriptor;
+  config: Descriptor;
+  /** Paths relative to the root filesystem (no leading slash); '' is the root itself. */
+  entries: Record<string, StateEntry>;
+}
+
+export interface UnpackResult {
+  manifest: Descriptor;
+  layers: number;
+  entries: number;
+  /** Entries not created (refused with onUnsafe 'skip', devices when rootless), each as `LAYER: ENTRY: why`. */
+  skipped: string[];
+  /** Where the state file went (unless disabled). */
+  stateFile?: string;
+}
+
+/** The state file of an unpacked root filesystem: a sibling of the directory. */
+export const stateFileOf = (dir: string): string => `${dir.replace(/[\\/]+$/, '')}.ocitool-state.json`;
+
+/** Parses `CONTAINER:HOST:SIZE`. */
+export function parseIdMapping(s: string, what: string): IdMapping {
+  const m = /^(\d+):(\d+):(\d+)$/.exec(s);
+  if (!m || Number(m[3]) < 1) throw new OciToolError('USAGE', `${what} ${s}: expected CONTAINER:HOST:SIZE (SIZE at least 1)`);
+  return { container: Number(m[1]), host: Number(m[2]), size: Number(m[3]) };
+}
+
+function mapId(id: number, maps: IdMapping[] | undefined, kind: string, entry: string): number {
+  if (!maps || maps.length === 0) return id;
+  for (const m of maps) if (id >= m.container && id < m.container + m.size) return m.host + (id - m.container);
+  throw new UnsafeEntry(`its ${kind} ${id} is not in the ${kind} map`);
+  void entry;
+}
+
+const sinkStream = (): Writable => new Writable({ write: (_c, _e, cb) => cb() });
+
+async function drain(stream: AsyncIterable<unknown>): Promise<void> {
+  for await (const _ of stream) void _;
+}
+
+const isRoot = (): boolean => typeof process.getuid === 'function' && process.getuid() === 0;
+
+/**
+ * Unpacks the image `ref` names in `store` into `dir` (which must not exist or be empty). See the
+ * module comment for the rules.
+ */
+export async function unpack(store: Fetcher & Resolver & { readonly name?: string }, ref: string | Descriptor, dir: string, opts: UnpackOptions = {}): Promise<UnpackResult> {
+  const name = store.name ?? 'image';
+  const root = typeof ref === 'string' ? await store.resolve(ref) : ref;
+  const { manifest } = await resolveImageManifest(store, root, { ...(opts.platform ? { platform: opts.platform } : {}), what: name });
+  if (manifest.parsed.kind !== 'manifest') throw new OciToolError('UNSUPPORTED', `${name}: ${manifest.descriptor.digest} is not an image manifest`);
+  const m = manifest.parsed.manifest;
+  const config = checkImageConfig(parseJson(await fetchBytes(store, m.config), `config ${m.config.digest}`), `config ${m.config.digest}`);
+  if (config.rootfs.diff_ids.length !== m.layers.length) throw new OciToolError('INVALID_MANIFEST', `${name}: ${m.layers.length} layers but ${config.rootfs.diff_ids.length} diff_ids in config ${m.config.digest}`);
+
+  await mkdir(dir, { recursive: true });
+  if ((await readdir(dir)).length > 0) throw new OciToolError('USAGE', `unpack: ${dir} is not empty`);
+  const rootless = opts.rootless ?? !isRoot();
+  const onUnsafe = opts.onUnsafe ?? 'fail';
+  const warn = opts.warn ?? ((): void => undefined);
+  const state: Record<string, StateEntry> = {};
+  const skipped: string[] = [];
+  /** Directories whose mode, owner and times are set at the end: host path → header. */
+  const dirMeta = new Map<string, { mode: number; mtime: number }>();
+  let entries = 0;
+  let xattrWarned = false;
+
+  const paths = new RootResolver(dir);
+  const hostOf = (rel: string): string => (rel === '' ? dir : join(dir, rel));
+  const created = (rel: string): void => {
+    state[rel] = { type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 0 };
+  };
+  const forget = (rel: string): void => {
+    delete state[rel];
+    const prefix = `${rel}/`;
+    for (const k of Object.keys(state)) if (k.startsWith(prefix)) delete state[k];
+    paths.forget(rel);
+  };
+  /**
+   * Removes whatever is at `rel` (never following a symlink). The tree holds only what this unpack
+   * made, all of it in `state`, so a path not there needs no system call.
+   */
+  const clear = (rel: string): void => {
+    const had = state[rel];
+    if (!had) return;
+    if (had.type === 'dir') rmSync(hostOf(rel), { recursive: true, force: true });
+    else unlinkSync(hostOf(rel));
+    forget(rel);
+  };
+
+  for (const [index, layer] of m.layers.entries()) {
+    opts.signal?.throwIfAborted();
+    opts.onLayer?.(index, layer);
+    const layerName = `layer ${index + 1} (${layer.digest})`;
+    const writtenHere = new Set<string>();
+    const want = config.rootfs.diff_ids[index]!;
+    const blob = await store.fetch(layer, opts.signal ? { signal: opts.signal } : {});
+    const kind = detectCompression(await peek(blob));
+    const diff = new HashingStream('sha256');
+    const tar = extract();
+    const feeding = pipeline(blob, decompressor(kind), diff, tar).catch((err: unknown) => {
+      const code = (err as { code?: unknown } | null)?.code;
+      if (typeof code === 'string' && code.startsWith('Z_')) throw new OciToolError('DIGEST_MISMATCH', `${layerName}: not valid ${kind} data (${(err as Error).message})`);
+      throw err;
+    });
+    feeding.catch(() => undefined);
+
+    const refuse = async (entry: string, why: string, body: AsyncIterable<unknown>): Promise<void> => {
+      const line = `${layerName}: entry ${JSON.stringify(entry)}: ${why}`;
+      if (onUnsafe === 'fail') throw new OciToolError('UNSUPPORTED', `refused ${line}`);
+      skipped.push(line);
+      warn(`skipped ${line}`);
+      await drain(body);
+    };
+
+    try {
+      for await (const e of tar) {
+        const h = e.header as Header & { pax?: Record<string, string> };
+        entries++;
+        try {
+          await applyEntry(h, e as AsyncIterable<Buffer>);
+        } catch (err) {
+          if (err instanceof UnsafeEntry) await refuse(h.name, err.message, e);
+          else throw err;
+        }
+      }
+    } catch (err) {
+      tar.destroy();
+      await feeding.catch(() => undefined);
+      throw err;
+    }
+    await feeding;
+    if (diff.digest !== want) throw new OciToolError('DIGEST_MISMATCH', `${layerName} of ${name} decompresses to ${diff.digest}, but config ${m.config.digest} says diff_id ${want}`);
+
+    async function applyEntry(h: Header & { pax?: Record<string, string> }, body: AsyncIterable<Buffer>): Promise<void> {
+      const parts = entryComponents(h.name);
+      const base = parts.at(-1) ?? '';
+      const type = h.type ?? 'file';
+      if (parts.length === 0) {
+        // The root itself ('./'): its mode and times, at the end.
+        if (type === 'directory') dirMeta.set(dir, { mode: (h.mode ?? 0o755) & 0o7777, mtime: (h.mtime?.getTime() ?? 0) / 1000 });
+        return drain(body);
+      }
+      if (base === '.wh..wh..opq') {
+        const marker = paths.resolve(parts, { created });
+        const parent = marker.slice(0, Math.max(0, marker.lastIndexOf('/')));
+        let children: string[] = [];
+        try {
+          children = readdirSync(hostOf(parent));
+        } catch {
+          /* nothing below */
+        }
+        for (const child of children) {
+          const rel = parent === '' ? child : `${parent}/${child}`;
+          if (!writtenHere.has(rel)) clear(rel);
+        }
+        return drain(body);
+      }
+      if (base.startsWith('.wh.')) {
+        const victim = base.slice(4);
+        if (victim === '' || victim === '.' || victim === '..' || victim.includes('/')) throw new UnsafeEntry('a whiteout that names no entry');
+        clear(paths.resolve([...parts.slice(0, -1), victim], { created }));
+        return drain(body);
+      }
+      const rel = paths.resolve(parts, { created });
+      const host = hostOf(rel);
+      writtenHere.add(rel);
+      const mode = (h.mode ?? 0o644) & 0o7777;
+      const mtime = (h.mtime?.getTime() ?? 0) / 1000;
+      const uid = mapId(h.uid ?? 0, opts.uidMap, 'uid', h.name);
+      const gid = mapId(h.gid ?? 0, opts.gidMap, 'gid', h.name);
+      const xattrs: Record<string, string> = h.pax ? Object.fromEntries(Object.entries(h.pax).filter(([k]) => k.startsWith('SCHILY.xattr.')).map(([k, v]) => [k.slice(13), String(v)])) : {};
+      if (Object.keys(xattrs).length > 0 && !xattrWarned) {
+        xattrWarned = true;
+        warn(`${layerName}: extended attributes (e.g. on ${JSON.stringify(h.name)}) are recorded in the state file but not applied (Node has no xattr call)`);
+      }
+      const record = (r: Omit<StateEntry, 'mode' | 'uid' | 'gid' | 'mtime'>): void => {
+        state[rel] = { ...r, mode, uid: h.uid ?? 0, gid: h.gid ?? 0, mtime, ...(Object.keys(xattrs).length ? { xattrs } : {}) };
+      };
+      switch (type) {
+        case 'directory': {
+          const had = state[rel];
+          if (had && had.type !== 'dir') clear(rel);
+          if (!had || had.type !== 'dir') mkdirSync(host, { mode: 0o700 });
+          paths.known(rel);
+          if (!rootless) lchownSync(host, uid, gid);
+          dirMeta.set(host, { mode, mtime });
+          record({ type: 'dir', size: 0 });
+          return drain(body);
+        }
+        case 'file':
+        case 'contiguous-file': {
+          clear(rel);
+          const fd = openSync(host, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+          const hash = createHash('sha256');
+          let size = 0;
+          try {
+            for await (const chunk of body) {
+              hash.update(chunk);
+              size += chunk.length;
+              for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off);
+            }
+            if (!rootless) fchownSync(fd, uid, gid);
+            fchmodSync(fd, mode);
+            futimesSync(fd, mtime, mtime);
+          } finally {
+            closeSync(fd);
+          }
+          record({ type: 'file', size, sha256: `sha256:${hash.digest('hex')}` });
+          return;
+        }
+        case 'symlink': {
+          clear(rel);
+          symlinkSync(h.linkname ?? '', host);
+          if (!rootless) lchownSync(host, uid, gid);
+          lutimesSync(host, mtime, mtime);
+          record({ type: 'symlink', size: 0, linkname: h.linkname ?? '' });
+          return drain(body);
+        }
+        case 'link': {
+          const targetParts = entryComponents(h.linkname ?? '');
+          if (targetParts.length === 0) throw new UnsafeEntry('a hardlink to the root directory');
+          const missing = `its hardlink target ${JSON.stringify(h.linkname)} is not in the root filesystem`;
+          let targetRel: string;
+          try {
+            targetRel = paths.resolve(targetParts, { create: false });
+          } catch (err) {
+            throw err instanceof UnsafeEntry ? new UnsafeEntry(missing) : err;
+          }
+          const t = state[targetRel];
+          if (!t) throw new UnsafeEntry(missing);
+          if (t.type === 'dir') throw new UnsafeEntry(`its hardlink target ${JSON.stringify(h.linkname)} is a directory`);
+          if (targetRel !== rel) {
+            clear(rel);
+            linkSync(hostOf(targetRel), host);
+          }
+          state[rel] = { ...t };
+          return drain(body);
+        }
+        case 'character-device':
+        case 'block-device':
+        case 'fifo': {
+          const t = type === 'fifo' ? 'fifo' : type === 'character-device' ? 'char' : 'block';
+          if (rootless && t !== 'fifo') {
+            const line = `${layerName}: entry ${JSON.stringify(h.name)}: device nodes are made only as root`;
+            skipped.push(line);
+            warn(`skipped ${line}`);
+            return drain(body);
+          }
+          clear(rel);
+          const args = t === 'fifo' ? ['-m', mode.toString(8), host] : ['-m', mode.toString(8), host, t === 'char' ? 'c' : 'b', String(h.devmajor ?? 0), String(h.devminor ?? 0)];
+          const r = spawnSync(t === 'fifo' ? 'mkfifo' : 'mknod', args, { encoding: 'utf8' });
+          if (r.status !== 0) throw new OciToolError('IO', `${layerName}: cannot make ${h.name}: ${(r.stderr || r.error?.message || '').trim()}`);
+          if (!rootless) lchownSync(host, uid, gid);
+          utimesSync(host, mtime, mtime);
+          record({ type: t, size: 0, ...(t !== 'fifo' ? { devmajor: h.devmajor ?? 0, devminor: h.devminor ?? 0 } : {}) });
+          return drain(body);
+        }
+        default:
+          return drain(body);
+      }
+    }
+  }
+
+  // Directory modes and times last, deepest first (setting a child's touches its parent's mtime).
+  for (const [host, meta] of [...dirMeta].sort((a, b) => b[0].length - a[0].length)) {
+    try {
+      if (!lstatSync(host).isDirectory()) continue; // replaced by a later layer
+    } catch {
+      continue; // removed by a later layer
+    }
+    chmodSync(host, meta.mode);
+    utimesSync(host, meta.mtime, meta.mtime);
+  }
+  let stateFile: string | undefined;
+  if (opts.state ?? true) {
+    stateFile = stateFileOf(dir);
+    const doc: UnpackState = { version: 1, manifest: manifest.descriptor, config: m.config, entries: state };
+    const tmp = tempName(dirname(stateFile), '.ocitool-state');
+    await writeFile(tmp, JSON.stringify(doc));
+    await rename(tmp, stateFile);
+  }
+  void sinkStream;
+  return { manifest: manifest.descriptor, layers: m.layers.length, entries, skipped, ...(stateFile ? { stateFile } : {}) };
+}
