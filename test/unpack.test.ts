@@ -39,7 +39,9 @@ async function layerTar(entries: TarEntry[]): Promise<Buffer> {
   const p = pack();
   for (const e of entries) {
     const type = e.type ?? 'file';
-    p.entry({ name: e.name, type, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644), mtime: new Date(1_600_000_000_000), ...(e.linkname !== undefined ? { linkname: e.linkname } : {}) }, type === 'file' ? (e.content ?? '') : undefined);
+    const header = { name: e.name, type, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644), mtime: new Date(1_600_000_000_000), ...(e.linkname !== undefined ? { linkname: e.linkname } : {}) };
+    if (type === 'file') p.entry(header, e.content ?? '');
+    else p.entry(header, '');
   }
   p.finalize();
   const chunks: Buffer[] = [];
@@ -217,5 +219,69 @@ describe('hostile layers', () => {
     expect(res.code).toBe(2);
     expect(res.stderr).toMatch(/is not empty/);
     expect(await readFile(join(dir, 'keep'), 'utf8')).toBe('x');
+  });
+});
+
+describe('repack', () => {
+  it('unpack, change files, repack: umoci unpacks the result to the changed tree', async () => {
+    const image = await imageOf(join(work, 'repack-src'), [
+      [
+        { name: 'etc/', type: 'directory' },
+        { name: 'etc/keep.conf', content: 'keep\n' },
+        { name: 'etc/edit.conf', content: 'before\n' },
+        { name: 'etc/gone.conf', content: 'gone\n' },
+        { name: 'var/', type: 'directory' },
+        { name: 'var/lib/', type: 'directory' },
+        { name: 'var/lib/old/', type: 'directory' },
+        { name: 'var/lib/old/a', content: 'a' },
+        { name: 'var/lib/old/b', content: 'b' },
+        { name: 'bin/', type: 'directory' },
+        { name: 'bin/tool', content: '#!/bin/sh\n', mode: 0o755 },
+        { name: 'bin/alias', type: 'symlink', linkname: 'tool' },
+        { name: 'same-size', content: 'AAAA' },
+      ],
+    ]);
+    const rootfs = join(work, 'repack-rootfs');
+    await ok(ocitool(['unpack', image, rootfs]));
+    // The changes: add, edit, delete, chmod, retarget a symlink, empty a directory, a file becomes a
+    // directory, same size other bytes, a new hardlink.
+    await writeFile(join(rootfs, 'etc/new.conf'), 'new\n');
+    await writeFile(join(rootfs, 'etc/edit.conf'), 'after, longer\n');
+    await rm(join(rootfs, 'etc/gone.conf'));
+    await chmod(join(rootfs, 'bin/tool'), 0o700);
+    await rm(join(rootfs, 'bin/alias'));
+    await symlink('/bin/sh', join(rootfs, 'bin/alias'));
+    await rm(join(rootfs, 'var/lib/old'), { recursive: true });
+    await rm(join(rootfs, 'etc/keep.conf'));
+    await mkdir(join(rootfs, 'etc/keep.conf'));
+    await writeFile(join(rootfs, 'etc/keep.conf/inside'), 'dir now\n');
+    await writeFile(join(rootfs, 'same-size'), 'BBBB');
+    await link(join(rootfs, 'etc/new.conf'), join(rootfs, 'etc/new-hard.conf'));
+
+    const layout = join(work, 'repack-out');
+    const res = await ocitool(['repack', rootfs, '--tag', `oci:${layout}:v2`]);
+    if (res.code !== 0) throw new Error(res.stderr);
+    expect(res.stderr).toMatch(/\+\d+ ~\d+ -\d+/);
+    const manifest = JSON.parse(await ok(ocitool(['inspect', `oci:${layout}:v2`]))) as ImageManifest;
+    expect(manifest.layers).toHaveLength(2); // the unpacked image's layer, and one more
+    await ok(ocitool(['verify', '--diff-ids', layout]));
+
+    const bundle = join(work, 'repack-umoci');
+    await ok(umoci(['unpack', '--image', `${layout}:v2`, bundle]));
+    execFileSync('diff', ['-r', '--no-dereference', rootfs, join(bundle, 'rootfs')]);
+    expect(listing(join(bundle, 'rootfs'))).toBe(listing(rootfs));
+    expect(lstatSync(join(bundle, 'rootfs/etc/new-hard.conf')).ino).toBe(lstatSync(join(bundle, 'rootfs/etc/new.conf')).ino);
+
+    // The state now describes v2: a second repack with nothing changed finds nothing.
+    const again = await ocitool(['repack', rootfs, '--tag', `oci:${layout}:v3`]);
+    expect(again.stderr).toMatch(/\+0 ~0 -0/);
+  });
+
+  it('refuses a directory that ocitool did not unpack', async () => {
+    const dir = join(work, 'plain-dir');
+    await mkdir(dir);
+    const res = await ocitool(['repack', dir, '--tag', `oci:${join(work, 'x')}:y`]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/has no state file .*unpack the image with ocitool unpack first/);
   });
 });

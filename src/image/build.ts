@@ -3,7 +3,8 @@ import { fetchConfig, type ManifestNode } from '../content/graph.js';
 import type { Fetcher } from '../content/store.js';
 import type { OciLayout } from '../layout/layout.js';
 import { EntryConverter } from '../layer/entries.js';
-import { diffEntries, type DiffStats } from '../layer/diff.js';
+import { diffAgainst, diffEntries, type DiffStats, type LowerTree } from '../layer/diff.js';
+import type { TreeEntry } from '../layer/walk.js';
 import { IgnoreMatcher } from '../layer/ignore.js';
 import { addEntries } from '../layer/sources.js';
 import { writeLayer, type Compression, type WrittenLayer } from '../layer/write.js';
@@ -13,7 +14,11 @@ import { OciToolError } from '../util/errors.js';
 import { applyConfigChanges, makeImageConfig, type ConfigChanges } from './config.js';
 import { resolveImageManifest } from './resolve.js';
 
-export type LayerSpec = { kind: 'add'; src: string; dest: string } | { kind: 'diff'; lower: string; upper: string };
+export type LayerSpec =
+  | { kind: 'add'; src: string; dest: string }
+  | { kind: 'diff'; lower: string; upper: string }
+  /** A diff against any lower tree (repack's record), upper entries seen through `view`, owners kept as seen. */
+  | { kind: 'tree-diff'; lower: LowerTree; upper: string; view: (e: TreeEntry) => TreeEntry; stats: DiffStats; label: string };
 
 export interface BuildOptions {
   /** Where the image goes (blobs, and the tag if given). */
@@ -83,20 +88,29 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   const ignore = opts.ignoreFile ? await IgnoreMatcher.fromFile(opts.ignoreFile, opts.exclude ?? []) : new IgnoreMatcher(opts.exclude ?? []);
 
   const written: WrittenLayer[] = [];
-  const history: HistoryEntry[] = [...(baseConfig?.history ?? [])];
+  // A base without history gets one entry per layer, so that history still matches the layers.
+  const history: HistoryEntry[] = baseConfig?.history?.length
+    ? [...baseConfig.history]
+    : baseLayers.map(() => ({ ...(baseConfig?.created ? { created: baseConfig.created } : {}), comment: 'base layer (the base image records no history)' }));
   for (const spec of opts.layers ?? []) {
     const conv = new EntryConverter({
       uid: opts.chown?.uid ?? 0,
       gid: opts.chown?.gid ?? 0,
+      ...(spec.kind === 'tree-diff' ? { keepOwners: true } : {}),
       ...(opts.created !== undefined ? { mtimeClamp: opts.created } : {}),
       ...(opts.warn ? { warn: opts.warn } : {}),
     });
-    const stats: DiffStats | undefined = spec.kind === 'diff' ? { added: 0, changed: 0, deleted: 0, opaque: 0, unchanged: 0 } : undefined;
-    const entries = spec.kind === 'add' ? addEntries(spec.src, spec.dest, conv, ignore) : diffEntries(spec.lower, spec.upper, conv, stats);
+    const stats: DiffStats | undefined = spec.kind === 'diff' ? { added: 0, changed: 0, deleted: 0, opaque: 0, unchanged: 0 } : spec.kind === 'tree-diff' ? spec.stats : undefined;
+    const entries =
+      spec.kind === 'add'
+        ? addEntries(spec.src, spec.dest, conv, ignore)
+        : spec.kind === 'diff'
+          ? diffEntries(spec.lower, spec.upper, conv, stats)
+          : diffAgainst(spec.lower, spec.upper, conv, stats, { upper: spec.view });
     const layer = await writeLayer(dest, entries, { compression: opts.compression ?? 'gzip', ...(opts.level !== undefined ? { level: opts.level } : {}), format });
     written.push(layer);
     const hex = layer.diffId.slice('sha256:'.length);
-    history.push({ created, created_by: spec.kind === 'add' ? `ADD dir:${hex} in ${spec.dest}` : `DIFF layer:${hex}`, comment: 'ocitool build' });
+    history.push({ created, created_by: spec.kind === 'add' ? `ADD dir:${hex} in ${spec.dest}` : spec.kind === 'diff' ? `DIFF layer:${hex}` : `${spec.label} layer:${hex}`, comment: spec.kind === 'tree-diff' ? `ocitool ${spec.label.toLowerCase()}` : 'ocitool build' });
     opts.onLayer?.(layer, spec, stats);
   }
 

@@ -25,8 +25,44 @@ export async function* diffEntries(lower: string, upper: string, conv: EntryConv
     const e = await statEntry(root, '').catch(() => undefined);
     if (e?.type !== 'dir') throw new OciToolError('USAGE', `--diff: ${root} is not a directory`);
   }
+  yield* diffAgainst(new DirTree(lower), upper, conv, stats);
+}
+
+/**
+ * The lower side of a diff: a directory on disk, or anything that can list, describe and compare
+ * its entries as one (repack's record of an unpacked image).
+ */
+export interface LowerTree {
+  /** Children of the directory `rel`, in byte order of their names. */
+  names(rel: string): Promise<string[]>;
+  stat(rel: string): Promise<TreeEntry>;
+  /** Whether the regular file `rel` holds the same bytes as `upper` (same size already checked). */
+  sameContent(rel: string, upper: TreeEntry): Promise<boolean>;
+}
+
+/** A directory on disk as the lower side of a diff. */
+export class DirTree implements LowerTree {
+  constructor(readonly root: string) {}
+  names(rel: string): Promise<string[]> {
+    return sortedNames(rel === '' ? this.root : join(this.root, rel));
+  }
+  stat(rel: string): Promise<TreeEntry> {
+    return statEntry(rel === '' ? this.root : join(this.root, rel), rel);
+  }
+  sameContent(rel: string, upper: TreeEntry): Promise<boolean> {
+    return sameContent(join(this.root, rel), upper.abs, upper.size);
+  }
+}
+
+export interface DiffOptions {
+  /** Rewrites each upper entry before it is compared and packed (owners seen as the image sees them). */
+  upper?: (e: TreeEntry) => TreeEntry;
+}
+
+/** diffEntries against any lower tree (see LowerTree). */
+export async function* diffAgainst(lower: LowerTree, upper: string, conv: EntryConverter, stats?: DiffStats, opts: DiffOptions = {}): AsyncGenerator<LayerEntry> {
   const s = stats ?? { added: 0, changed: 0, deleted: 0, opaque: 0, unchanged: 0 };
-  yield* diffDir(lower, upper, '', conv, [], s);
+  yield* diffDir(lower, upper, '', conv, [], s, opts.upper ?? ((e) => e));
 }
 
 async function sortedNames(dir: string): Promise<string[]> {
@@ -38,8 +74,8 @@ async function sortedNames(dir: string): Promise<string[]> {
 }
 
 /** `held`: unchanged parent directories, emitted just before the first change below them. */
-async function* diffDir(lowerAbs: string, upperAbs: string, rel: string, conv: EntryConverter, held: LayerEntry[], s: DiffStats): AsyncGenerator<LayerEntry> {
-  const [lowerNames, upperNames] = await Promise.all([sortedNames(lowerAbs), sortedNames(upperAbs)]);
+async function* diffDir(lower: LowerTree, upperAbs: string, rel: string, conv: EntryConverter, held: LayerEntry[], s: DiffStats, view: (e: TreeEntry) => TreeEntry): AsyncGenerator<LayerEntry> {
+  const [lowerNames, upperNames] = await Promise.all([lower.names(rel), sortedNames(upperAbs)]);
   const upperSet = new Set(upperNames);
   const lowerSet = new Set(lowerNames);
   const deleted = lowerNames.filter((n) => !upperSet.has(n));
@@ -60,13 +96,13 @@ async function* diffDir(lowerAbs: string, upperAbs: string, rel: string, conv: E
 
   for (const name of upperNames) {
     const path = child(name);
-    const u = await statEntry(join(upperAbs, name), path);
+    const u = view(await statEntry(join(upperAbs, name), path));
     if (!lowerSet.has(name)) {
       yield* held.splice(0);
-      yield* emitTree(u, conv, s);
+      yield* emitTree(u, conv, s, view);
       continue;
     }
-    const l = await statEntry(join(lowerAbs, name), path);
+    const l = await lower.stat(path);
     if (l.type !== u.type) {
       yield* held.splice(0);
       if (u.type === 'dir') {
@@ -76,7 +112,7 @@ async function* diffDir(lowerAbs: string, upperAbs: string, rel: string, conv: E
         yield conv.whiteout(`${path}/${OPAQUE_WHITEOUT}`);
         s.opaque++;
         for await (const t of walkTree(u.abs)) {
-          const c = conv.convert({ ...t, path: `${path}/${t.path}` }, `${path}/${t.path}`);
+          const c = conv.convert(view({ ...t, path: `${path}/${t.path}` }), `${path}/${t.path}`);
           if (c) yield c;
           s.added++;
         }
@@ -95,10 +131,10 @@ async function* diffDir(lowerAbs: string, upperAbs: string, rel: string, conv: E
         yield* held.splice(0);
         yield dirEntry;
         s.changed++;
-        yield* diffDir(l.abs, u.abs, path, conv, held, s);
+        yield* diffDir(lower, u.abs, path, conv, held, s, view);
       } else {
         held.push(dirEntry);
-        yield* diffDir(l.abs, u.abs, path, conv, held, s);
+        yield* diffDir(lower, u.abs, path, conv, held, s, view);
         if (held[held.length - 1] === dirEntry) {
           held.pop(); // nothing below it changed
           s.unchanged++;
@@ -106,7 +142,7 @@ async function* diffDir(lowerAbs: string, upperAbs: string, rel: string, conv: E
       }
       continue;
     }
-    if (await entryChanged(l, u)) {
+    if (await entryChanged(lower, l, u)) {
       yield* held.splice(0);
       const e = conv.convert(u, path);
       if (e) yield e;
@@ -117,7 +153,7 @@ async function* diffDir(lowerAbs: string, upperAbs: string, rel: string, conv: E
   }
 }
 
-async function* emitTree(root: TreeEntry, conv: EntryConverter, s: DiffStats): AsyncGenerator<LayerEntry> {
+async function* emitTree(root: TreeEntry, conv: EntryConverter, s: DiffStats, view: (e: TreeEntry) => TreeEntry): AsyncGenerator<LayerEntry> {
   const e = conv.convert(root, root.path);
   if (!e) return;
   yield e;
@@ -125,7 +161,7 @@ async function* emitTree(root: TreeEntry, conv: EntryConverter, s: DiffStats): A
   if (root.type !== 'dir') return;
   for await (const t of walkTree(root.abs)) {
     const path = `${root.path}/${t.path}`;
-    const c = conv.convert({ ...t, path }, path);
+    const c = conv.convert(view({ ...t, path }), path);
     if (c) yield c;
     s.added++;
   }
@@ -136,10 +172,10 @@ function metaChanged(l: TreeEntry, u: TreeEntry): boolean {
 }
 
 /** Type, mode, owner, size, link target, device number, then content (only when sizes agree). */
-async function entryChanged(l: TreeEntry, u: TreeEntry): Promise<boolean> {
+async function entryChanged(lower: LowerTree, l: TreeEntry, u: TreeEntry): Promise<boolean> {
   if (metaChanged(l, u) || l.size !== u.size || l.linkTarget !== u.linkTarget || l.rdev !== u.rdev) return true;
   if (u.type !== 'file') return false;
-  return !(await sameContent(l.abs, u.abs, u.size));
+  return !(await lower.sameContent(u.path, u));
 }
 
 async function sameContent(a: string, b: string, size: number): Promise<boolean> {

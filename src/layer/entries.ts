@@ -11,6 +11,8 @@ export interface NormalizeOptions {
   /** Owner of every entry (default 0:0). */
   uid?: number;
   gid?: number;
+  /** Keep each entry's own owner instead (repack: owners as the image records them). */
+  keepOwners?: boolean;
   /** Clamp: an mtime later than this (seconds) becomes this (SOURCE_DATE_EPOCH). */
   mtimeClamp?: number;
   /** Keep device nodes and fifos (default: only when running as root). Sockets are always skipped. */
@@ -65,7 +67,7 @@ export class EntryConverter {
     if (base.startsWith(WHITEOUT_PREFIX)) {
       throw new OciToolError('UNSUPPORTED', `${e.abs}: a file named ${WHITEOUT_PREFIX}* cannot be put in a layer (it would read as a whiteout)`);
     }
-    const common = { name, mode: e.mode, uid: this.uid, gid: this.gid, mtime: clampTime(e.mtimeMs, this.opts.mtimeClamp) };
+    const common = { name, mode: e.mode, uid: this.opts.keepOwners ? e.uid : this.uid, gid: this.opts.keepOwners ? e.gid : this.gid, mtime: clampTime(e.mtimeMs, this.opts.mtimeClamp) };
     switch (e.type) {
       case 'dir':
         return { ...common, type: 'dir' };

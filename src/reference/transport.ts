@@ -2,6 +2,7 @@
  * skopeo-style transport references (`oci:DIR:TAG`, `docker://NAME`, …), parsed the way
  * containers/image parses them on Linux, with a digest form added for OCI layouts.
  */
+import { resolve as pathResolve } from 'node:path';
 import { parseDigest } from '../digest/digest.js';
 import { OciToolError } from '../util/errors.js';
 import { formatDockerReference, parseDockerName, type DockerReference } from './docker-name.js';
@@ -143,5 +144,19 @@ export function formatReference(r: ImageReference): string {
       return `docker-archive:${r.file}${r.ref === undefined ? '' : `:${formatDockerReference(r.ref)}`}`;
     case 'dir':
       return `dir:${r.dir}`;
+  }
+}
+
+/** The same reference with its local path (layout, archive, directory) made absolute. */
+export function absoluteReference(r: ImageReference, cwd: string = process.cwd()): ImageReference {
+  switch (r.transport) {
+    case 'oci':
+    case 'dir':
+      return { ...r, dir: pathResolve(cwd, r.dir) };
+    case 'oci-archive':
+    case 'docker-archive':
+      return { ...r, file: pathResolve(cwd, r.file) };
+    case 'docker':
+      return r;
   }
 }

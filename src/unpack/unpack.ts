@@ -49,6 +49,8 @@ export interface UnpackOptions {
   onUnsafe?: 'fail' | 'skip';
   /** Write the state file `repack` reads (default true). */
   state?: boolean;
+  /** The image's reference, recorded in the state file for repack (absolute paths, please). */
+  source?: string;
   warn?: (message: string) => void;
   /** Told when a layer starts. */
   onLayer?: (index: number, layer: Descriptor) => void;
@@ -72,6 +74,12 @@ export interface StateEntry {
 
 export interface UnpackState {
   version: 1;
+  /** Where the image came from (repack builds on it). */
+  source?: string;
+  /** Whether ownership was applied (else the recorded owners are the image's, not the files'). */
+  rootless: boolean;
+  uidMap?: IdMapping[];
+  gidMap?: IdMapping[];
   /** The image unpacked: its manifest and config. */
   manifest: Descriptor;
   config: Descriptor;
@@ -349,7 +357,16 @@ export async function unpack(store: Fetcher & Resolver & { readonly name?: strin
   let stateFile: string | undefined;
   if (opts.state ?? true) {
     stateFile = stateFileOf(dir);
-    const doc: UnpackState = { version: 1, manifest: manifest.descriptor, config: m.config, entries: state };
+    const doc: UnpackState = {
+      version: 1,
+      ...(opts.source !== undefined ? { source: opts.source } : {}),
+      rootless,
+      ...(opts.uidMap?.length ? { uidMap: opts.uidMap } : {}),
+      ...(opts.gidMap?.length ? { gidMap: opts.gidMap } : {}),
+      manifest: manifest.descriptor,
+      config: m.config,
+      entries: state,
+    };
     const tmp = tempName(dirname(stateFile), '.ocitool-state');
     await writeFile(tmp, JSON.stringify(doc));
     await rename(tmp, stateFile);

@@ -1,5 +1,6 @@
 import { hostPlatform, parsePlatform } from '../../spec/platform.js';
 import { openStore } from '../../transport/open.js';
+import { absoluteReference, formatReference } from '../../reference/transport.js';
 import { parseIdMapping, unpack } from '../../unpack/unpack.js';
 import { parseImageArg } from '../args.js';
 import { defineCommand } from '../command.js';
@@ -21,7 +22,8 @@ export default defineCommand({
   run: async (args, out) => {
     const uidMap = args['uid-map'].map((s) => parseIdMapping(s, '--uid-map'));
     const gidMap = args['gid-map'].map((s) => parseIdMapping(s, '--gid-map'));
-    const opened = await openStore(parseImageArg(args.src), await registryOpen(args));
+    const ref = parseImageArg(args.src);
+    const opened = await openStore(ref, await registryOpen(args));
     try {
       const result = await unpack(opened.store, opened.reference ?? '', args.dir, {
         platform: args.platform !== undefined ? parsePlatform(args.platform) : hostPlatform(),
@@ -30,6 +32,7 @@ export default defineCommand({
         ...(args.rootless !== undefined ? { rootless: args.rootless } : {}),
         onUnsafe: args['skip-unsafe'] ? 'skip' : 'fail',
         state: args.state,
+        source: formatReference(absoluteReference(ref)),
         warn: (m) => out.warn(m),
         onLayer: (i, l) => out.info(`layer ${i + 1}: ${l.digest}`),
       });

@@ -1,0 +1,31 @@
+import { repack } from '../../unpack/repack.js';
+import { OciToolError } from '../../util/errors.js';
+import { parseImageArg } from '../args.js';
+import { defineCommand } from '../command.js';
+import { registryOptions } from '../registry-args.js';
+
+export default defineCommand({
+  command: 'repack <dir>',
+  describe: 'Append the changes made to an unpacked root filesystem as one layer (no root, no mtree needed)',
+  builder: (y) =>
+    registryOptions(y)
+      .positional('dir', { type: 'string', demandOption: true, describe: 'a root filesystem made by ocitool unpack' })
+      .option('tag', { type: 'string', demandOption: true, describe: 'where the new image goes: oci:DIR:TAG, docker://…, archives' })
+      .option('created', { type: 'number', describe: 'epoch seconds for created/history and the mtime clamp (default SOURCE_DATE_EPOCH, else now)' })
+      .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, default: 'gzip' as const })
+      .option('compression-level', { type: 'number', describe: 'gzip level 0-9 (default 6)' }),
+  run: async (args, out) => {
+    const epoch = args.created ?? (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined);
+    if (epoch !== undefined && !Number.isSafeInteger(epoch)) throw new OciToolError('USAGE', `repack: --created or SOURCE_DATE_EPOCH must be whole seconds`);
+    const result = await repack(args.dir, parseImageArg(args.tag), {
+      ...(epoch !== undefined ? { created: epoch } : {}),
+      compression: args.compression,
+      ...(args['compression-level'] !== undefined ? { level: args['compression-level'] } : {}),
+      insecure: args.insecure,
+      warn: (m) => out.warn(m),
+    });
+    const s = result.stats;
+    out.info(`layer ${result.layers[0]?.descriptor.digest ?? ''}: +${s.added} ~${s.changed} -${s.deleted}${s.opaque ? ` (${s.opaque} opaque)` : ''}`);
+    out.result(result.manifest.digest);
+  },
+});
