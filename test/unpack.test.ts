@@ -28,10 +28,14 @@ afterAll(async () => {
 
 interface TarEntry {
   name: string;
-  type?: 'file' | 'directory' | 'symlink' | 'link';
+  type?: 'file' | 'directory' | 'symlink' | 'link' | 'character-device' | 'fifo';
   content?: string;
   linkname?: string;
   mode?: number;
+  uid?: number;
+  gid?: number;
+  devmajor?: number;
+  devminor?: number;
 }
 
 /** A layer tar with exactly these entries (names written as given, however hostile). */
@@ -39,7 +43,16 @@ async function layerTar(entries: TarEntry[]): Promise<Buffer> {
   const p = pack();
   for (const e of entries) {
     const type = e.type ?? 'file';
-    const header = { name: e.name, type, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644), mtime: new Date(1_600_000_000_000), ...(e.linkname !== undefined ? { linkname: e.linkname } : {}) };
+    const header = {
+      name: e.name,
+      type,
+      mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644),
+      mtime: new Date(1_600_000_000_000),
+      uid: e.uid ?? 0,
+      gid: e.gid ?? 0,
+      ...(e.linkname !== undefined ? { linkname: e.linkname } : {}),
+      ...(e.devmajor !== undefined ? { devmajor: e.devmajor, devminor: e.devminor ?? 0 } : {}),
+    };
     if (type === 'file') p.entry(header, e.content ?? '');
     else p.entry(header, '');
   }
@@ -283,5 +296,47 @@ describe('repack', () => {
     const res = await ocitool(['repack', dir, '--tag', `oci:${join(work, 'x')}:y`]);
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/has no state file .*unpack the image with ocitool unpack first/);
+  });
+});
+
+describe('ownership and special files', () => {
+  const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+  it.runIf(asRoot)('as root: owners applied through --uid-map/--gid-map; an unmapped id is refused', async () => {
+    const image = await imageOf(join(work, 'owners'), [[{ name: 'home/', type: 'directory' }, { name: 'home/u.txt', content: 'u', uid: 1000, gid: 100 }, { name: 'root.txt', content: 'r' }]]);
+    const plain = join(work, 'owners-plain');
+    await ok(ocitool(['unpack', image, plain]));
+    expect([lstatSync(join(plain, 'home/u.txt')).uid, lstatSync(join(plain, 'home/u.txt')).gid]).toEqual([1000, 100]);
+    const mapped = join(work, 'owners-mapped');
+    await ok(ocitool(['unpack', '--uid-map', '0:100000:65536', '--gid-map', '0:200000:65536', image, mapped]));
+    expect([lstatSync(join(mapped, 'home/u.txt')).uid, lstatSync(join(mapped, 'home/u.txt')).gid]).toEqual([101000, 200100]);
+    expect([lstatSync(join(mapped, 'root.txt')).uid, lstatSync(join(mapped, 'root.txt')).gid]).toEqual([100000, 200000]);
+    const narrow = await ocitool(['unpack', '--uid-map', '0:100000:1', image, join(work, 'owners-narrow')]);
+    expect(narrow.code).toBe(1);
+    expect(narrow.stderr).toMatch(/entry "home\/u\.txt": its uid 1000 is not in the uid map/);
+    // --rootless: owners recorded in the state file, not applied.
+    const rootless = join(work, 'owners-rootless');
+    await ok(ocitool(['unpack', '--rootless', image, rootless]));
+    expect(lstatSync(join(rootless, 'home/u.txt')).uid).toBe(0);
+    const state = JSON.parse(await readFile(`${rootless}.ocitool-state.json`, 'utf8')) as { rootless: boolean; entries: Record<string, { uid: number; gid: number }> };
+    expect(state.rootless).toBe(true);
+    expect(state.entries['home/u.txt']).toMatchObject({ uid: 1000, gid: 100 });
+  });
+
+  it('device nodes only as root (skipped with a warning when rootless); fifos always', async () => {
+    const image = await imageOf(join(work, 'devices'), [[{ name: 'dev/', type: 'directory' }, { name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 }, { name: 'dev/pipe', type: 'fifo' }]]);
+    const rootless = join(work, 'devices-rootless');
+    const r = await ocitool(['unpack', '--rootless', image, rootless]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/warning: skipped layer 1 .*entry "dev\/null": device nodes are made only as root/);
+    expect(existsSync(join(rootless, 'dev/null'))).toBe(false);
+    expect(lstatSync(join(rootless, 'dev/pipe')).isFIFO()).toBe(true);
+    if (asRoot) {
+      const full = join(work, 'devices-root');
+      await ok(ocitool(['unpack', image, full]));
+      const st = lstatSync(join(full, 'dev/null'));
+      expect(st.isCharacterDevice()).toBe(true);
+      expect(st.rdev).toBe(lstatSync('/dev/null').rdev);
+    }
   });
 });
