@@ -10,6 +10,8 @@
  *   convert  ocitool convert --compression gzip  vs  skopeo copy --dest-compress (layout to layout), and
  *          a gzip image to docker-archive: (decompressing every layer) with both; /usr/share/{doc,man,
  *          locale}, runs interleaved.
+ *   unpack  ocitool unpack  vs  umoci unpack --rootless, the transfer section's image, root filesystem
+ *          on the work disk and on tmpfs, runs interleaved.
  *
  *   npm run bench                  every section
  *   npm run bench -- transfer      one section (BENCH_REPEAT=5 for more runs)
@@ -22,6 +24,7 @@ import { REPEAT, ROOT } from './common.js';
 import { benchBuild, nodeModulesTree } from './build.js';
 import { benchTransfer } from './transfer.js';
 import { benchConvert } from './convert.js';
+import { benchUnpack } from './unpack.js';
 
 const only = process.argv.slice(2);
 
@@ -39,6 +42,7 @@ async function main(): Promise<void> {
     }
     if (want('transfer')) lines.push(...(await benchTransfer(work)));
     if (want('convert')) lines.push(...(await benchConvert(work)));
+    if (want('unpack')) lines.push(...(await benchUnpack(work)));
   } finally {
     await rm(work, { recursive: true, force: true });
   }
