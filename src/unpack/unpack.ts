@@ -152,8 +152,9 @@ export async function unpack(store: Fetcher & Resolver & { readonly name?: strin
   const created = (rel: string): void => {
     state[rel] = { type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 0 };
   };
-  const forget = (rel: string): void => {
+  const forget = (rel: string, wasDir: boolean): void => {
     delete state[rel];
+    if (!wasDir) return; // only a directory has anything below it (or in the resolver's memory)
     const prefix = `${rel}/`;
     for (const k of Object.keys(state)) if (k.startsWith(prefix)) delete state[k];
     paths.forget(rel);
@@ -167,7 +168,7 @@ export async function unpack(store: Fetcher & Resolver & { readonly name?: strin
     if (!had) return;
     if (had.type === 'dir') rmSync(hostOf(rel), { recursive: true, force: true });
     else unlinkSync(hostOf(rel));
-    forget(rel);
+    forget(rel, had.type === 'dir');
   };
 
   for (const [index, layer] of m.layers.entries()) {
