@@ -1,9 +1,10 @@
 /**
  * The unpack benchmark: the ~700 MB image of the transfer section unpacked into a root filesystem,
  * ocitool unpack (with its state file) against `umoci unpack --rootless` (with its mtree), runs
- * interleaved, each into an empty directory, the previous output removed and the disk synced first.
- * Twice: with the root filesystem on the work disk, and on tmpfs (/dev/shm), where only the CPU
- * work differs.
+ * interleaved, each into a new directory with the disk synced first. Outputs are removed only after
+ * all runs: on this machine's ext4 (mounted with discard), creating files right after a large deletion
+ * costs several times more kernel time, which would land on whichever tool runs next. Twice: with the
+ * root filesystem on the work disk, and on tmpfs (/dev/shm), where only the CPU work differs.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -26,25 +27,26 @@ export async function benchUnpack(work: string): Promise<string[]> {
   if (existsSync('/dev/shm')) places.push(['tmpfs', '/dev/shm']);
   const lines: string[] = [];
   for (const [label, base] of places) {
-    const ours = join(base, 'ocitool-bench-rootfs');
-    const theirs = join(base, 'ocitool-bench-bundle');
     const p: Pair = { ours: [], theirs: [], rssKiB: 0 };
-    const clean = async (): Promise<void> => {
-      await rm(ours, { recursive: true, force: true });
-      await rm(`${ours}.ocitool-state.json`, { force: true });
-      await rm(theirs, { recursive: true, force: true });
+    const made: string[] = [];
+    const fresh = async (what: string): Promise<string> => {
+      const dir = join(base, `ocitool-bench-${what}-${made.length}`);
+      made.push(dir, `${dir}.ocitool-state.json`);
+      await rm(dir, { recursive: true, force: true });
       execFileSync('sync');
-      await sleep(2000); // let the filesystem finish with what was just deleted
+      await sleep(1000);
+      return dir;
+    };
+    const clean = async (): Promise<void> => {
+      for (const d of made.splice(0)) await rm(d, { recursive: true, force: true });
     };
     const oursRun = async (): Promise<void> => {
-      await clean();
-      const t: Timed = await ocitool(['unpack', '-q', img.ref, ours]);
+      const t: Timed = await ocitool(['unpack', '-q', img.ref, await fresh('rootfs')]);
       p.ours.push(t.seconds);
       p.rssKiB = Math.max(p.rssKiB, t.maxRssKiB ?? 0);
     };
     const theirRun = async (): Promise<void> => {
-      await clean();
-      p.theirs.push((await run('umoci', ['unpack', '--rootless', '--image', `${img.layout}:bench`, theirs])).seconds);
+      p.theirs.push((await run('umoci', ['unpack', '--rootless', '--image', `${img.layout}:bench`, await fresh('bundle')])).seconds);
     };
     for (let i = 0; i < REPEAT; i++) {
       for (const step of i % 2 === 0 ? [oursRun, theirRun] : [theirRun, oursRun]) await step();

@@ -13,6 +13,7 @@ declare -A NEED=(
   [openssl]=openssl
   [pigz]=pigz
   [zstd]=zstd
+  [setfattr]=attr
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

@@ -62,13 +62,13 @@ async function layerTar(entries: TarEntry[]): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** An image of these layers in a new layout, tagged `t`. */
-async function imageOf(dir: string, layers: TarEntry[][]): Promise<string> {
+/** An image of these layers (entry lists, or tars made elsewhere) in a new layout, tagged `t`. */
+async function imageOf(dir: string, layers: (TarEntry[] | Buffer)[]): Promise<string> {
   const layout = await OciLayout.init(dir);
   const descs: Descriptor[] = [];
   const diffIds: string[] = [];
   for (const entries of layers) {
-    const tar = await layerTar(entries);
+    const tar = Buffer.isBuffer(entries) ? entries : await layerTar(entries);
     diffIds.push(digestOf(tar));
     descs.push(await layout.putBytes(gzipSync(tar), MediaType.OciLayerGzip));
   }
@@ -338,5 +338,39 @@ describe('ownership and special files', () => {
       expect(st.isCharacterDevice()).toBe(true);
       expect(st.rdev).toBe(lstatSync('/dev/null').rdev);
     }
+  });
+});
+
+describe('extended attributes', () => {
+  const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const hasTools = ((): boolean => {
+    try {
+      execFileSync('sh', ['-c', 'command -v setfattr && command -v getfattr && command -v tar'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+
+  it.runIf(asRoot && hasTools)('are restored byte for byte from the PAX records GNU tar writes (user.* and binary security.capability)', async () => {
+    const src = join(work, 'xattr-src');
+    await mkdir(join(src, 'bin'), { recursive: true });
+    await writeFile(join(src, 'bin/ping'), 'ELF');
+    await writeFile(join(src, 'notes.txt'), 'n');
+    const cap = '0x0100000200200000000000000000000000000000';
+    execFileSync('setfattr', ['-n', 'security.capability', '-v', cap, join(src, 'bin/ping')]);
+    execFileSync('setfattr', ['-n', 'user.note', '-v', 'hello world', join(src, 'notes.txt')]);
+    const tar = execFileSync('tar', ['--xattrs', '--xattrs-include=*', '--format=pax', '-cf', '-', '-C', src, 'bin', 'notes.txt'], { maxBuffer: 1 << 24 });
+    const image = await imageOf(join(work, 'xattr-image'), [tar]);
+    const out = join(work, 'xattr-out');
+    const res = await ocitool(['unpack', image, out]);
+    if (res.code !== 0) throw new Error(res.stderr);
+    expect(res.stderr).not.toMatch(/not applied/);
+    const attrs = (p: string): string => execFileSync('getfattr', ['-d', '-m', '-', '-e', 'hex', '--absolute-names', p]).toString().split('\n').slice(1).join('\n');
+    expect(attrs(join(out, 'bin/ping'))).toBe(attrs(join(src, 'bin/ping')));
+    expect(attrs(join(out, 'bin/ping'))).toContain(`security.capability=${cap}`);
+    expect(attrs(join(out, 'notes.txt'))).toContain('user.note=0x68656c6c6f20776f726c64');
+    const state = JSON.parse(await readFile(`${out}.ocitool-state.json`, 'utf8')) as { entries: Record<string, { xattrs?: Record<string, string> }> };
+    expect(Buffer.from(state.entries['bin/ping']!.xattrs!['security.capability']!, 'base64').toString('hex')).toBe(cap.slice(2));
   });
 });

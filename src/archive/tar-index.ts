@@ -10,6 +10,7 @@ import { open, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { OciToolError } from '../util/errors.js';
+import { paxRecords, tarChecksumOk, tarNumber as octal, tarString as cstr } from '../util/tar-fields.js';
 
 export interface TarMember {
   name: string;
@@ -26,38 +27,6 @@ const BLOCK = 512;
 export function cleanName(name: string): string {
   const n = posix.normalize(name.replace(/^\/+/, '')).replace(/\/+$/, '');
   return n === '.' ? '' : n.replace(/^\.\//, '');
-}
-
-function octal(buf: Buffer, start: number, len: number): number {
-  // GNU base-256: the high bit of the first byte set; the rest is a big-endian number.
-  if (buf[start]! & 0x80) {
-    let v = buf[start]! & 0x7f;
-    for (let i = 1; i < len; i++) v = v * 256 + buf[start + i]!;
-    return v;
-  }
-  const s = buf.toString('latin1', start, start + len).replace(/\0.*$/s, '').trim();
-  return s === '' ? 0 : parseInt(s, 8);
-}
-
-const cstr = (buf: Buffer, start: number, len: number): string => {
-  const end = buf.indexOf(0, start);
-  return buf.toString('utf8', start, end < 0 || end > start + len ? start + len : end);
-};
-
-function paxRecords(data: Buffer): Map<string, string> {
-  const out = new Map<string, string>();
-  let pos = 0;
-  while (pos < data.length) {
-    const space = data.indexOf(0x20, pos);
-    if (space < 0) break;
-    const len = parseInt(data.toString('latin1', pos, space), 10);
-    if (!Number.isSafeInteger(len) || len <= 0) break;
-    const rec = data.toString('utf8', space + 1, pos + len - 1);
-    const eq = rec.indexOf('=');
-    if (eq > 0) out.set(rec.slice(0, eq), rec.slice(eq + 1));
-    pos += len;
-  }
-  return out;
 }
 
 /** An indexed tar file: its members by clean name. */
@@ -84,6 +53,7 @@ export class TarIndex {
       let longName: string | undefined;
       let longLink: string | undefined;
       let pax = new Map<string, string>();
+      const text = (m: Map<string, Buffer>): Map<string, string> => new Map([...m].map(([k, v]) => [k, v.toString('utf8')]));
       const readAt = async (buf: Buffer, at: number): Promise<number> => (await fh.read(buf, 0, buf.length, at)).bytesRead;
       for (;;) {
         if (pos + BLOCK > total) {
@@ -92,10 +62,7 @@ export class TarIndex {
         }
         await readAt(header, pos);
         if (header.every((b) => b === 0)) break;
-        const sum = octal(header, 148, 8);
-        let check = 0;
-        for (let i = 0; i < BLOCK; i++) check += i >= 148 && i < 156 ? 0x20 : header[i]!;
-        if (sum !== check) throw new OciToolError('INVALID_ARCHIVE', `${what}: not a tar file, or damaged (bad header checksum at byte ${pos})`);
+        if (!tarChecksumOk(header)) throw new OciToolError('INVALID_ARCHIVE', `${what}: not a tar file, or damaged (bad header checksum at byte ${pos})`);
         const flag = String.fromCharCode(header[156]!);
         let size = octal(header, 124, 12);
         if (pax.has('size')) size = Number(pax.get('size'));
@@ -107,7 +74,7 @@ export class TarIndex {
           await readAt(data, dataAt);
           if (flag === 'L') longName = cstr(data, 0, size);
           else if (flag === 'K') longLink = cstr(data, 0, size);
-          else if (flag === 'x') pax = paxRecords(data);
+          else if (flag === 'x') pax = text(paxRecords(data));
           pos = next;
           continue;
         }

@@ -18,9 +18,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import { mkdir, readdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { extract, type Header } from 'tar-stream';
+import { Writable, pipeline as pipelineCb } from 'node:stream';
 import { fetchBytes, type Fetcher, type Resolver } from '../content/store.js';
 import { HashingStream } from '../digest/verify.js';
 import { resolveImageManifest } from '../image/resolve.js';
@@ -30,6 +28,7 @@ import type { Descriptor, Platform } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
 import { tempName } from '../util/fs.js';
 import { RootResolver, UnsafeEntry, entryComponents } from './paths.js';
+import { readTar, type TarHeader } from './tar-reader.js';
 
 export interface IdMapping {
   container: number;
@@ -120,6 +119,32 @@ async function drain(stream: AsyncIterable<unknown>): Promise<void> {
   for await (const _ of stream) void _;
 }
 
+/** `setfattr --restore` input (getfattr's dump format): paths escaped as getfattr escapes them, values in hex. */
+function xattrDump(jobs: Map<string, Map<string, Buffer>>): string {
+  const esc = (p: string): string => p.replace(/[\\\x00-\x1f\x7f]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+  let out = '';
+  for (const [path, attrs] of jobs) {
+    out += `# file: ${esc(path)}\n`;
+    for (const [k, v] of attrs) out += `${esc(k)}=0x${v.toString('hex')}\n`;
+    out += '\n';
+  }
+  return out;
+}
+
+/**
+ * Sets extended attributes "where permitted": through one run of `setfattr --restore` (Debian's attr
+ * package; Node has no xattr call). What the kernel refuses (security.* when not root, a filesystem
+ * without xattrs) and a missing setfattr are warnings: the attributes stay recorded in the state file.
+ */
+function applyXattrs(jobs: Map<string, Map<string, Buffer>>, warn: (m: string) => void): void {
+  const r = spawnSync('setfattr', ['--restore=-'], { input: xattrDump(jobs), encoding: 'utf8' });
+  if (r.error) {
+    warn(`extended attributes of ${jobs.size} entries not applied: setfattr not found (apt-get install attr); they are recorded in the state file`);
+    return;
+  }
+  if (r.status !== 0) warn(`some extended attributes were not applied (${(r.stderr || '').trim().split('\n')[0] ?? ''}); all are recorded in the state file`);
+}
+
 const isRoot = (): boolean => typeof process.getuid === 'function' && process.getuid() === 0;
 
 /**
@@ -145,7 +170,8 @@ export async function unpack(store: Fetcher & Resolver & { readonly name?: strin
   /** Directories whose mode, owner and times are set at the end: host path → header. */
   const dirMeta = new Map<string, { mode: number; mtime: number }>();
   let entries = 0;
-  let xattrWarned = false;
+  /** Extended attributes to set at the end (one setfattr run), by host path. */
+  const xattrJobs = new Map<string, Map<string, Buffer>>();
 
   const paths = new RootResolver(dir);
   const hostOf = (rel: string): string => (rel === '' ? dir : join(dir, rel));
@@ -180,13 +206,12 @@ export async function unpack(store: Fetcher & Resolver & { readonly name?: strin
     const blob = await store.fetch(layer, opts.signal ? { signal: opts.signal } : {});
     const kind = detectCompression(await peek(blob));
     const diff = new HashingStream('sha256');
-    const tar = extract();
-    const feeding = pipeline(blob, decompressor(kind), diff, tar).catch((err: unknown) => {
+    let failure: unknown;
+    const decoded = pipelineCb(blob, decompressor(kind), diff, (err) => {
+      if (!err) return;
       const code = (err as { code?: unknown } | null)?.code;
-      if (typeof code === 'string' && code.startsWith('Z_')) throw new OciToolError('DIGEST_MISMATCH', `${layerName}: not valid ${kind} data (${(err as Error).message})`);
-      throw err;
+      failure ??= typeof code === 'string' && code.startsWith('Z_') ? new OciToolError('DIGEST_MISMATCH', `${layerName}: not valid ${kind} data (${err.message})`) : err;
     });
-    feeding.catch(() => undefined);
 
     const refuse = async (entry: string, why: string, body: AsyncIterable<unknown>): Promise<void> => {
       const line = `${layerName}: entry ${JSON.stringify(entry)}: ${why}`;
@@ -197,31 +222,31 @@ export async function unpack(store: Fetcher & Resolver & { readonly name?: strin
     };
 
     try {
-      for await (const e of tar) {
-        const h = e.header as Header & { pax?: Record<string, string> };
+      for await (const item of readTar(decoded as AsyncIterable<Buffer>)) {
         entries++;
         try {
-          await applyEntry(h, e as AsyncIterable<Buffer>);
+          await applyEntry(item.header, item.body);
         } catch (err) {
-          if (err instanceof UnsafeEntry) await refuse(h.name, err.message, e);
+          if (err instanceof UnsafeEntry) await refuse(item.header.name, err.message, item.body);
           else throw err;
         }
       }
+      // The end-of-archive blocks and any padding: the diffID covers them too.
+      for await (const _ of decoded) void _;
     } catch (err) {
-      tar.destroy();
-      await feeding.catch(() => undefined);
-      throw err;
+      decoded.destroy();
+      throw failure ?? err;
     }
-    await feeding;
+    if (failure) throw failure;
     if (diff.digest !== want) throw new OciToolError('DIGEST_MISMATCH', `${layerName} of ${name} decompresses to ${diff.digest}, but config ${m.config.digest} says diff_id ${want}`);
 
-    async function applyEntry(h: Header & { pax?: Record<string, string> }, body: AsyncIterable<Buffer>): Promise<void> {
+    async function applyEntry(h: TarHeader, body: AsyncIterable<Buffer>): Promise<void> {
       const parts = entryComponents(h.name);
       const base = parts.at(-1) ?? '';
-      const type = h.type ?? 'file';
+      const type = h.type;
       if (parts.length === 0) {
         // The root itself ('./'): its mode and times, at the end.
-        if (type === 'directory') dirMeta.set(dir, { mode: (h.mode ?? 0o755) & 0o7777, mtime: (h.mtime?.getTime() ?? 0) / 1000 });
+        if (type === 'directory') dirMeta.set(dir, { mode: h.mode & 0o7777, mtime: h.mtime });
         return drain(body);
       }
       if (base === '.wh..wh..opq') {
@@ -248,17 +273,15 @@ export async function unpack(store: Fetcher & Resolver & { readonly name?: strin
       const rel = paths.resolve(parts, { created });
       const host = hostOf(rel);
       writtenHere.add(rel);
-      const mode = (h.mode ?? 0o644) & 0o7777;
-      const mtime = (h.mtime?.getTime() ?? 0) / 1000;
-      const uid = mapId(h.uid ?? 0, opts.uidMap, 'uid', h.name);
-      const gid = mapId(h.gid ?? 0, opts.gidMap, 'gid', h.name);
-      const xattrs: Record<string, string> = h.pax ? Object.fromEntries(Object.entries(h.pax).filter(([k]) => k.startsWith('SCHILY.xattr.')).map(([k, v]) => [k.slice(13), String(v)])) : {};
-      if (Object.keys(xattrs).length > 0 && !xattrWarned) {
-        xattrWarned = true;
-        warn(`${layerName}: extended attributes (e.g. on ${JSON.stringify(h.name)}) are recorded in the state file but not applied (Node has no xattr call)`);
-      }
+      const mode = h.mode & 0o7777;
+      const mtime = h.mtime;
+      const uid = mapId(h.uid, opts.uidMap, 'uid', h.name);
+      const gid = mapId(h.gid, opts.gidMap, 'gid', h.name);
+      const xattrs: Record<string, string> = Object.fromEntries([...h.xattrs].map(([k, v]) => [k, v.toString('base64')]));
+      if (h.xattrs.size > 0 && type !== 'symlink') xattrJobs.set(host, h.xattrs);
+      else xattrJobs.delete(host);
       const record = (r: Omit<StateEntry, 'mode' | 'uid' | 'gid' | 'mtime'>): void => {
-        state[rel] = { ...r, mode, uid: h.uid ?? 0, gid: h.gid ?? 0, mtime, ...(Object.keys(xattrs).length ? { xattrs } : {}) };
+        state[rel] = { ...r, mode, uid: h.uid, gid: h.gid, mtime, ...(h.xattrs.size ? { xattrs } : {}) };
       };
       switch (type) {
         case 'directory': {
@@ -271,8 +294,7 @@ export async function unpack(store: Fetcher & Resolver & { readonly name?: strin
           record({ type: 'dir', size: 0 });
           return drain(body);
         }
-        case 'file':
-        case 'contiguous-file': {
+        case 'file': {
           clear(rel);
           const fd = openSync(host, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
           const hash = createHash('sha256');
@@ -355,6 +377,7 @@ export async function unpack(store: Fetcher & Resolver & { readonly name?: strin
     chmodSync(host, meta.mode);
     utimesSync(host, meta.mtime, meta.mtime);
   }
+  if (xattrJobs.size > 0) applyXattrs(xattrJobs, warn);
   let stateFile: string | undefined;
   if (opts.state ?? true) {
     stateFile = stateFileOf(dir);
