@@ -41,6 +41,7 @@ export { DockerArchiveWriter, OciArchiveWriter, type Committable } from './archi
 export { TarIndex, type TarMember } from './archive/tar-index.js';
 export { ManifestFileStore } from './transport/manifest-file.js';
 export { isForeignLayerType, livesElsewhere } from './spec/media-types.js';
-export { unpack, parseIdMapping, stateFileOf, type UnpackOptions, type UnpackResult, type UnpackState, type StateEntry, type IdMapping } from './unpack/unpack.js';
+export { unpackFrom, parseIdMapping, stateFileOf, type UnpackOptions, type UnpackResult, type UnpackState, type StateEntry, type IdMapping } from './unpack/unpack.js';
+export { unpack, type UnpackImageOptions } from './unpack/image.js';
 export { repack, StateTree, type RepackOptions, type RepackResult } from './unpack/repack.js';
 export { diffAgainst, DirTree, type LowerTree } from './layer/diff.js';

@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import { mkdir, readdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Writable, pipeline as pipelineCb } from 'node:stream';
+import { PassThrough, Writable, pipeline as pipelineCb } from 'node:stream';
 import { fetchBytes, type Fetcher, type Resolver } from '../content/store.js';
 import { HashingStream } from '../digest/verify.js';
 import { resolveImageManifest } from '../image/resolve.js';
@@ -149,9 +149,9 @@ const isRoot = (): boolean => typeof process.getuid === 'function' && process.ge
 
 /**
  * Unpacks the image `ref` names in `store` into `dir` (which must not exist or be empty). See the
- * module comment for the rules.
+ * module comment for the rules. `unpack` (image.ts) does the same from a reference.
  */
-export async function unpack(store: Fetcher & Resolver & { readonly name?: string }, ref: string | Descriptor, dir: string, opts: UnpackOptions = {}): Promise<UnpackResult> {
+export async function unpackFrom(store: Fetcher & Resolver & { readonly name?: string }, ref: string | Descriptor, dir: string, opts: UnpackOptions = {}): Promise<UnpackResult> {
   const name = store.name ?? 'image';
   const root = typeof ref === 'string' ? await store.resolve(ref) : ref;
   const { manifest } = await resolveImageManifest(store, root, { ...(opts.platform ? { platform: opts.platform } : {}), what: name });
@@ -207,7 +207,9 @@ export async function unpack(store: Fetcher & Resolver & { readonly name?: strin
     const kind = detectCompression(await peek(blob));
     const diff = new HashingStream('sha256');
     let failure: unknown;
-    const decoded = pipelineCb(blob, decompressor(kind), diff, (err) => {
+    // A read-ahead buffer: decompression (on the thread pool) keeps going while entries are applied.
+    const ahead = new PassThrough({ highWaterMark: 8 << 20 });
+    const decoded = pipelineCb(blob, decompressor(kind), diff, ahead, (err) => {
       if (!err) return;
       const code = (err as { code?: unknown } | null)?.code;
       failure ??= typeof code === 'string' && code.startsWith('Z_') ? new OciToolError('DIGEST_MISMATCH', `${layerName}: not valid ${kind} data (${err.message})`) : err;

@@ -1,7 +1,6 @@
 import { hostPlatform, parsePlatform } from '../../spec/platform.js';
-import { openStore } from '../../transport/open.js';
-import { absoluteReference, formatReference } from '../../reference/transport.js';
-import { parseIdMapping, unpack } from '../../unpack/unpack.js';
+import { unpack } from '../../unpack/image.js';
+import { parseIdMapping } from '../../unpack/unpack.js';
 import { parseImageArg } from '../args.js';
 import { defineCommand } from '../command.js';
 import { registryOpen, registryOptions } from '../registry-args.js';
@@ -25,24 +24,18 @@ export default defineCommand({
     const list = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
     const uidMap = list(args['uid-map']).map((s) => parseIdMapping(s, '--uid-map'));
     const gidMap = list(args['gid-map']).map((s) => parseIdMapping(s, '--gid-map'));
-    const ref = parseImageArg(args.src);
-    const opened = await openStore(ref, await registryOpen(args));
-    try {
-      const result = await unpack(opened.store, opened.reference ?? '', args.dir, {
-        platform: args.platform !== undefined ? parsePlatform(args.platform) : hostPlatform(),
-        ...(uidMap.length ? { uidMap } : {}),
-        ...(gidMap.length ? { gidMap } : {}),
-        ...(args.rootless !== undefined ? { rootless: args.rootless } : {}),
-        onUnsafe: args['skip-unsafe'] ? 'skip' : 'fail',
-        state: args.state,
-        source: formatReference(absoluteReference(ref)),
-        warn: (m) => out.warn(m),
-        onLayer: (i, l) => out.info(`layer ${i + 1}: ${l.digest}`),
-      });
-      if (args.json) out.jsonOut(result);
-      else out.result(result.manifest.digest);
-    } finally {
-      await opened.close?.();
-    }
+    const result = await unpack(parseImageArg(args.src), args.dir, {
+      ...(await registryOpen(args)),
+      platform: args.platform !== undefined ? parsePlatform(args.platform) : hostPlatform(),
+      ...(uidMap.length ? { uidMap } : {}),
+      ...(gidMap.length ? { gidMap } : {}),
+      ...(args.rootless !== undefined ? { rootless: args.rootless } : {}),
+      onUnsafe: args['skip-unsafe'] ? 'skip' : 'fail',
+      state: args.state,
+      warn: (m) => out.warn(m),
+      onLayer: (i, l) => out.info(`layer ${i + 1}: ${l.digest}`),
+    });
+    if (args.json) out.jsonOut(result);
+    else out.result(result.manifest.digest);
   },
 });
