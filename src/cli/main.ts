@@ -16,9 +16,10 @@ import tag from './commands/tag.js';
 import verify from './commands/verify.js';
 import unpackCmd from './commands/unpack.js';
 import repackCmd from './commands/repack.js';
+import { artifactCommand, referrersCommand } from './commands/artifact.js';
 
 // Each command's argument type differs; the registry of commands only needs their common shape.
-const COMMANDS = [init, build, indexCmd, copyCommand, pushCommand, pullCommand, convertCommand, ls, inspect, tag, rm, gc, verify, unpackCmd, repackCmd] as unknown as Command<Record<string, unknown>>[];
+const COMMANDS = [init, build, indexCmd, copyCommand, pushCommand, pullCommand, convertCommand, ls, inspect, tag, rm, gc, verify, unpackCmd, repackCmd, artifactCommand, referrersCommand] as unknown as Command<Record<string, unknown>>[];
 
 /** Exit codes: 0 success, 1 failure, 2 usage error. */
 export const EXIT_OK = 0;

@@ -5,9 +5,9 @@ import { fetchBytes, readCapped, type Store } from '../content/store.js';
 import { digestOf, isValidDigest } from '../digest/digest.js';
 import { VerifyingStream, isVerifiedFor, markVerified } from '../digest/verify.js';
 import { schema1Digest } from '../convert/schema1.js';
-import { MANIFEST_ACCEPT, isManifestType, isSchema1Type } from '../spec/media-types.js';
-import { detectManifestType, parseJson, MAX_JSON_BYTES } from '../spec/parse.js';
-import type { Descriptor } from '../spec/types.js';
+import { MANIFEST_ACCEPT, MediaType, isManifestType, isSchema1Type } from '../spec/media-types.js';
+import { checkIndex, detectManifestType, parseJson, MAX_JSON_BYTES } from '../spec/parse.js';
+import type { Descriptor, ImageIndex } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
 import type { Credential } from './auth/credentials.js';
 import { RegistryError } from './errors.js';
@@ -99,6 +99,26 @@ export class RegistryStore implements Store {
     if (kind === 'blobs') await this.locations.record(this.host, this.repository, desc.digest);
     const body = new ResumingBody(res, (offset) => get({ range: `bytes=${offset}-` }), { what: `${what} (from ${this.host})`, ...(opts.signal ? { signal: opts.signal } : {}) });
     return pipelineCb(body, new VerifyingStream(desc, `${what} (from ${this.host})`), () => undefined);
+  }
+
+  /**
+   * The referrers API (`GET /v2/NAME/referrers/DIGEST`, distribution-spec 1.1): the index of manifests
+   * whose subject is `digest`, or undefined when the registry has no such API (distribution 2.8 answers
+   * 404), in which case clients keep the fallback tag `sha256-<hex>` instead.
+   */
+  async referrersApi(digest: string): Promise<ImageIndex | undefined> {
+    const res = await this.http.request('GET', `/v2/${this.repository}/referrers/${digest}`, {
+      headers: { accept: MediaType.OciIndex },
+      scopes: this.scopes,
+      what: `referrers of ${digest} in ${this.repository}`,
+      ok: (st) => (st >= 200 && st < 300) || st === 404 || st === 400 || st === 405,
+    });
+    if (res.status !== 200 || !(res.headers.get('content-type') ?? '').includes(MediaType.OciIndex)) {
+      await res.cancel();
+      return undefined;
+    }
+    const bytes = await res.bytes();
+    return checkIndex(parseJson(bytes, `referrers of ${digest}`), `referrers of ${digest}`);
   }
 
   /** A blob's size as the registry states it (HEAD), or undefined when it does not have the blob. */

@@ -1,0 +1,169 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Argv } from 'yargs';
+import { attach, packArtifact, referrers, type ArtifactFile } from '../../artifact/artifact.js';
+import { pullArtifact } from '../../artifact/pull.js';
+import { parseKeyValues } from '../../image/config.js';
+import { OciLayout } from '../../layout/layout.js';
+import { formatReference, type ImageReference } from '../../reference/transport.js';
+import type { Descriptor } from '../../spec/types.js';
+import { copy } from '../../transport/copy.js';
+import { openStore } from '../../transport/open.js';
+import { OciToolError } from '../../util/errors.js';
+import { parseImageArg } from '../args.js';
+import { defineCommand, type GlobalFlags } from '../command.js';
+import { makeOutput, table } from '../output.js';
+import { registryOpen, registryOptions, type RegistryFlags } from '../registry-args.js';
+
+/** Repeated flags arrive as an array (yargs' duplicate-arguments-array). */
+const list = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
+
+/** `PATH` or `PATH:MEDIA/TYPE` (the part after the last ':' is a media type when it has a '/'). */
+function fileArg(s: string): ArtifactFile {
+  const colon = s.lastIndexOf(':');
+  if (colon > 0 && s.slice(colon + 1).includes('/')) return { path: s.slice(0, colon), mediaType: s.slice(colon + 1) };
+  return { path: s };
+}
+
+interface PackArgs extends RegistryFlags {
+  files: string[];
+  'artifact-type': string;
+  tag?: string;
+  subject?: string;
+  'media-type'?: string;
+  annotation?: string | string[];
+}
+
+/** Where an artifact goes without --tag: the subject's repository or layout, untagged. */
+function untagged(ref: ImageReference): ImageReference {
+  switch (ref.transport) {
+    case 'oci':
+      return { transport: 'oci', dir: ref.dir };
+    case 'docker': {
+      const { tag: _t, digest: _d, ...rest } = ref.ref;
+      return { transport: 'docker', ref: rest };
+    }
+    default:
+      throw new OciToolError('USAGE', `artifact pack: --subject ${formatReference(ref)}: give --tag for this kind of place`);
+  }
+}
+
+async function runPack(args: GlobalFlags & PackArgs): Promise<void> {
+  const out = makeOutput(args);
+  const registry = await registryOpen(args);
+  if (args.tag === undefined && args.subject === undefined) throw new OciToolError('USAGE', 'artifact pack: give --tag (or --subject, to attach it untagged next to its subject)');
+  let subject: Descriptor | undefined;
+  let subjectRef: ImageReference | undefined;
+  if (args.subject !== undefined) {
+    subjectRef = parseImageArg(args.subject);
+    const s = await openStore(subjectRef, registry);
+    try {
+      const d = await s.store.resolve(s.reference ?? '');
+      subject = { mediaType: d.mediaType, digest: d.digest, size: d.size };
+    } finally {
+      await s.close?.();
+    }
+  }
+  const epoch = process.env.SOURCE_DATE_EPOCH;
+  if (epoch !== undefined && !/^\d+$/.test(epoch)) throw new OciToolError('USAGE', `SOURCE_DATE_EPOCH=${epoch}: expected whole seconds`);
+  const tmp = await mkdtemp(join(tmpdir(), 'ocitool-artifact-'));
+  try {
+    const layout = await OciLayout.init(tmp);
+    const desc = await packArtifact(layout, {
+      artifactType: args['artifact-type'],
+      files: args.files.map(fileArg),
+      annotations: parseKeyValues(list(args.annotation), '--annotation'),
+      ...(epoch !== undefined ? { created: Number(epoch) } : {}),
+      ...(subject ? { subject } : {}),
+      ...(args['media-type'] ? { defaultMediaType: args['media-type'] } : {}),
+    });
+    const dst = args.tag !== undefined ? parseImageArg(args.tag) : untagged(subjectRef!);
+    await copy({ transport: 'oci', dir: tmp, digest: desc.digest }, dst, { ...(registry.insecure ? { insecure: true } : {}), ...(registry.credential ? { dstCredential: registry.credential } : {}) });
+    if (subject) {
+      const target = await openStore(dst, { create: true, ...registry });
+      try {
+        if (target.layout && (dst.transport !== 'oci' || dst.tag === undefined)) await target.layout.addRoot(desc);
+        await attach(target.store, desc, subject);
+      } finally {
+        await target.close?.();
+      }
+      out.info(`attached to ${subject.digest}`);
+    }
+    out.result(desc.digest);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+const packShape = (y: Argv<GlobalFlags>): Argv<GlobalFlags & PackArgs> =>
+  registryOptions(y)
+    .positional('files', { type: 'string', array: true, demandOption: true, describe: 'FILE, FILE:MEDIA/TYPE or DIR (one tar+gzip layer)' })
+    .option('artifact-type', { type: 'string', demandOption: true, describe: 'the artifactType, e.g. application/spdx+json' })
+    .option('tag', { type: 'string', describe: 'where it goes: oci:DIR:TAG, docker://HOST/REPO:TAG, oci-archive:FILE:TAG' })
+    .option('subject', { type: 'string', describe: 'attach it to this image (a referrer; without --tag, next to it, untagged)' })
+    .option('media-type', { type: 'string', describe: 'media type of file layers (default application/octet-stream)' })
+    .option('annotation', { type: 'string', describe: 'KEY=VALUE on the manifest (repeatable)' }) as unknown as Argv<GlobalFlags & PackArgs>;
+
+interface PullArgs extends RegistryFlags {
+  ref: string;
+  dir: string;
+}
+
+async function runPull(args: GlobalFlags & PullArgs): Promise<void> {
+  const out = makeOutput(args);
+  const opened = await openStore(parseImageArg(args.ref), await registryOpen(args));
+  try {
+    const desc = await opened.store.resolve(opened.reference ?? '');
+    const files = await pullArtifact(opened.store, desc, args.dir, { warn: (m) => out.warn(m) });
+    if (args.json) out.jsonOut(files);
+    else for (const f of files) out.info(`${f.directory ? 'directory' : 'file'} ${f.title} (${f.digest})`);
+    if (!args.json) out.result(desc.digest);
+  } finally {
+    await opened.close?.();
+  }
+}
+
+const pullShape = (y: Argv<GlobalFlags>): Argv<GlobalFlags & PullArgs> =>
+  registryOptions(y)
+    .positional('ref', { type: 'string', demandOption: true, describe: 'the artifact' })
+    .positional('dir', { type: 'string', demandOption: true, describe: 'where its files go (by their title annotations)' }) as unknown as Argv<GlobalFlags & PullArgs>;
+
+export const artifactCommand = defineCommand({
+  command: 'artifact',
+  describe: 'Package files as OCI artifacts (artifact pack), and fetch them (artifact pull)',
+  builder: (y) =>
+    y
+      .command('pack <files..>', 'Pack files and directories into an OCI 1.1 artifact', packShape, (a) => runPack(a as GlobalFlags & PackArgs))
+      .command('pull <ref> <dir>', "Write an artifact's files into DIR by their titles (never outside it)", pullShape, (a) => runPull(a as GlobalFlags & PullArgs))
+      .demandCommand(1, 'name an artifact action: pack or pull') as unknown as Argv<GlobalFlags>,
+  run: async () => undefined,
+});
+
+export const referrersCommand = defineCommand({
+  command: 'referrers <ref>',
+  describe: 'List the artifacts attached to an image (referrers API, else the sha256-<hex> fallback tag)',
+  builder: (y) =>
+    registryOptions(y)
+      .positional('ref', { type: 'string', demandOption: true })
+      .option('artifact-type', { type: 'string', describe: 'only referrers of this artifactType' }),
+  run: async (args, out) => {
+    const opened = await openStore(parseImageArg(args.ref), await registryOpen(args));
+    try {
+      const subject = await opened.store.resolve(opened.reference ?? '');
+      const found = await referrers(opened.store as Parameters<typeof referrers>[0], subject, args['artifact-type'] !== undefined ? { artifactType: args['artifact-type'] } : {});
+      if (args.json) {
+        out.jsonOut(found);
+        return;
+      }
+      if (args.quiet) {
+        for (const d of found) out.result(d.digest);
+        return;
+      }
+      const rows = [['DIGEST', 'ARTIFACT TYPE', 'SIZE'], ...found.map((d) => [d.digest, d.artifactType ?? '', String(d.size)])];
+      for (const line of table(rows)) out.result(line.trimEnd());
+    } finally {
+      await opened.close?.();
+    }
+  },
+});
