@@ -29,6 +29,8 @@ export interface CopyOptions {
   warn?: (message: string) => void;
   /** Copy the image of this manifest file, its blobs read from the source (a schema 1 manifest saved apart, say). */
   manifestFile?: string;
+  /** Also copy the image's referrers (signatures, SBOMs…), and theirs, attaching them at the destination. */
+  referrers?: boolean;
   /** Blob transfers at once (default 4), the largest blobs first. */
   concurrency?: number;
   /** Cancels the copy: requests in flight are aborted, nothing half-written is left visible. */
@@ -108,6 +110,7 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
         ...(opts.signal ? { signal: opts.signal } : {}),
         ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       });
+      if (opts.referrers) await copyReferrers(from.store, to, descriptor, opts);
       await to.commit?.();
     } catch (err) {
       await to.abort?.();
@@ -121,4 +124,32 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
     await from.close?.();
   }
   return tag !== undefined ? { descriptor, tag } : { descriptor };
+}
+
+/**
+ * Copies the referrers of `root` (and of those, breadth first, each once) from `src` to the opened
+ * destination, each attached to its subject there: through the referrers API or the fallback tag of a
+ * registry, or listed in a layout's index.json.
+ */
+async function copyReferrers(src: object, to: Awaited<ReturnType<typeof openStore>>, root: Descriptor, opts: CopyOptions): Promise<void> {
+  const { referrers, attach } = await import('../artifact/artifact.js');
+  const { copyGraph } = await import('../content/copy.js');
+  const seen = new Set<string>([root.digest]);
+  const queue: Descriptor[] = [root];
+  while (queue.length > 0) {
+    const subject = queue.shift()!;
+    for (const r of await referrers(src as Parameters<typeof referrers>[0], subject)) {
+      if (seen.has(r.digest)) continue;
+      seen.add(r.digest);
+      const desc: Descriptor = { mediaType: r.mediaType, digest: r.digest, size: r.size };
+      await copyGraph(src as Parameters<typeof copyGraph>[0], to.store, desc, {
+        ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      });
+      if (to.layout) await to.layout.addRoot(desc);
+      await attach(to.store, desc, subject);
+      queue.push(desc);
+    }
+  }
 }
