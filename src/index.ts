@@ -45,3 +45,5 @@ export { unpackFrom, parseIdMapping, stateFileOf, type UnpackOptions, type Unpac
 export { unpack, type UnpackImageOptions } from './unpack/image.js';
 export { repack, StateTree, type RepackOptions, type RepackResult } from './unpack/repack.js';
 export { diffAgainst, DirTree, type LowerTree } from './layer/diff.js';
+export { packArtifact, attach, referrers, fallbackTag, EMPTY_CONFIG, type ArtifactFile, type PackArtifactOptions } from './artifact/artifact.js';
+export { pullArtifact, type PulledFile } from './artifact/pull.js';
