@@ -107,6 +107,14 @@ describe('referrers in the registry (fallback tag)', () => {
     await ok(ocitool(['copy', '--referrers', `docker://${reg.host}/team/app:v1`, `oci:${dir}:v1`]));
     const local = JSON.parse(await ok(ocitool(['referrers', '--json', `oci:${dir}:v1`]))) as { digest: string }[];
     expect(local.map((d) => d.digest).sort()).toEqual([sbom, sig].sort());
+    // And into an oci-archive, and on from it to yet another repository.
+    const archive = join(work, 'with-referrers.tar');
+    await ok(ocitool(['copy', '--referrers', `oci:${dir}:v1`, `oci-archive:${archive}:v1`]));
+    const inArchive = JSON.parse(await ok(ocitool(['referrers', '--json', `oci-archive:${archive}:v1`]))) as { digest: string }[];
+    expect(inArchive.map((d) => d.digest).sort()).toEqual([sbom, sig].sort());
+    await ok(ocitool(['copy', '--referrers', `oci-archive:${archive}:v1`, `docker://${reg.host}/third/app:v1`]));
+    const third = JSON.parse(await ok(ocitool(['referrers', '--json', `docker://${reg.host}/third/app:v1`]))) as { digest: string }[];
+    expect(third.map((d) => d.digest).sort()).toEqual([sbom, sig].sort());
   });
 });
 

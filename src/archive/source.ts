@@ -257,6 +257,11 @@ export class OciArchiveSource implements ReadOnlyStore {
     return (await this.index()).manifests;
   }
 
+  /** The same entries, as a layout's roots (referrers are found among them). */
+  roots(): Promise<Descriptor[]> {
+    return this.list();
+  }
+
   /** index.json of the layout in the archive. */
   indexDocument(): Promise<ImageIndex> {
     return this.index();

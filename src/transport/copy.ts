@@ -147,7 +147,9 @@ async function copyReferrers(src: object, to: Awaited<ReturnType<typeof openStor
         ...(opts.signal ? { signal: opts.signal } : {}),
         ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       });
-      if (to.layout) await to.layout.addRoot(desc);
+      // A layout (or the one behind an oci-archive being written) lists it in index.json.
+      const layout = to.layout ?? (typeof (to.store as { addRoot?: unknown }).addRoot === 'function' ? (to.store as unknown as { addRoot(d: Descriptor): Promise<void> }) : undefined);
+      if (layout) await layout.addRoot(desc);
       await attach(to.store, desc, subject);
       queue.push(desc);
     }
