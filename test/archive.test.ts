@@ -210,3 +210,13 @@ describe('archives from build, and listed', () => {
     await ok(skopeo(['inspect', `docker-archive:${da}`]));
   });
 });
+
+describe('archive destinations that cannot be written', () => {
+  it('fail at once with one line naming the file', async () => {
+    for (const t of ['docker-archive', 'oci-archive']) {
+      const res = await ocitool(['copy', `oci:${built}:v1`, `${t}:${join(work, 'no-such-dir', 'x.tar')}`]);
+      expect(res.code).toBe(1);
+      expect(res.stderr).toMatch(/^ocitool: .*no-such-dir\/x\.tar: cannot write there \(no such directory\)\n$/);
+    }
+  });
+});

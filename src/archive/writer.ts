@@ -8,8 +8,8 @@
  *   a tar header needs the size up front) and `manifest.json` with Config, RepoTags and Layers.
  * - oci-archive: the image goes into an OCI layout in a temp directory, which commit() tars up.
  */
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { mkdtemp, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { constants, createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { access, mkdtemp, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { Readable, pipeline as pipelineCb } from 'node:stream';
@@ -41,22 +41,32 @@ class TarFileWriter {
   private readonly out: WriteStream;
   private readonly done: Promise<void>;
   private queue: Promise<void> = Promise.resolve();
+  /** The error that broke the archive: a member cut short cannot be taken back, so nothing more goes in. */
+  private broken?: unknown;
 
   constructor(readonly file: string) {
     this.temp = tempName(dirname(file), `.${basename(file)}`);
     this.pack = pack();
     this.out = createWriteStream(this.temp, { flags: 'wx' });
     this.done = pipeline(this.pack, this.out);
-    this.done.catch(() => undefined);
+    this.done.catch((err: unknown) => {
+      this.broken ??= new OciToolError('INVALID_ARCHIVE', `${file}: cannot write the archive (${(err as Error).message})`);
+    });
   }
 
-  /** The error that broke the archive: a member cut short cannot be taken back, so nothing more goes in. */
-  private broken?: unknown;
+  /** Fails early, with the reason, when the archive's folder cannot take it. */
+  static async checkWritable(file: string): Promise<void> {
+    try {
+      await access(dirname(file), constants.W_OK);
+    } catch (err) {
+      throw new OciToolError('IO', `${file}: cannot write there (${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such directory' : (err as Error).message})`);
+    }
+  }
 
   /** Adds an entry of `size` bytes from `content` (after the entries added before it). */
   add(name: string, size: number, content: () => Readable | Promise<Readable>): Promise<void> {
     const next = this.queue.then(async () => {
-      if (this.broken) throw new OciToolError('INVALID_ARCHIVE', `${this.file}: not written after an earlier error (${(this.broken as Error).message})`);
+      if (this.broken) throw this.broken instanceof OciToolError ? this.broken : new OciToolError('INVALID_ARCHIVE', `${this.file}: not written after an earlier error (${(this.broken as Error).message})`);
       const src = await content();
       await new Promise<void>((resolve, reject) => {
         const entry = this.pack.entry({ name, size, mode: 0o644, mtime: MTIME, uid: 0, gid: 0 }, (err) => (err ? reject(err) : resolve()));
@@ -67,7 +77,7 @@ class TarFileWriter {
         src.pipe(entry);
       }).catch((err: unknown) => {
         this.broken ??= err;
-        throw err;
+        throw this.broken instanceof OciToolError ? this.broken : err;
       });
     });
     this.queue = next.catch(() => undefined);
@@ -100,6 +110,9 @@ class TarFileWriter {
 }
 
 /** A `docker save` tar being written (see the module comment). */
+/** Fails early when `file`'s folder cannot take an archive (before any transfer starts). */
+export const checkArchiveTarget = (file: string): Promise<void> => TarFileWriter.checkWritable(file);
+
 export class DockerArchiveWriter implements Store, Committable {
   readonly name: string;
   private readonly tar: TarFileWriter;
@@ -226,6 +239,7 @@ export class OciArchiveWriter implements Committable {
   ) {}
 
   static async create(file: string): Promise<OciArchiveWriter> {
+    await TarFileWriter.checkWritable(file);
     const dir = await mkdtemp(join(tmpdir(), 'ocitool-oci-archive-'));
     const layout = await OciLayout.init(join(dir, 'layout'), { sync: false });
     return new OciArchiveWriter(file, layout, dir);

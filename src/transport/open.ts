@@ -56,6 +56,8 @@ export async function openStore(ref: ImageReference, opts: OpenOptions = {}): Pr
     case 'docker-archive': {
       const [{ DockerArchiveSource }, { DockerArchiveWriter }] = await Promise.all([import('../archive/source.js'), import('../archive/writer.js')]);
       if (opts.create) {
+        const { checkArchiveTarget } = await import('../archive/writer.js');
+        await checkArchiveTarget(ref.file);
         const w = new DockerArchiveWriter(ref.file);
         return { store: w, commit: () => w.commit(), abort: () => w.abort() };
       }
