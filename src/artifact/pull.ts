@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -11,7 +11,7 @@ import { parseManifest } from '../spec/parse.js';
 import { Annotation, type Descriptor } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
 import { RootResolver, UnsafeEntry, entryComponents } from '../unpack/paths.js';
-import { unpackFrom } from '../unpack/unpack.js';
+import { makeDirectory, unpackFrom } from '../unpack/unpack.js';
 import { TAR_DIGEST_ANNOTATION, UNPACK_ANNOTATION } from './artifact.js';
 
 export interface PulledFile {
@@ -45,7 +45,7 @@ export async function pullArtifact(store: Fetcher & Resolver & { readonly name?:
       throw err;
     }
   });
-  await mkdir(dir, { recursive: true });
+  await makeDirectory(dir, 'artifact pull');
   const paths = new RootResolver(dir);
   const out: PulledFile[] = [];
   for (const [i, p] of plan.entries()) {

@@ -145,6 +145,17 @@ function applyXattrs(jobs: Map<string, Map<string, Buffer>>, warn: (m: string) =
   if (r.status !== 0) warn(`some extended attributes were not applied (${(r.stderr || '').trim().split('\n')[0] ?? ''}); all are recorded in the state file`);
 }
 
+/** Creates `dir` (and its parents), or says in one line why it cannot be: something else is there, say. */
+export async function makeDirectory(dir: string, command: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'EEXIST' || code === 'ENOTDIR' ? 'it, or a folder on its path, is not a directory' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (err as Error).message;
+    throw new OciToolError('IO', `${command}: cannot make directory ${dir}: ${why}`);
+  }
+}
+
 const isRoot = (): boolean => typeof process.getuid === 'function' && process.getuid() === 0;
 
 /**
@@ -160,7 +171,7 @@ export async function unpackFrom(store: Fetcher & Resolver & { readonly name?: s
   const config = checkImageConfig(parseJson(await fetchBytes(store, m.config), `config ${m.config.digest}`), `config ${m.config.digest}`);
   if (config.rootfs.diff_ids.length !== m.layers.length) throw new OciToolError('INVALID_MANIFEST', `${name}: ${m.layers.length} layers but ${config.rootfs.diff_ids.length} diff_ids in config ${m.config.digest}`);
 
-  await mkdir(dir, { recursive: true });
+  await makeDirectory(dir, 'unpack');
   if ((await readdir(dir)).length > 0) throw new OciToolError('USAGE', `unpack: ${dir} is not empty`);
   const rootless = opts.rootless ?? !isRoot();
   const onUnsafe = opts.onUnsafe ?? 'fail';
