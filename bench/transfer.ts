@@ -106,7 +106,6 @@ async function startRegistry(dir: string): Promise<Registry> {
       await exited;
       clearTimeout(t);
     }
-    await rm(dir, { recursive: true, force: true });
   };
   for (let i = 0; i < 150; i++) {
     try {
@@ -134,13 +133,21 @@ export async function benchTransfer(work: string): Promise<string[]> {
   for (const cmd of ['docker-registry', 'skopeo']) execFileSync('sh', ['-c', `command -v ${cmd}`]);
   const img = await benchImage(work);
   process.stderr.write(`transfer: ${img.layers} layers, ${mb(img.blobBytes)} of blobs\n`);
-  const regDir = join(work, 'registry');
-  const out = join(work, 'pulled');
+  // Every run writes into new directories, all removed only at the end: on this machine's ext4
+  // (mounted with discard), writing right after a large deletion costs several times more kernel time,
+  // which would land on whichever tool runs next.
+  const made: string[] = [];
+  const fresh = (what: string): string => {
+    const dir = join(work, `${what}-${made.length}`);
+    made.push(dir);
+    return dir;
+  };
+  let out = '';
   const push: Pair = { ours: [], theirs: [], rssKiB: 0 };
   const pull: Pair = { ours: [], theirs: [], rssKiB: 0 };
   const skopeoCopy = (src: string, dst: string): Promise<Timed> => run('skopeo', ['copy', '-q', '--src-tls-verify=false', '--dest-tls-verify=false', src, dst]);
   const withRegistry = async <T>(fn: (host: string) => Promise<T>): Promise<T> => {
-    const reg = await startRegistry(regDir);
+    const reg = await startRegistry(fresh('registry'));
     try {
       return await fn(reg.host);
     } finally {
@@ -169,7 +176,7 @@ export async function benchTransfer(work: string): Promise<string[]> {
     push.theirs.push(t.seconds);
   };
   const oursPull = async (host: string): Promise<void> => {
-    await rm(out, { recursive: true, force: true });
+    out = fresh('pulled');
     const env = await freshCache();
     settle();
     const o = await ocitool(['pull', '-q', `docker://${host}/bench/img:1`, `oci:${out}:1`], env);
@@ -180,7 +187,7 @@ export async function benchTransfer(work: string): Promise<string[]> {
     if (expected !== got.Digest) throw new Error(`ocitool pulled ${expected}, the registry has ${got.Digest}`);
   };
   const theirPull = async (host: string): Promise<void> => {
-    await rm(out, { recursive: true, force: true });
+    out = fresh('pulled');
     settle();
     pull.theirs.push((await skopeoCopy(`docker://${host}/bench/img:1`, `oci:${out}:1`)).seconds);
   };
@@ -191,10 +198,10 @@ export async function benchTransfer(work: string): Promise<string[]> {
     await withRegistry(async (host) => {
       await skopeoCopy(img.ref, `docker://${host}/bench/img:1`);
       for (const step of oursFirst ? [oursPull, theirPull] : [theirPull, oursPull]) await step(host);
-      await rm(out, { recursive: true, force: true });
     });
     process.stderr.write(`  run ${i + 1}: push ${push.ours.at(-1)!.toFixed(2)} s vs skopeo ${push.theirs.at(-1)!.toFixed(2)} s; pull ${pull.ours.at(-1)!.toFixed(2)} s vs skopeo ${pull.theirs.at(-1)!.toFixed(2)} s\n`);
   }
+  for (const d of made) await rm(d, { recursive: true, force: true });
   const line = (what: string, p: Pair): string[] => {
     const o = median(p.ours);
     const t = median(p.theirs);
