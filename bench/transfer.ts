@@ -4,14 +4,14 @@
  * run by run so that both see the same machine. Each run gets a registry of its own (nothing already
  * stored) and an empty blob-location cache (no cross-repository mounts).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { REPEAT, ROOT, median, ocitool, run, type Timed } from './common.js';
+// The tests' launcher: Debian's distribution on a random loopback port (no auth here).
+import { startRegistry } from '../test/helpers/registry.js';
 
 export interface BenchImage {
   layout: string;
@@ -57,70 +57,6 @@ export async function benchImage(work: string): Promise<BenchImage> {
   return { layout, ref, layers: manifest.layers.length, blobBytes };
 }
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
-
-interface Registry {
-  host: string;
-  stop(): Promise<void>;
-}
-
-/** A fresh distribution registry on a random loopback port, its storage in `dir`. */
-async function startRegistry(dir: string): Promise<Registry> {
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true });
-  const port = await freePort();
-  const cfg = join(dir, 'config.yml');
-  await writeFile(
-    cfg,
-    [
-      'version: 0.1',
-      'log:',
-      '  level: error',
-      '  accesslog:',
-      '    disabled: true',
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${join(dir, 'data')}`,
-      '  maintenance:',
-      '    uploadpurging:',
-      '      enabled: false',
-      'http:',
-      `  addr: 127.0.0.1:${port}`,
-      `  secret: ${randomBytes(16).toString('hex')}`,
-      '',
-    ].join('\n'),
-  );
-  const child: ChildProcess = spawn('docker-registry', ['serve', cfg], { stdio: 'ignore' });
-  const host = `127.0.0.1:${port}`;
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 3000);
-      await exited;
-      clearTimeout(t);
-    }
-  };
-  for (let i = 0; i < 150; i++) {
-    try {
-      const r = await fetch(`http://${host}/v2/`, { signal: AbortSignal.timeout(1000) });
-      await r.arrayBuffer();
-      if (r.ok) return { host, stop };
-    } catch {
-      /* not up yet */
-    }
-    await sleep(100);
-  }
-  await stop();
-  throw new Error(`docker-registry on ${host} did not start`);
-}
-
 interface Pair {
   ours: number[];
   theirs: number[];
@@ -147,7 +83,7 @@ export async function benchTransfer(work: string): Promise<string[]> {
   const pull: Pair = { ours: [], theirs: [], rssKiB: 0 };
   const skopeoCopy = (src: string, dst: string): Promise<Timed> => run('skopeo', ['copy', '-q', '--src-tls-verify=false', '--dest-tls-verify=false', src, dst]);
   const withRegistry = async <T>(fn: (host: string) => Promise<T>): Promise<T> => {
-    const reg = await startRegistry(fresh('registry'));
+    const reg = await startRegistry({ storage: fresh('registry') });
     try {
       return await fn(reg.host);
     } finally {

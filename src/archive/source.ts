@@ -8,12 +8,12 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable, pipeline as pipelineCb, Writable } from 'node:stream';
+import { Readable, pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { ReadOnlyStore } from '../content/store.js';
 import { digestOf, isValidDigest, parseDigest } from '../digest/digest.js';
-import { HashingStream, VerifyingStream, markVerified } from '../digest/verify.js';
+import { VerifyingStream, digestOfStream, markVerified } from '../digest/verify.js';
 import { detectCompression } from '../layer/compression.js';
 import { formatDockerReference, parseDockerName, type DockerReference } from '../reference/docker-name.js';
 import { MediaType, isManifestType } from '../spec/media-types.js';
@@ -209,10 +209,8 @@ export class DockerArchiveSource implements ReadOnlyStore {
     return { manifest, descriptor: { mediaType: desc.mediaType, digest: desc.digest, size: desc.size }, blobs };
   }
 
-  private async hash(m: TarMember): Promise<string> {
-    const h = new HashingStream('sha256');
-    await pipeline(this.tar.stream(m), h, new Writable({ write: (_c, _e, cb) => cb() }));
-    return h.digest;
+  private hash(m: TarMember): Promise<string> {
+    return digestOfStream(this.tar.stream(m));
   }
 
   async resolve(reference: string): Promise<Descriptor> {

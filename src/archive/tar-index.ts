@@ -6,7 +6,7 @@
  * the file is a truncated archive, reported as such.
  */
 import { createReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { OciToolError } from '../util/errors.js';
@@ -134,14 +134,5 @@ export class TarIndex {
     } finally {
       await fh.close();
     }
-  }
-}
-
-/** Size of a file, or undefined when it does not exist. */
-export async function fileSize(path: string): Promise<number | undefined> {
-  try {
-    return (await stat(path)).size;
-  } catch {
-    return undefined;
   }
 }

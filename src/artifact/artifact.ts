@@ -8,7 +8,7 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { fetchBytes, type Fetcher, type Pusher, type Resolver, type Store } from '../content/store.js';
+import { fetchBytes, type Fetcher, type Resolver, type Store } from '../content/store.js';
 import { digestOf } from '../digest/digest.js';
 import { EntryConverter } from '../layer/entries.js';
 import { addEntries } from '../layer/sources.js';
@@ -175,4 +175,3 @@ export async function attach(store: Store & ReferrersApi & { readonly name?: str
   await store.tag(desc, fallbackTag(subject.digest));
 }
 
-export type { Pusher };

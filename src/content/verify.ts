@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Descriptor } from '../spec/types.js';
 import { isImageConfigType, isManifestType, livesElsewhere } from '../spec/media-types.js';
-import { HashingStream } from '../digest/verify.js';
+import { digestOfStream } from '../digest/verify.js';
 import { OciToolError, isOciToolError } from '../util/errors.js';
 import type { Collectable } from './store.js';
 import { fetchConfig, walk } from './graph.js';
@@ -145,9 +145,7 @@ async function diffIdOf(store: Collectable, layer: Descriptor): Promise<string |
     await drain(src);
     return undefined; // digest checked, diffID not
   }
-  const hash = new HashingStream('sha256');
-  await pipeline(src, unpack, hash, sink());
-  return hash.digest;
+  return digestOfStream(src, unpack);
 }
 
 const sink = (): Writable => new Writable({ write: (_c, _e, cb) => cb() });

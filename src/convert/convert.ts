@@ -22,7 +22,7 @@ import { copyGraph, Limiter, type CopyGraphOptions } from '../content/copy.js';
 import { fetchManifest } from '../content/graph.js';
 import { fetchBytes, type ExistenceChecker, type Fetcher, type Mounter, type Pusher } from '../content/store.js';
 import { digestOf } from '../digest/digest.js';
-import { HashingStream, markVerified } from '../digest/verify.js';
+import { HashingStream, digestOfStream, markVerified } from '../digest/verify.js';
 import { Tap, asContentError, compressionOfMediaType, compressor, decompressor, detectCompression, peek, type Compression } from '../layer/compression.js';
 import { MediaType, isForeignLayerType, isImageConfigType, isIndexType, isManifestType, isSchema1Type, mediaTypeFor } from '../spec/media-types.js';
 import { checkImageConfig, parseJson } from '../spec/parse.js';
@@ -80,6 +80,16 @@ function withType<T extends object>(doc: T & { mediaType?: string }, mediaType: 
   return out;
 }
 
+/** The promise kept in `map` under `key`, made by `make` the first time: each piece of work once. */
+function once<V>(map: Map<string, Promise<V>>, key: string, make: () => Promise<V>): Promise<V> {
+  let p = map.get(key);
+  if (!p) {
+    p = make();
+    map.set(key, p);
+  }
+  return p;
+}
+
 /** A destination that stores a stream under the digest it computes (a layout). */
 const canPutBlob = (d: object): d is { putBlob(content: Readable): Promise<{ digest: string; size: number }> } => typeof (d as { putBlob?: unknown }).putBlob === 'function';
 
@@ -103,12 +113,7 @@ export async function convertGraph(src: Source, dst: Destination, root: Descript
 
   /** Copies a blob unchanged (once per digest). */
   const copyBlob = (desc: Descriptor): Promise<void> => {
-    let p = blobs.get(desc.digest);
-    if (!p) {
-      p = limiter.run(() => copyGraph(src, dst, desc, one), desc.size);
-      blobs.set(desc.digest, p);
-    }
-    return p;
+    return once(blobs, desc.digest, () => limiter.run(() => copyGraph(src, dst, desc, one), desc.size));
   };
 
   /** Pushes a small document made here (config, manifest, index). */
@@ -128,9 +133,7 @@ export async function convertGraph(src: Source, dst: Destination, root: Descript
     if (known) return known;
     const from = dst.fetch && (await dst.exists(desc)) ? (dst as Fetcher) : src;
     const stream = await from.fetch(desc, sig);
-    const hash = new HashingStream('sha256');
-    await pipeline(stream, decompressor(detectCompression(await peek(stream))), hash, sink());
-    return hash.digest;
+    return digestOfStream(stream, decompressor(detectCompression(await peek(stream))));
   };
 
   /**
@@ -139,12 +142,7 @@ export async function convertGraph(src: Source, dst: Destination, root: Descript
    */
   const convertLayer = (desc: Descriptor, compression: Compression | undefined, format: Format, needDiffId: boolean, expectDiffId?: string): Promise<{ descriptor: Descriptor; diffId?: string }> => {
     const key = `${desc.digest} ${compression ?? '-'} ${format} ${needDiffId}`;
-    let p = layers.get(key);
-    if (!p) {
-      p = convertLayerNow(desc, compression, format, needDiffId, expectDiffId);
-      layers.set(key, p);
-    }
-    return p;
+    return once(layers, key, () => convertLayerNow(desc, compression, format, needDiffId, expectDiffId));
   };
 
   const convertLayerNow = async (desc: Descriptor, compression: Compression | undefined, format: Format, needDiffId: boolean, expectDiffId?: string): Promise<{ descriptor: Descriptor; diffId?: string }> => {
@@ -228,14 +226,7 @@ export async function convertGraph(src: Source, dst: Destination, root: Descript
     }, desc.size);
   };
 
-  const convertNode = (desc: Descriptor): Promise<Descriptor> => {
-    let p = nodes.get(desc.digest);
-    if (!p) {
-      p = convertNodeNow(desc);
-      nodes.set(desc.digest, p);
-    }
-    return p;
-  };
+  const convertNode = (desc: Descriptor): Promise<Descriptor> => once(nodes, desc.digest, () => convertNodeNow(desc));
 
   const convertNodeNow = async (desc: Descriptor): Promise<Descriptor> => {
     opts.signal?.throwIfAborted();
@@ -305,18 +296,12 @@ export async function convertGraph(src: Source, dst: Destination, root: Descript
     const format = opts.format ?? 'oci';
     const blobSums = schema1Layers(img);
     const sized = new Map<string, Promise<Descriptor>>();
-    const descriptorOf = (digest: string): Promise<Descriptor> => {
-      let p = sized.get(digest);
-      if (!p) {
-        p = (async () => {
-          const size = await src.blobSize?.(digest);
-          if (size === undefined) throw new OciToolError('NOT_FOUND', `${what}: layer ${digest} not found (or its size unknown) in ${srcName}`);
-          return { mediaType: MediaType.DockerLayerGzip, digest, size };
-        })();
-        sized.set(digest, p);
-      }
-      return p;
-    };
+    const descriptorOf = (digest: string): Promise<Descriptor> =>
+      once(sized, digest, async () => {
+        const size = await src.blobSize?.(digest);
+        if (size === undefined) throw new OciToolError('NOT_FOUND', `${what}: layer ${digest} not found (or its size unknown) in ${srcName}`);
+        return { mediaType: MediaType.DockerLayerGzip, digest, size };
+      });
     const converted = await Promise.all(blobSums.map(async (digest) => convertLayer(await descriptorOf(digest), opts.compression, format, true)));
     const docker = schema1Config(img, converted.map((c) => c.diffId!), what);
     const configBytes = format === 'oci' ? ociConfigFromDocker(docker, `config converted from ${what}`) : docker;

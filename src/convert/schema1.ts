@@ -5,7 +5,7 @@
  */
 import { createPublicKey, verify as cryptoVerify, type JsonWebKey } from 'node:crypto';
 import { digestOf, isValidDigest } from '../digest/digest.js';
-import { EMPTY_GZIP_LAYER_DIGEST, EMPTY_TAR_DIFFID, MediaType } from '../spec/media-types.js';
+import { EMPTY_GZIP_LAYER_DIGEST, EMPTY_TAR_DIFFID } from '../spec/media-types.js';
 import { checkSchema1, parseJson } from '../spec/parse.js';
 import type { Schema1Manifest } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
@@ -208,4 +208,3 @@ export function schema1Config(img: Schema1Image, diffIds: string[], what: string
   return Buffer.from(marshalRawMap(members));
 }
 
-export { MediaType };

@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { OciToolError } from '../util/errors.js';
 import { hashAlgorithmOf, type HashAlgorithm } from './digest.js';
 
@@ -112,4 +113,14 @@ export function verifyBuffer(data: Uint8Array, expected: Expected, what: string 
   if (got !== expected.digest) {
     throw new OciToolError('DIGEST_MISMATCH', `${what}: content hashes to ${got}, expected ${expected.digest}`);
   }
+}
+
+/**
+ * Reads `source` to its end through `stages` (a decompressor, say) and returns the sha256 digest of
+ * what comes out: a layer's diffID, a member's digest.
+ */
+export async function digestOfStream(source: Readable, ...stages: NodeJS.ReadWriteStream[]): Promise<string> {
+  const hash = new HashingStream('sha256');
+  await pipeline([source, ...stages, hash, new Writable({ write: (_c, _e, cb) => cb() })] as unknown as [Readable, Writable]);
+  return hash.digest;
 }

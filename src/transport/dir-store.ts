@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline, type Readable } from 'node:stream';
+import { Readable, pipeline } from 'node:stream';
 import type { ReadOnlyStore } from '../content/store.js';
 import { schema1Digest } from '../convert/schema1.js';
 import { digestOf, parseDigest } from '../digest/digest.js';
@@ -76,8 +76,7 @@ export class DirStore implements ReadOnlyStore {
   async fetch(desc: Descriptor): Promise<Readable> {
     const m = await this.readManifest();
     if (desc.digest === m.desc.digest) {
-      const { Readable: R } = await import('node:stream');
-      return markVerified(R.from([m.bytes]), desc.digest);
+      return markVerified(Readable.from([m.bytes]), desc.digest);
     }
     const f = await this.blobFile(desc.digest);
     if (!f) throw new OciToolError('NOT_FOUND', `blob ${desc.digest} not found in ${this.name}`);

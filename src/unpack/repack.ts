@@ -4,7 +4,7 @@
  * build's diff engine, so neither root nor an mtree is needed. The result is the unpacked image with
  * that layer appended (and a history entry), written wherever REF says.
  */
-import { createHash } from 'node:crypto';
+import { digestOfStream } from '../digest/verify.js';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -85,11 +85,7 @@ async function refreshState(dir: string, old: UnpackState, view: (e: TreeEntry) 
   return { ...old, source, manifest: result.manifest, config: result.config, entries };
 }
 
-async function hashFile(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
-  return `sha256:${h.digest('hex')}`;
-}
+const hashFile = (path: string): Promise<string> => digestOfStream(createReadStream(path, { highWaterMark: 1 << 20 }));
 
 async function writeState(file: string, state: UnpackState): Promise<void> {
   const tmp = tempName(dirname(file), '.ocitool-state');

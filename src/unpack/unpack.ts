@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import { mkdir, readdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { PassThrough, Writable, pipeline as pipelineCb } from 'node:stream';
+import { PassThrough, pipeline as pipelineCb } from 'node:stream';
 import { fetchBytes, type Fetcher, type Resolver } from '../content/store.js';
 import { HashingStream } from '../digest/verify.js';
 import { resolveImageManifest } from '../image/resolve.js';
@@ -106,14 +106,11 @@ export function parseIdMapping(s: string, what: string): IdMapping {
   return { container: Number(m[1]), host: Number(m[2]), size: Number(m[3]) };
 }
 
-function mapId(id: number, maps: IdMapping[] | undefined, kind: string, entry: string): number {
+function mapId(id: number, maps: IdMapping[] | undefined, kind: string): number {
   if (!maps || maps.length === 0) return id;
   for (const m of maps) if (id >= m.container && id < m.container + m.size) return m.host + (id - m.container);
   throw new UnsafeEntry(`its ${kind} ${id} is not in the ${kind} map`);
-  void entry;
 }
-
-const sinkStream = (): Writable => new Writable({ write: (_c, _e, cb) => cb() });
 
 async function drain(stream: AsyncIterable<unknown>): Promise<void> {
   for await (const _ of stream) void _;
@@ -288,8 +285,8 @@ export async function unpackFrom(store: Fetcher & Resolver & { readonly name?: s
       writtenHere.add(rel);
       const mode = h.mode & 0o7777;
       const mtime = h.mtime;
-      const uid = mapId(h.uid, opts.uidMap, 'uid', h.name);
-      const gid = mapId(h.gid, opts.gidMap, 'gid', h.name);
+      const uid = mapId(h.uid, opts.uidMap, 'uid');
+      const gid = mapId(h.gid, opts.gidMap, 'gid');
       const xattrs: Record<string, string> = Object.fromEntries([...h.xattrs].map(([k, v]) => [k, v.toString('base64')]));
       if (h.xattrs.size > 0 && type !== 'symlink') xattrJobs.set(host, h.xattrs);
       else xattrJobs.delete(host);
@@ -408,6 +405,5 @@ export async function unpackFrom(store: Fetcher & Resolver & { readonly name?: s
     await writeFile(tmp, JSON.stringify(doc));
     await rename(tmp, stateFile);
   }
-  void sinkStream;
   return { manifest: manifest.descriptor, layers: m.layers.length, entries, skipped, ...(stateFile ? { stateFile } : {}) };
 }

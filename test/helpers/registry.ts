@@ -46,6 +46,8 @@ export interface RegistryOptions {
    * given extra DNS names; `caFile` in the result is the certificate to trust.
    */
   tls?: { dnsNames?: string[] };
+  /** Where the registry keeps its blobs (default: inside its temp directory); kept by stop() (the benchmark's choice). */
+  storage?: string;
 }
 
 export interface TestRegistry {
@@ -114,7 +116,7 @@ function config(dir: string, port: number, opts: RegistryOptions, auth: string[]
     '    disabled: true',
     'storage:',
     '  filesystem:',
-    `    rootdirectory: ${join(dir, 'data')}`,
+    `    rootdirectory: ${opts.storage ?? join(dir, 'data')}`,
     '  delete:',
     '    enabled: true',
     '  cache:',
