@@ -3,7 +3,7 @@
  * real registry (with schema 1 enabled), ocitool and skopeo both convert them, and the results must
  * agree: layers, diff_ids, history with its empty-layer marks, and the runtime config.
  */
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -167,6 +167,22 @@ describe('hand-made schema 1 edge cases (testdata/schema1-cases, skopeo dir: for
     expect(refused.stderr).toMatch(/bad-signature: signature 1 of 1 does not verify/);
     const { stderr } = await convertBoth('bad-signature', ['--ignore-signatures']);
     expect(stderr).toMatch(/warning: .* does not verify.*converting it anyway/);
+  });
+
+  it('a signed manifest says only what its signature covers: members appended after the payload are ignored', async () => {
+    // Members after formatLength keep the digest and the signature, and would win as JSON's last key.
+    const tampered = join(work, 'tampered-case');
+    await cp(join(cases, 'good-signature'), tampered, { recursive: true });
+    const text = await readFile(join(tampered, 'manifest.json'), 'utf8');
+    const v1 = JSON.stringify(JSON.stringify({ id: 'f'.repeat(64), created: '2021-01-01T00:00:00Z' }));
+    const extra = `,\n   "fsLayers": [{"blobSum": "sha256:15b6ad84e33d66efc338b18b78704f4c97a3a4129fd900081d1ed8fb34cd004a"}],\n   "history": [{"v1Compatibility": ${v1}}]\n}`;
+    await writeFile(join(tampered, 'manifest.json'), text.replace(/\n\}\s*$/, extra));
+    expect(JSON.parse(await readFile(join(tampered, 'manifest.json'), 'utf8')).fsLayers).toHaveLength(1);
+    const ours = await ocitool(['convert', `dir:${tampered}`, `oci:${join(work, 'tampered-out')}:x`]);
+    expect(ours.code).toBe(0);
+    const untampered = await ok(ocitool(['convert', `dir:${join(cases, 'good-signature')}`, `oci:${join(work, 'untampered-out')}:x`]));
+    expect(lastLine(ours.stdout)).toBe(lastLine(untampered));
+    expect((await imageIn(join(work, 'tampered-out'), 'x')).manifest.layers).toHaveLength(2);
   });
 
   it('--manifest FILE converts a manifest kept apart, its blobs read from an OCI layout', async () => {

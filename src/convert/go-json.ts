@@ -8,6 +8,7 @@
  * - map keys are sorted by their UTF-8 bytes;
  * - times print as RFC 3339 with the fraction's trailing zeros removed and a zero offset as `Z`.
  */
+import { parseJson } from '../spec/parse.js';
 import { OciToolError } from '../util/errors.js';
 
 const HTML_ESCAPES: Record<string, string> = { '<': '\\u003c', '>': '\\u003e', '&': '\\u0026', '\u2028': '\\u2028', '\u2029': '\\u2029' };
@@ -80,12 +81,7 @@ function skipSpace(text: string, i: number): number {
  * replacing an earlier one (as decoding into a Go map does). `text` is checked to be valid JSON.
  */
 export function rawObjectEntries(text: string, what: string): Map<string, string> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new OciToolError('INVALID_JSON', `${what}: malformed JSON (${(err as Error).message})`);
-  }
+  const parsed = parseJson(text, what, Infinity);
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new OciToolError('INVALID_JSON', `${what}: not a JSON object`);
   const out = new Map<string, string>();
   let i = skipSpace(text, 0) + 1; // past '{'

@@ -6,6 +6,7 @@
 import { createPublicKey, verify as cryptoVerify, type JsonWebKey } from 'node:crypto';
 import { digestOf, isValidDigest } from '../digest/digest.js';
 import { EMPTY_GZIP_LAYER_DIGEST, EMPTY_TAR_DIFFID } from '../spec/media-types.js';
+import { schema1Payload } from '../spec/jws.js';
 import { checkSchema1, parseJson } from '../spec/parse.js';
 import type { Schema1Manifest } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
@@ -16,6 +17,7 @@ const bad = (what: string, why: string): OciToolError => new OciToolError('INVAL
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export interface Schema1Document {
+  /** What the manifest says: for a signed one, its signed payload (never what follows it). */
   manifest: Schema1Manifest;
   /** What the digest is taken over: the JWS payload when signed, else the bytes themselves. */
   payload: Buffer;
@@ -24,46 +26,15 @@ export interface Schema1Document {
   signed: boolean;
 }
 
-interface ProtectedHeader {
-  formatLength: number;
-  formatTail: string;
-}
-
-function decodeProtected(p: unknown, what: string): ProtectedHeader {
-  if (typeof p !== 'string') throw bad(what, 'a signature has no "protected" header');
-  let v: unknown;
-  try {
-    v = JSON.parse(Buffer.from(p, 'base64url').toString('utf8'));
-  } catch {
-    throw bad(what, 'a signature\'s "protected" header is not base64url JSON');
-  }
-  if (!isObject(v) || !Number.isSafeInteger(v.formatLength) || typeof v.formatTail !== 'string') {
-    throw bad(what, 'a signature\'s "protected" header lacks formatLength or formatTail');
-  }
-  return { formatLength: v.formatLength as number, formatTail: v.formatTail };
-}
-
 /**
  * Reads a schema 1 manifest (signed or not) and computes its digest as registries do: a signed
  * manifest's payload is `bytes[0:formatLength]` followed by the decoded `formatTail`, which all
  * signatures must agree on.
  */
 export function readSchema1(bytes: Buffer, what: string): Schema1Document {
-  const v = parseJson(bytes, what);
-  const manifest = checkSchema1(v, what);
-  if (!isObject(v) || !('signatures' in v)) return { manifest, payload: bytes, digest: digestOf(bytes), signed: false };
-  const sigs = v.signatures;
-  if (!Array.isArray(sigs) || sigs.length === 0) throw bad(what, '"signatures" is not a non-empty list');
-  let format: ProtectedHeader | undefined;
-  for (const s of sigs) {
-    const h = decodeProtected(isObject(s) ? s.protected : undefined, what);
-    if (format && (format.formatLength !== h.formatLength || format.formatTail !== h.formatTail)) throw bad(what, 'the signatures disagree on the signed payload (formatLength/formatTail)');
-    format = h;
-  }
-  const { formatLength, formatTail } = format!;
-  if (formatLength <= 0 || formatLength > bytes.length) throw bad(what, `signature formatLength ${formatLength} is outside the manifest's ${bytes.length} bytes`);
-  const payload = Buffer.concat([bytes.subarray(0, formatLength), Buffer.from(formatTail, 'base64url')]);
-  return { manifest, payload, digest: digestOf(payload), signed: true };
+  const { payload, signed } = schema1Payload(parseJson(bytes, what), bytes, what);
+  const manifest = checkSchema1(parseJson(payload, `${what} (signed payload)`), what);
+  return { manifest, payload, digest: digestOf(payload), signed };
 }
 
 /** The schema 1 digest of manifest bytes (signed or not), without the checks of readSchema1's callers. */

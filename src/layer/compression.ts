@@ -9,6 +9,7 @@ import { Duplex, PassThrough, Transform, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { OciToolError } from '../util/errors.js';
 import { ParallelGzip } from './gzip.js';
+import { checkCompressionLevel } from './levels.js';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 
@@ -73,14 +74,15 @@ export function decompressor(kind: Compression): Duplex {
   }
 }
 
-/** A stream that compresses to `kind` (gzip in parallel, at `level`, default 6). */
+/** A stream that compresses to `kind` (gzip in parallel, at `level`, default 6; zstd default 3). */
 export function compressor(kind: Compression, level?: number): Duplex {
+  if (kind !== 'none') checkCompressionLevel(kind, level, 'compression level');
   switch (kind) {
     case 'gzip':
       return new ParallelGzip({ level: level ?? 6 });
     case 'zstd':
       requireZstd('zstd compression');
-      return zstdStream([`-${Math.min(Math.max(level ?? 3, 1), 19)}`, '-T0']);
+      return zstdStream([`-${level ?? 3}`, '-T0']);
     case 'none':
       return new PassThrough();
   }

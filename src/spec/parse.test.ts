@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MediaType } from './media-types.js';
-import { checkImageConfig, detectManifestType, parseJson, parseManifest } from './parse.js';
+import { checkImageConfig, detectManifestType, jsonDepth, parseJson, parseManifest } from './parse.js';
 import { parsePlatform, platformMatches } from './platform.js';
 
 const D = 'sha256:' + 'a'.repeat(64);
@@ -58,5 +58,19 @@ describe('config and platform', () => {
     expect(platformMatches({ os: 'linux', architecture: 'arm', variant: 'v7' }, { os: 'linux', architecture: 'arm' })).toBe(true);
     expect(platformMatches({ os: 'linux', architecture: 'arm', variant: 'v6' }, { os: 'linux', architecture: 'arm', variant: 'v7' })).toBe(false);
     expect(platformMatches({ os: 'linux', architecture: 'amd64' }, { os: 'windows', architecture: 'amd64' })).toBe(false);
+  });
+});
+
+describe('parseJson nesting', () => {
+  it('refuses documents nested deeper than MAX_JSON_DEPTH, naming the document, before anything recursive sees them', () => {
+    const deep = `${'['.repeat(200_000)}${']'.repeat(200_000)}`;
+    expect(() => parseJson(deep, 'manifest sha256:abc')).toThrow(/^manifest sha256:abc: JSON nested more than 256 levels deep$/);
+    expect(jsonDepth(`${'{"a":'.repeat(256)}1${'}'.repeat(256)}`)).toBe(256);
+    expect(() => parseJson(`${'{"a":'.repeat(257)}1${'}'.repeat(257)}`, 'config')).toThrow(/nested more than 256/);
+  });
+
+  it('counts no brackets inside strings, escaped quotes included', () => {
+    expect(jsonDepth(JSON.stringify({ a: '[[[{{{\\"[[[', b: ['x'] }))).toBe(2);
+    expect(parseJson(JSON.stringify({ s: '['.repeat(10_000) }), 'doc')).toEqual({ s: '['.repeat(10_000) });
   });
 });

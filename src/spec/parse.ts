@@ -1,5 +1,6 @@
 import { OciToolError } from '../util/errors.js';
 import { isValidDigest } from '../digest/digest.js';
+import { schema1Payload } from './jws.js';
 import { MediaType, isIndexType, isImageManifestType, isSchema1Type } from './media-types.js';
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest, Schema1Manifest } from './types.js';
 
@@ -8,11 +9,34 @@ export const MAX_JSON_BYTES = 4 * 1024 * 1024;
 
 const invalid = (what: string, why: string): OciToolError => new OciToolError('INVALID_JSON', `${what}: ${why}`);
 
-/** Parses JSON bytes; a one-line error naming `what` on malformed input or over the cap. */
+/**
+ * How deeply arrays and objects may nest. No manifest, index or config nests past a handful of
+ * levels; a hostile document nested a million deep parses, but overflows the stack of everything
+ * recursive that touches it afterwards (JSON.stringify, a walk).
+ */
+export const MAX_JSON_DEPTH = 256;
+
+/** The deepest nesting of `[`/`{` in JSON text, strings skipped; stops counting past `limit`. */
+export function jsonDepth(text: string, limit = MAX_JSON_DEPTH): number {
+  let depth = 0;
+  let max = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c /* \ */) i++;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max && (max = depth) > limit) return max;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
+}
+
+/** Parses JSON bytes; a one-line error naming `what` on malformed input, over the cap, or nested too deep. */
 export function parseJson(data: Uint8Array | string, what: string, cap = MAX_JSON_BYTES): unknown {
   const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
   if (size > cap) throw new OciToolError('TOO_LARGE', `${what}: ${size} bytes is over the ${cap}-byte limit for JSON documents`);
   const text = typeof data === 'string' ? data : Buffer.from(data.buffer, data.byteOffset, data.length).toString('utf8');
+  if (jsonDepth(text) > MAX_JSON_DEPTH) throw invalid(what, `JSON nested more than ${MAX_JSON_DEPTH} levels deep`);
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {
@@ -111,8 +135,16 @@ export function parseManifest(data: Uint8Array | string, what: string, mediaType
   const known = (t: string | undefined): t is string => t !== undefined && (isIndexType(t) || isImageManifestType(t) || isSchema1Type(t));
   const mt = known(own) ? own : known(mediaType) ? mediaType : (mediaType ?? detectManifestType(v));
   if (mt === undefined) throw invalid(what, 'cannot tell what kind of manifest this is');
-  const parsed = parseAs(v, mt, what);
+  // A signed schema 1 manifest says only what its signed payload says.
+  const doc = isSchema1Type(mt) ? schema1Doc(v, data, what) : v;
+  const parsed = parseAs(doc, mt, what);
   return own === undefined ? parsed : { ...parsed, ownMediaType: own };
+}
+
+function schema1Doc(v: unknown, data: Uint8Array | string, what: string): unknown {
+  const bytes = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.length);
+  const { payload, signed } = schema1Payload(v, bytes, what);
+  return signed ? parseJson(payload, `${what} (signed payload)`) : v;
 }
 
 function parseAs(v: unknown, mt: string, what: string): Parsed {

@@ -7,6 +7,7 @@ import type { LayerSpec } from '../../image/build.js';
 import type { Descriptor } from '../../spec/types.js';
 import { OciLayout } from '../../layout/layout.js';
 import { openStore } from '../../transport/open.js';
+import { checkCompressionLevel, LEVELS_HELP } from '../../layer/levels.js';
 import { OciToolError } from '../../util/errors.js';
 import { parseKeyValues } from '../../image/config.js';
 import { parseImageArg, platformArg } from '../args.js';
@@ -25,11 +26,16 @@ export function parseAdd(s: string): { src: string; dest: string } {
 }
 
 /** An exec-form list: repeated flags, or one JSON array. */
-export function execForm(values: string[] | undefined): string[] | undefined {
+export function execForm(values: string[] | undefined, flag = 'exec form'): string[] | undefined {
   if (values === undefined || values.length === 0) return undefined;
   if (values.length === 1 && values[0]!.trimStart().startsWith('[')) {
-    const v = JSON.parse(values[0]!) as unknown;
-    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new OciToolError('USAGE', `expected a JSON array of strings: ${values[0]}`);
+    let v: unknown;
+    try {
+      v = JSON.parse(values[0]!);
+    } catch {
+      v = undefined;
+    }
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new OciToolError('USAGE', `${flag} ${values[0]}: expected a JSON array of strings, such as '["node", "index.js"]'`);
     return v;
   }
   return values;
@@ -93,11 +99,10 @@ export default defineCommand({
       .option('chown', { type: 'string', default: '0:0', describe: 'UID:GID owning every file' })
       .option('created', { type: 'string', describe: 'creation time (RFC 3339 or epoch seconds; default SOURCE_DATE_EPOCH, else now); also clamps file mtimes' })
       .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, default: 'gzip' as const })
-      .option('compression-level', { type: 'number', describe: 'gzip level 0-9 (default 6)' })
+      .option('compression-level', { type: 'number', describe: LEVELS_HELP })
       .option('format', { choices: ['oci', 'docker'] as const, default: 'oci' as const }),
     ),
   run: async (args, out) => {
-    const registry = await registryOpen(args);
     const dst = parseImageArg(args.tag);
     // Any destination but a layout: build into a temp layout, then copy there (to a registry, only
     // what it lacks; an archive is written whole, or not at all).
@@ -108,10 +113,13 @@ export default defineCommand({
     const chown = /^(\d+):(\d+)$/.exec(args.chown);
     if (!chown) throw new OciToolError('USAGE', `--chown ${args.chown}: expected UID:GID`);
     const level = args['compression-level'];
-    if (level !== undefined && (!Number.isInteger(level) || level < 0 || level > 9)) throw new OciToolError('USAGE', `--compression-level ${level}: expected 0-9`);
+    checkCompressionLevel(args.compression, level);
+    const entrypoint = execForm(args.entrypoint, '--entrypoint');
+    const cmd = execForm(args.cmd, '--cmd');
     const layers = layerSpecs(rawArgv());
     const platform = platformArg(args.platform);
     const created = createdSeconds(args.created);
+    const registry = await registryOpen(args);
     let base: { store: Store; descriptor: Descriptor; name: string } | undefined;
     if (args.from) {
       const { store, reference } = await openStore(parseImageArg(args.from), registry);
@@ -123,8 +131,6 @@ export default defineCommand({
       const destination = await OciLayout.init(tmp ?? (dst.transport === 'oci' ? dst.dir : ''));
       const tagName = dst.transport === 'oci' ? dst.tag : undefined;
       const stopSignal = args['stop-signal'];
-      const entrypoint = execForm(args.entrypoint);
-      const cmd = execForm(args.cmd);
       // The layer engine (tree walk, tar, gzip) loads only when building.
       const { buildImage } = await import('../../image/build.js');
       const result = await buildImage({

@@ -2,6 +2,7 @@ import { hostPlatform, parsePlatform } from '../../spec/platform.js';
 import { parseCreds } from '../../registry/auth/credentials.js';
 import { copy } from '../../transport/copy.js';
 import { OciToolError } from '../../util/errors.js';
+import { checkCompressionLevel, LEVELS_HELP } from '../../layer/levels.js';
 import { parseImageArg } from '../args.js';
 import { defineCommand } from '../command.js';
 import { progressReporter } from '../progress.js';
@@ -24,7 +25,7 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull' | 'convert', describe: s
         .option('all-platforms', { type: 'boolean', default: direction !== 'pull', describe: 'copy a whole index (default for copy and push; pull picks one platform)' })
         .option('format', { choices: ['oci', 'docker'] as const, describe: verb === 'convert' ? 'media types of the result (default oci)' : 'convert to OCI or Docker schema 2 media types on the way' })
         .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, describe: 're-encode layers (diff_ids kept); default: as they are' })
-        .option('compression-level', { type: 'number', describe: 'level for re-encoded layers (gzip 1-9, zstd 1-19)' })
+        .option('compression-level', { type: 'number', describe: `level for re-encoded layers (${LEVELS_HELP})` })
         .option('referrers', { type: 'boolean', default: false, describe: "also copy the image's referrers (signatures, SBOMs…) and theirs" })
         .option('manifest', { type: 'string', describe: 'copy the image of this manifest file, its blobs read from SRC (a layout, dir: or registry)' })
         .option('ignore-signatures', { type: 'boolean', default: false, describe: 'convert a signed schema 1 manifest whose signatures do not verify' }),
@@ -36,7 +37,8 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull' | 'convert', describe: s
       if (dstRef.transport === 'oci' && dstRef.digest) throw new OciToolError('USAGE', `${verb}: ${args.dst}: a destination is named by a tag, not a digest`);
       if (!Number.isInteger(args.concurrency) || args.concurrency < 1) throw new OciToolError('USAGE', `${verb}: --concurrency must be a positive integer`);
       const level = args['compression-level'];
-      if (level !== undefined && (!Number.isInteger(level) || level < 0 || level > 19)) throw new OciToolError('USAGE', `${verb}: --compression-level must be an integer from 0 to 19`);
+      if (level !== undefined && args.compression === undefined) throw new OciToolError('USAGE', `${verb}: --compression-level needs --compression (layers are copied as they are without it)`);
+      if (args.compression !== undefined) checkCompressionLevel(args.compression, level, `${verb}: --compression-level`);
       if (args.format === 'docker' && args.compression === 'zstd') throw new OciToolError('USAGE', `${verb}: Docker schema 2 has no zstd layers: use --format oci or another --compression`);
       // --creds / --username name the one registry in the copy (push: the destination, pull: the source).
       const shared = await credentialFromFlags(args);

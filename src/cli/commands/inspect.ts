@@ -2,6 +2,7 @@ import { fetchBytes } from '../../content/store.js';
 import { fetchManifest } from '../../content/graph.js';
 import { resolveImageManifest } from '../../image/resolve.js';
 import { isImageConfigType } from '../../spec/media-types.js';
+import { parseJson } from '../../spec/parse.js';
 import { openStore, type OpenedStore } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
 import { registryOpen, registryOptions } from '../registry-args.js';
@@ -55,5 +56,5 @@ async function show({ store, reference }: OpenedStore, args: GlobalFlags & Inspe
     bytes = await fetchBytes(store, cfg);
   }
   if (args.raw) out.raw(bytes);
-  else out.jsonOut(JSON.parse(bytes.toString('utf8')));
+  else out.jsonOut(parseJson(bytes, `${args.ref} ${args.config ? 'config' : 'manifest'}`));
 }

@@ -1,4 +1,5 @@
 import { repack } from '../../unpack/repack.js';
+import { checkCompressionLevel, LEVELS_HELP } from '../../layer/levels.js';
 import { OciToolError } from '../../util/errors.js';
 import { parseImageArg } from '../args.js';
 import { defineCommand } from '../command.js';
@@ -13,8 +14,9 @@ export default defineCommand({
       .option('tag', { type: 'string', demandOption: true, describe: 'where the new image goes: oci:DIR:TAG, docker://…, archives' })
       .option('created', { type: 'number', describe: 'epoch seconds for created/history and the mtime clamp (default SOURCE_DATE_EPOCH, else now)' })
       .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, default: 'gzip' as const })
-      .option('compression-level', { type: 'number', describe: 'gzip level 0-9 (default 6)' }),
+      .option('compression-level', { type: 'number', describe: LEVELS_HELP }),
   run: async (args, out) => {
+    checkCompressionLevel(args.compression, args['compression-level']);
     const epoch = args.created ?? (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined);
     if (epoch !== undefined && !Number.isSafeInteger(epoch)) throw new OciToolError('USAGE', `repack: --created or SOURCE_DATE_EPOCH must be whole seconds`);
     const result = await repack(args.dir, parseImageArg(args.tag), {
