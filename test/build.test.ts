@@ -135,6 +135,31 @@ describe('ocitool build, read back by umoci', () => {
     expect((await lastLayerNames(layout, 'v1')).sort()).toEqual(['srv/', 'srv/app/', 'srv/app/app.js', 'srv/app/docs/', 'srv/app/docs/keep.md', 'srv/app/logs/'].sort());
   });
 
+  it('on a base, the parents implied by --add keep the base\'s directories (modes, owners); --chown applies to added entries only', async () => {
+    const baseTree = join(work, 'base-tree');
+    await makeTree(baseTree, { tmp: { dir: true, mode: 0o1777 }, root: { dir: true, mode: 0o700 }, 'root/.profile': 'p' });
+    const layout = join(work, 'parents');
+    await ok(ocitool(['build', '--tag', `oci:${layout}:base`, '--add', `${baseTree}:/`]));
+    const ctx = join(work, 'parents-ctx');
+    await makeTree(ctx, { 'app.js': 'js' });
+    await ok(ocitool(['build', '--from', `oci:${layout}:base`, '--tag', `oci:${layout}:tmp-app`, '--add', `${ctx}:/tmp/app`, '--chown', '1000:1000']));
+    expect((await lastLayerNames(layout, 'tmp-app')).sort()).toEqual(['tmp/app/', 'tmp/app/app.js'].sort());
+    await ok(ocitool(['build', '--from', `oci:${layout}:tmp-app`, '--tag', `oci:${layout}:app`, '--add', `${ctx}/app.js:/root/bin/app.js`, '--chown', '1000:1000']));
+    expect(await lastLayerNames(layout, 'app')).toEqual(['root/bin/app.js']);
+    const rootfs = await unpackWithUmoci(layout, 'app');
+    const st = async (p: string): Promise<[string, number, number]> => {
+      const s = await lstat(join(rootfs, p));
+      return [(s.mode & 0o7777).toString(8), s.uid, s.gid];
+    };
+    expect(await st('tmp')).toEqual(['1777', 0, 0]);
+    expect(await st('root')).toEqual(['700', 0, 0]);
+    expect(await st('tmp/app/app.js')).toEqual(['644', 1000, 1000]);
+    expect(await st('root/bin/app.js')).toEqual(['644', 1000, 1000]);
+    // From scratch, the implied parents are entries of their own (0755), as before.
+    await ok(ocitool(['build', '--tag', `oci:${layout}:scratch`, '--add', `${ctx}:/tmp/app`]));
+    expect((await lastLayerNames(layout, 'scratch')).sort()).toEqual(['tmp/', 'tmp/app/', 'tmp/app/app.js'].sort());
+  });
+
   it('is byte-reproducible across paths, mtimes, umask and directory creation order', async () => {
     const spec: Record<string, Node> = { 'z/last': 'z', 'a/first': 'a', 'm/mid/deep': 'd', 'x': { file: 'exec', mode: 0o755 } };
     const one = join(work, 'repro-one');

@@ -103,7 +103,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     const stats: DiffStats | undefined = spec.kind === 'diff' ? { added: 0, changed: 0, deleted: 0, opaque: 0, unchanged: 0 } : spec.kind === 'tree-diff' ? spec.stats : undefined;
     const entries =
       spec.kind === 'add'
-        ? addEntries(spec.src, spec.dest, conv, ignore)
+        ? addEntries(spec.src, spec.dest, conv, ignore, { parents: !opts.base })
         : spec.kind === 'diff'
           ? diffEntries(spec.lower, spec.upper, conv, stats)
           : diffAgainst(spec.lower, spec.upper, conv, stats, { upper: spec.view });

@@ -15,9 +15,12 @@ export function* parentsOf(name: string, conv: EntryConverter): Generator<LayerE
 /**
  * The entries of a layer that puts `src` at `dest` (like a Dockerfile COPY): a directory's contents go
  * under `dest` (which gets the directory's own mode), a single file goes to `dest`, or into it when
- * `dest` ends with '/'. Parents of `dest` are created 0755.
+ * `dest` ends with '/'. With `parents` (a scratch image), the parents of `dest` are entries of their
+ * own, 0755; on a base they are left out, so that the base's directories (`/tmp` 1777, `/root` 0700,
+ * their owners) stay as they are: runtimes, umoci and ocitool's unpack make a missing parent 0755.
  */
-export async function* addEntries(src: string, dest: string, conv: EntryConverter, ignore?: IgnoreMatcher): AsyncGenerator<LayerEntry> {
+export async function* addEntries(src: string, dest: string, conv: EntryConverter, ignore?: IgnoreMatcher, opts: { parents?: boolean } = {}): AsyncGenerator<LayerEntry> {
+  const parents = opts.parents ?? true;
   let root;
   try {
     root = await statEntry(src, '');
@@ -28,14 +31,14 @@ export async function* addEntries(src: string, dest: string, conv: EntryConverte
   if (root.type !== 'dir') {
     const name = archivePath(dest.endsWith('/') ? posix.join(dest, posix.basename(src)) : dest, '');
     if (name === '') throw new OciToolError('USAGE', `--add ${src}:${dest}: a file needs a destination path`);
-    yield* parentsOf(name, conv);
+    if (parents) yield* parentsOf(name, conv);
     const e = conv.convert(root, name);
     if (e) yield e;
     return;
   }
   const base = archivePath(dest, '');
   if (base !== '') {
-    yield* parentsOf(base, conv);
+    if (parents) yield* parentsOf(base, conv);
     const e = conv.convert(root, base);
     if (e) yield e;
   }
