@@ -5,11 +5,13 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { digestOf } from '../src/digest/digest.js';
 import { OciLayout } from '../src/layout/layout.js';
 import { MediaType } from '../src/spec/media-types.js';
 import { ocitool } from './helpers/cli.js';
-import { writeTestImage } from './helpers/images.js';
+import { tarOf, writeTestImage } from './helpers/images.js';
 
 let work: string;
 let src: string;
@@ -78,5 +80,20 @@ describe('hostile documents', () => {
       expect(r.stderr).toMatch(new RegExp(`${m.digest.slice(7, 19)}.*JSON nested more than 256 levels deep`));
       expect(r.stderr).not.toMatch(/call stack/);
     }
+  });
+
+  it('verify --diff-ids of a layer whose gzip check fails names the layer (not a bare "incorrect data check")', async () => {
+    const dir = join(work, 'badcrc');
+    const layout = await OciLayout.init(dir);
+    const tar = await tarOf({ 'a.txt': 'hello\n' });
+    const gz = gzipSync(tar);
+    gz[gz.length - 8]! ^= 0xff; // the CRC32 in the trailer
+    const layer = await layout.putBytes(gz, MediaType.OciLayerGzip);
+    const config = await layout.putBytes(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [digestOf(tar)] } }), MediaType.OciConfig);
+    const m = await layout.putBytes(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [layer] }), MediaType.OciManifest);
+    await layout.tag(m, 'v1');
+    const r = await ocitool(['verify', '--diff-ids', dir]);
+    expect(r.code).toBe(1);
+    expect(r.stdout + r.stderr).toMatch(new RegExp(`layer ${layer.digest}: not valid gzip data \\(incorrect data check\\)`));
   });
 });

@@ -1,4 +1,4 @@
-import { compressionOfMediaType, decompressor } from '../layer/compression.js';
+import { compressionOfMediaType, decompressionError, decompressor } from '../layer/compression.js';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Descriptor } from '../spec/types.js';
@@ -145,7 +145,11 @@ async function diffIdOf(store: Collectable, layer: Descriptor): Promise<string |
     await drain(src);
     return undefined; // digest checked, diffID not
   }
-  return digestOfStream(src, unpack);
+  try {
+    return await digestOfStream(src, unpack);
+  } catch (err) {
+    throw decompressionError(err, `layer ${layer.digest}`, kind!);
+  }
 }
 
 const sink = (): Writable => new Writable({ write: (_c, _e, cb) => cb() });
