@@ -94,6 +94,6 @@ describe('hostile documents', () => {
     await layout.tag(m, 'v1');
     const r = await ocitool(['verify', '--diff-ids', dir]);
     expect(r.code).toBe(1);
-    expect(r.stdout + r.stderr).toMatch(new RegExp(`layer ${layer.digest}: not valid gzip data \\(incorrect data check\\)`));
+    expect(r.stdout + r.stderr).toMatch(new RegExp(`blob ${layer.digest}: not valid gzip data \\(incorrect data check\\)`));
   });
 });

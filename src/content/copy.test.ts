@@ -7,6 +7,7 @@ import { OciLayout } from '../layout/layout.js';
 import { MediaType } from '../spec/media-types.js';
 import type { Descriptor, ImageManifest } from '../spec/types.js';
 import type { Readable } from 'node:stream';
+import { OciToolError } from '../util/errors.js';
 import { copyGraph, type CopyEvent } from './copy.js';
 
 let dir: string;
@@ -18,7 +19,7 @@ afterEach(async () => {
 });
 
 describe('copyGraph', () => {
-  it('starts the largest blobs first and never runs more than `concurrency` at once', async () => {
+  it('starts the largest blobs first and never has more than `concurrency` requests in flight, existence checks included', async () => {
     const src = await OciLayout.init(join(dir, 'src'));
     const sizes = [700, 90_000, 12, 5_000, 300_000, 40];
     const layers = [];
@@ -28,21 +29,20 @@ describe('copyGraph', () => {
     const root = await src.putBytes(JSON.stringify(m), MediaType.OciManifest);
     for (const concurrency of [1, 2]) {
       const layout = await OciLayout.init(join(dir, `dst-${concurrency}`));
-      // The blobs' existence checks all answer at once (a barrier), so the order in which they reach
-      // the limiter does not depend on how fast each stat happens to return.
-      let open!: () => void;
-      const barrier = new Promise<void>((r) => (open = r));
-      const asked: Promise<boolean>[] = [];
+      // Every request to the destination (existence checks included) counts as one in flight.
+      let inFlight = 0;
+      let mostInFlight = 0;
+      const counted = async <T>(p: Promise<T>): Promise<T> => {
+        mostInFlight = Math.max(mostInFlight, ++inFlight);
+        try {
+          return await p;
+        } finally {
+          inFlight--;
+        }
+      };
       const dst = {
-        exists: async (d: Descriptor): Promise<boolean> => {
-          const there = layout.exists(d);
-          if (d.mediaType === MediaType.OciManifest) return there;
-          // Opens once every blob has been asked about and every answer is in.
-          if (asked.push(there) === sizes.length + 1) void Promise.all(asked).then(open);
-          await barrier;
-          return there;
-        },
-        push: (d: Descriptor, c: Readable): Promise<void> => layout.push(d, c),
+        exists: (d: Descriptor): Promise<boolean> => counted(layout.exists(d)),
+        push: (d: Descriptor, c: Readable): Promise<void> => counted(layout.push(d, c)),
       };
       const events: CopyEvent[] = [];
       let running = 0;
@@ -58,8 +58,83 @@ describe('copyGraph', () => {
       const started = events.flatMap((e) => (e.type === 'blob-start' ? [e.descriptor.size] : []));
       expect(started).toEqual([...sizes, 2].sort((a, b) => b - a));
       expect(most).toBe(concurrency);
+      expect(mostInFlight).toBeLessThanOrEqual(concurrency);
       expect(events.at(-1)).toMatchObject({ type: 'manifest-pushed', descriptor: { digest: root.digest } });
       expect(await layout.exists(layers[4]!)).toBe(true);
     }
+  });
+});
+
+describe('copyGraph failure and transforms', () => {
+  async function image(n: number): Promise<{ src: OciLayout; root: Descriptor; layers: Descriptor[]; bytes: Buffer }> {
+    const src = await OciLayout.init(join(dir, 'src'));
+    const layers = [];
+    for (let i = 0; i < n; i++) layers.push(await src.putBytes(randomBytes(1000 + i), MediaType.DockerLayerGzip));
+    const config = await src.putBytes('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}', MediaType.DockerConfig);
+    // Indented as docker pushes manifests (three spaces): re-serialising would change the digest.
+    const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.DockerManifest, config, layers }, null, 3));
+    const root = await src.putBytes(bytes, MediaType.DockerManifest);
+    return { src, root, layers, bytes };
+  }
+
+  it('the first failure aborts the transfers in flight, waits for them to settle, and is the error reported', async () => {
+    const { src, root, layers } = await image(3);
+    const dstLayout = await OciLayout.init(join(dir, 'dst'));
+    const settled: string[] = [];
+    const boom = new OciToolError('DIGEST_MISMATCH', 'the first failure');
+    const dst = {
+      exists: (d: Descriptor): Promise<boolean> => dstLayout.exists(d),
+      push: async (d: Descriptor, c: Readable, o?: { signal?: AbortSignal }): Promise<void> => {
+        c.resume();
+        if (d.digest === layers[0]!.digest) {
+          await new Promise((r) => setTimeout(r, 50));
+          throw boom;
+        }
+        // The others run until the copy aborts them, and take a while to clean up after that.
+        try {
+          await new Promise<void>((_, reject) => o?.signal?.addEventListener('abort', () => setTimeout(() => reject(new Error(`late cleanup error of ${d.digest}`)), 150)));
+        } finally {
+          settled.push(d.digest);
+        }
+      },
+    };
+    await expect(copyGraph(src, dst, root, { concurrency: 4 })).rejects.toBe(boom);
+    // Both other layers and the config had been aborted and had settled before the copy reported.
+    expect(settled.sort()).toEqual([layers[1]!.digest, layers[2]!.digest, (JSON.parse((await src.fetchBytes(root)).toString()) as { config: Descriptor }).config.digest].sort());
+    expect(await dstLayout.exists(root)).toBe(false);
+  });
+
+  it('a caller\'s abort stops queued work: nothing starts after it', async () => {
+    const { src, root } = await image(6);
+    const dstLayout = await OciLayout.init(join(dir, 'dst2'));
+    const abort = new AbortController();
+    let pushes = 0;
+    const dst = {
+      exists: (d: Descriptor): Promise<boolean> => dstLayout.exists(d),
+      push: async (d: Descriptor, c: Readable, o?: { signal?: AbortSignal }): Promise<void> => {
+        pushes++;
+        abort.abort(new Error('interrupted'));
+        c.resume();
+        o?.signal?.throwIfAborted();
+        await dstLayout.push(d, c);
+      },
+    };
+    await expect(copyGraph(src, dst, root, { concurrency: 1, signal: abort.signal })).rejects.toThrow('interrupted');
+    expect(pushes).toBe(1);
+  });
+
+  it('a transform that changes nothing passes on the original bytes: an indented manifest keeps its digest', async () => {
+    const { src, root, bytes } = await image(2);
+    const dst = await OciLayout.init(join(dir, 'dst3'));
+    const seen: string[] = [];
+    const out = await copyGraph(src, dst, root, {
+      transform: async (node) => {
+        seen.push(node.descriptor.digest);
+        return undefined;
+      },
+    });
+    expect(out).toEqual(root);
+    expect(seen).toEqual([root.digest]);
+    expect((await dst.fetchBytes(root)).equals(bytes)).toBe(true);
   });
 });

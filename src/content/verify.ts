@@ -1,4 +1,4 @@
-import { compressionOfMediaType, decompressionError, decompressor } from '../layer/compression.js';
+import { asContentError, compressionOfMediaType, decompressor } from '../layer/compression.js';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Descriptor } from '../spec/types.js';
@@ -148,7 +148,7 @@ async function diffIdOf(store: Collectable, layer: Descriptor): Promise<string |
   try {
     return await digestOfStream(src, unpack);
   } catch (err) {
-    throw decompressionError(err, `layer ${layer.digest}`, kind!);
+    throw asContentError(err, layer.digest, kind!);
   }
 }
 

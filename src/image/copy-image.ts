@@ -14,20 +14,30 @@ export interface CopyImageOptions extends CopyGraphOptions, Pick<ConvertOptions,
   platform?: Platform;
 }
 
+export interface CopiedImage {
+  /** The root at the destination (the source's, unless a conversion changed it). */
+  root: Descriptor;
+  /** The root copied from the source: the one `srcRef` names, or the platform's image in it. */
+  source: Descriptor;
+  /** The index `srcRef` names, when a platform's image was picked from it. */
+  index?: Descriptor;
+}
+
 /**
  * Copies an image (manifest or index, with everything below it) between any two stores and tags it.
  * With `platform`, an index is resolved to that platform's image and only that image is copied. With
  * `format` or `compression` (or a schema 1 source going anywhere but a registry) the image is
- * converted on the way (see convertGraph) and the result's root is returned.
+ * converted on the way (the conversion transform of the one graph copy).
  */
-export async function copyImage(src: Store, srcRef: string, dst: Store, opts: CopyImageOptions = {}): Promise<Descriptor> {
-  let root = await src.resolve(srcRef);
-  if (opts.platform && isIndexType(root.mediaType)) {
-    const { manifest } = await resolveImageManifest(src, root, { platform: opts.platform, what: `${src.name}:${srcRef}` });
-    root = manifest.descriptor;
+export async function copyImage(src: Store, srcRef: string, dst: Store, opts: CopyImageOptions = {}): Promise<CopiedImage> {
+  const named = await src.resolve(srcRef);
+  let source = named;
+  if (opts.platform && isIndexType(named.mediaType)) {
+    const { manifest } = await resolveImageManifest(src, named, { platform: opts.platform, what: `${src.name}:${srcRef}` });
+    source = manifest.descriptor;
   }
-  if (opts.format !== undefined || opts.compression !== undefined || needsConversion(root, opts.destinationIsRegistry ?? false)) root = await convertGraph(src, dst, root, opts);
-  else await copyGraph(src, dst, root, opts);
+  const convert = opts.format !== undefined || opts.compression !== undefined || needsConversion(source, opts.destinationIsRegistry ?? false);
+  const root = convert ? await convertGraph(src, dst, source, opts) : await copyGraph(src, dst, source, opts);
   if (opts.tag !== undefined) await dst.tag(root, opts.tag);
-  return root;
+  return { root, source, ...(source !== named ? { index: named } : {}) };
 }

@@ -60,17 +60,6 @@ function zstdStream(args: string[]): Duplex {
   return duplex;
 }
 
-/**
- * A decompressor's failure as one line naming `what` (a layer): zlib's "incorrect data check" and
- * its kin say nothing of which blob is bad. Other errors pass through unchanged.
- */
-export function decompressionError(err: unknown, what: string, kind: Compression): unknown {
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && code.startsWith('Z_')) return new OciToolError('DIGEST_MISMATCH', `${what}: not valid ${kind} data (${(err as Error).message})`, { cause: err });
-  if (kind === 'zstd' && err instanceof OciToolError && err.message.startsWith('zstd failed')) return new OciToolError('DIGEST_MISMATCH', `${what}: not valid zstd data (${err.message})`, { cause: err });
-  return err;
-}
-
 /** A stream that decompresses `kind` (a pass-through for 'none'). */
 export function decompressor(kind: Compression): Duplex {
   switch (kind) {
@@ -158,6 +147,7 @@ export class Tap extends Transform {
  */
 export function asContentError(err: unknown, digest: string, kind: Compression): unknown {
   const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && code.startsWith('Z_')) return new OciToolError('DIGEST_MISMATCH', `blob ${digest}: not valid ${kind} data (${(err as Error).message})`);
+  if (typeof code === 'string' && code.startsWith('Z_')) return new OciToolError('DIGEST_MISMATCH', `blob ${digest}: not valid ${kind} data (${(err as Error).message})`, { cause: err });
+  if (kind === 'zstd' && err instanceof OciToolError && err.message.startsWith('zstd failed')) return new OciToolError('DIGEST_MISMATCH', `blob ${digest}: not valid zstd data (${err.message})`, { cause: err });
   return err;
 }

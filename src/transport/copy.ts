@@ -4,7 +4,7 @@ import type { Credential } from '../registry/auth/credentials.js';
 import { parseReference, type ImageReference } from '../reference/transport.js';
 import { familiarName } from '../reference/docker-name.js';
 import { hostPlatform } from '../spec/platform.js';
-import { copyImage } from '../image/copy-image.js';
+import { copyImage, type CopiedImage } from '../image/copy-image.js';
 import type { Descriptor, Platform } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
 import type { Compression } from '../layer/compression.js';
@@ -97,9 +97,10 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
     const platform = opts.platform ?? (dstRef.transport === 'docker-archive' ? hostPlatform() : undefined);
     const compression = opts.compression ?? (srcRef.transport === 'docker-archive' && dstRef.transport !== 'docker-archive' ? 'gzip' : undefined);
     try {
-      descriptor = await copyImage(from.store, from.reference ?? '', to.store, {
+      const copied = await copyImage(from.store, from.reference ?? '', to.store, {
         ...(platform ? { platform } : {}),
-        ...(tag !== undefined ? { tag } : {}),
+        // With referrers, the tag comes last: only once they are known to fit the image copied.
+        ...(tag !== undefined && !opts.referrers ? { tag } : {}),
         ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
         ...(opts.format !== undefined ? { format: opts.format } : {}),
         ...(compression !== undefined ? { compression } : {}),
@@ -110,7 +111,11 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
         ...(opts.signal ? { signal: opts.signal } : {}),
         ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       });
-      if (opts.referrers) await copyReferrers(from.store, to, descriptor, opts);
+      descriptor = copied.root;
+      if (opts.referrers) {
+        await copyReferrers(from.store, to, copied, opts);
+        if (tag !== undefined) await to.store.tag(descriptor, tag);
+      }
       await to.commit?.();
     } catch (err) {
       await to.abort?.();
@@ -127,13 +132,32 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
 }
 
 /**
- * Copies the referrers of `root` (and of those, breadth first, each once) from `src` to the opened
- * destination, each attached to its subject there: through the referrers API or the fallback tag of a
- * registry, or listed in a layout's index.json.
+ * Copies the referrers of the image copied (and of those, breadth first, each once) from `src` to the
+ * opened destination, each attached to its subject there: through the referrers API or the fallback
+ * tag of a registry, or listed in a layout's index.json. Referrers name their subject's digest, so
+ * none is ever dropped quietly: when a conversion changed that digest the copy is refused (their
+ * signatures would no longer match), and those of an index that was not copied (a platform picked
+ * from it) are named in a warning.
  */
-async function copyReferrers(src: object, to: Awaited<ReturnType<typeof openStore>>, root: Descriptor, opts: CopyOptions): Promise<void> {
+async function copyReferrers(src: object, to: Awaited<ReturnType<typeof openStore>>, copied: CopiedImage, opts: CopyOptions): Promise<void> {
   const { referrers, attach } = await import('../artifact/artifact.js');
   const { copyGraph } = await import('../content/copy.js');
+  const lookup = src as Parameters<typeof referrers>[0];
+  const root = copied.root;
+  if (copied.source.digest !== root.digest) {
+    const found = await referrers(lookup, copied.source);
+    if (found.length > 0) {
+      throw new OciToolError(
+        'UNSUPPORTED',
+        `copy --referrers: ${copied.source.digest} has ${found.length} referrer(s) naming its digest, which the conversion changed to ${root.digest}: their signatures would no longer match; copy without --format/--compression, or without --referrers`,
+      );
+    }
+    return;
+  }
+  if (copied.index) {
+    const left = await referrers(lookup, copied.index);
+    if (left.length > 0) opts.warn?.(`copy --referrers: ${left.length} referrer(s) of the index ${copied.index.digest} are not copied, since only one platform's image (${root.digest}) was; copy the whole index (--all-platforms) to take them`);
+  }
   const seen = new Set<string>([root.digest]);
   const queue: Descriptor[] = [root];
   while (queue.length > 0) {
