@@ -105,6 +105,13 @@ describe('empty members', () => {
     expect(res.stdout).not.toMatch(/blob-retry/);
     expect(res.code).toBe(0);
     expect((await readFile(join(out, 'blobs', 'sha256', empty.digest.slice(7)))).length).toBe(0);
+    // Written by ocitool and read back; into a docker archive it is refused in one line (it used to crash).
+    const ours = join(work, 'empty-ours.tar');
+    expect(lastLine(await ok(ocitool(['copy', `oci:${dir}:e`, `oci-archive:${ours}:e`])))).toBe(root.digest);
+    expect(lastLine(await ok(ocitool(['copy', `oci-archive:${ours}:e`, `oci:${out}:e2`])))).toBe(root.digest);
+    const da = join(work, 'empty-docker.tar');
+    expect(oneLine(await ocitool(['--quiet', 'copy', `oci:${dir}:e`, `docker-archive:${da}:x:y`]))).toBe(`ocitool: docker-archive:${da}: an artifact (config ${MediaType.OciEmpty}) cannot go into a docker archive`);
+    expect(existsSync(da)).toBe(false);
   });
 });
 

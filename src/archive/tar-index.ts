@@ -106,8 +106,8 @@ export class TarIndex {
       const kind = link.type === 'symlink' ? 'a symbolic link' : 'a hard link';
       // A symbolic link resolves from its directory (an absolute one from the host's root); a hard link names a member.
       const resolved = link.type === 'symlink' ? (posix.isAbsolute(target) ? '/' : posix.normalize(posix.join(posix.dirname(link.name), target))) : posix.normalize(target.replace(/^\/+/, ''));
-      const via = link.name === start ? '' : `${JSON.stringify(start)} leads to `;
-      const wrong = (why: string): OciToolError => new OciToolError('INVALID_ARCHIVE', `${this.what}: ${via}member ${JSON.stringify(link.name)} is ${kind} to ${JSON.stringify(target)}, which ${why}`);
+      const subject = link.name === start ? `member ${JSON.stringify(link.name)} is` : `${JSON.stringify(start)} leads to member ${JSON.stringify(link.name)},`;
+      const wrong = (why: string): OciToolError => new OciToolError('INVALID_ARCHIVE', `${this.what}: ${subject} ${kind} to ${JSON.stringify(target)}, which ${why}`);
       if (resolved === '/' || outside(resolved)) throw wrong('points outside the archive');
       if (hops >= MAX_HOPS) throw wrong(`is more than ${MAX_HOPS} links away from a file (a loop?)`);
       m = this.members.get(cleanName(resolved));
