@@ -214,12 +214,12 @@ describe('a gzip bomb as a docker-archive', () => {
     expect(await readdir(tmp)).toEqual([]);
   });
 
-  it('Ctrl-C while it is being decompressed removes the temp file', async () => {
+  /** Runs ocitool `args` on a 2 GiB bomb in a private TMPDIR, interrupts it once the temp file exists; its exit code. */
+  async function interrupted(args: (file: string) => string[], tmp: string): Promise<number | null> {
     const file = join(work, 'bomb-big.tar.gz');
-    await writeFile(file, bomb(2048));
-    const tmp = join(work, 'tmp-sigint');
+    if (!existsSync(file)) await writeFile(file, bomb(2048));
     await mkdir(tmp);
-    const child = spawn(process.execPath, [BIN, 'ls', `docker-archive:${file}`], { env: { ...process.env, TMPDIR: tmp, OCITOOL_MAX_INFLATED: '100G' }, stdio: 'ignore' });
+    const child = spawn(process.execPath, [BIN, ...args(file)], { env: { ...process.env, TMPDIR: tmp, OCITOOL_MAX_INFLATED: '100G' }, stdio: 'ignore' });
     const exited = new Promise<number | null>((r) => child.on('exit', (code, signal) => r(code ?? (signal === 'SIGINT' ? 130 : -1))));
     const t0 = Date.now();
     let seen = false;
@@ -230,8 +230,19 @@ describe('a gzip bomb as a docker-archive', () => {
     expect(seen).toBe(true);
     child.kill('SIGINT');
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    expect(await exited).toBe(130);
-    clearTimeout(timer);
-    expect(await readdir(tmp)).toEqual([]);
+    try {
+      return await exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  it('Ctrl-C while it is being decompressed removes the temp file (ls: no handler of its own; copy: its own)', async () => {
+    const ls = join(work, 'tmp-sigint-ls');
+    expect(await interrupted((f) => ['ls', `docker-archive:${f}`], ls)).toBe(130);
+    expect(await readdir(ls)).toEqual([]);
+    const copy = join(work, 'tmp-sigint-copy');
+    expect(await interrupted((f) => ['copy', `docker-archive:${f}`, `oci:${join(work, 'from-bomb')}:b`], copy)).toBe(130);
+    expect(await readdir(copy)).toEqual([]);
   });
 });

@@ -28,11 +28,13 @@ const live = new Set<string>();
 const running = new Set<AbortController>();
 
 function onSignal(sig: NodeJS.Signals): void {
+  // Listening first (prepended), so a command's own once-listener (copy's) is still counted here.
+  const others = process.listenerCount(sig) - 1;
   removeAll();
   for (const c of running) c.abort(new OciToolError('INTERRUPTED', `interrupted (${sig})`));
   listen(false);
   // Nobody else handles it: end by the signal, as the process would have without us.
-  if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+  if (others === 0) process.kill(process.pid, sig);
 }
 
 function removeAll(): void {
@@ -45,7 +47,7 @@ function listen(on: boolean): void {
   if (on === listening) return;
   listening = on;
   for (const s of SIGNALS) {
-    if (on) process.on(s, onSignal);
+    if (on) process.prependListener(s, onSignal);
     else process.removeListener(s, onSignal);
   }
   if (on) process.on('exit', removeAll);
