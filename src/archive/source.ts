@@ -109,7 +109,7 @@ export class DockerArchiveSource implements ReadOnlyStore {
     const mm = this.tar.find('manifest.json');
     if (!mm && this.tar.find('oci-layout')) return this.loadLayout();
     if (!mm) throw bad(what, 'no manifest.json (not a docker save archive, or a truncated one)');
-    const items = parseJson(await this.tar.read(mm, `${what}: manifest.json`), `${what}: manifest.json`);
+    const items = await this.tar.json(mm, `${what}: manifest.json`);
     if (!Array.isArray(items) || items.length === 0) throw bad(what, 'manifest.json lists no images');
     let item: DockerManifestItem;
     if (this.ref) {
@@ -128,7 +128,7 @@ export class DockerArchiveSource implements ReadOnlyStore {
     const mm = this.tar.find('manifest.json');
     if (!mm && this.tar.find('oci-layout')) return (await new OciArchiveSource(this.tar, this.file, async () => undefined).indexDocument()).manifests;
     if (!mm) throw bad(this.name, 'no manifest.json (not a docker save archive, or a truncated one)');
-    const items = parseJson(await this.tar.read(mm, `${this.name}: manifest.json`), `${this.name}: manifest.json`);
+    const items = await this.tar.json(mm, `${this.name}: manifest.json`);
     if (!Array.isArray(items)) throw bad(this.name, 'manifest.json is not a list');
     const out: Descriptor[] = [];
     for (const item of items as DockerManifestItem[]) {
@@ -283,7 +283,7 @@ export class OciArchiveSource implements ReadOnlyStore {
       if (!this.tar.find('oci-layout')) throw bad(this.name, 'no oci-layout file (not a tar of an OCI layout, or a truncated one)');
       const im = this.tar.find('index.json');
       if (!im) throw bad(this.name, 'no index.json (truncated?)');
-      return checkIndex(parseJson(await this.tar.read(im, `${this.name}: index.json`), `${this.name}: index.json`), `${this.name}: index.json`);
+      return checkIndex(await this.tar.json(im, `${this.name}: index.json`), `${this.name}: index.json`);
     })();
     return this.indexDoc;
   }
@@ -304,7 +304,7 @@ export class OciArchiveSource implements ReadOnlyStore {
     if (isValidDigest(reference)) {
       const m = this.member(reference);
       if (m) {
-        const mediaType = detectManifestType(parseJson(await this.tar.read(m, `${this.name}@${reference}`), `${this.name}@${reference}`));
+        const mediaType = detectManifestType(await this.tar.json(m, `${this.name}@${reference}`));
         if (mediaType && isManifestType(mediaType)) return { mediaType, digest: reference, size: m.size };
       }
     }

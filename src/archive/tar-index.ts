@@ -10,7 +10,7 @@ import { open } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { digestOfStream } from '../digest/verify.js';
-import { MAX_JSON_BYTES } from '../spec/parse.js';
+import { MAX_JSON_BYTES, parseJson } from '../spec/parse.js';
 import { OciToolError } from '../util/errors.js';
 import { TAR_BLOCK as BLOCK, TarDecoder, padded, type TarEntryType } from '../util/tar-decoder.js';
 
@@ -136,6 +136,11 @@ export class TarIndex {
   async read(m: TarMember, what = `${this.what}: ${m.name}`, cap = MAX_JSON_BYTES): Promise<Buffer> {
     if (m.size > cap) throw new OciToolError('TOO_LARGE', `${what}: ${m.size} bytes is over the ${cap}-byte limit for JSON documents`);
     return this.bytesAt(m.offset, m.size);
+  }
+
+  /** A JSON member, parsed (refused unread over the cap); `what` names it in errors. */
+  async json(m: TarMember, what: string): Promise<unknown> {
+    return parseJson(await this.read(m, what), what);
   }
 
   /** The first bytes of a member (to sniff its compression). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { errorOf } from '../../test/helpers/errors.js';
-import { BLOCK, headerBlock, member, paxData, paxHeader, tarBytes } from '../../test/helpers/tar-bytes.js';
+import { BLOCK, headerBlock, member, paxData, paxHeader, seal, tarBytes } from '../../test/helpers/tar-bytes.js';
 import { MAX_TAR_EXTENDED, MAX_TAR_NAME, TarDecoder, padded, type TarEntryHeader } from './tar-decoder.js';
 import { tarNumber } from './tar-fields.js';
 
@@ -72,6 +72,9 @@ describe('TarDecoder', () => {
       const tar = tarBytes(paxHeader([[k!, v!]]), member({ name: 'f' }));
       expect(errorOf(() => decodeAll(tar)).message).toMatch(new RegExp(`^t\\.tar: PAX ${k}=.* is not a`));
     }
+    const negativeUid = headerBlock({ name: 'f' });
+    negativeUid.fill(0xff, 108, 116); // base-256 -1
+    expect(errorOf(() => decodeAll(tarBytes(seal(negativeUid)))).message).toBe('t.tar: header at byte 0 ("f") has a negative uid');
     const octal = tarBytes(member({ name: 'f', sizeField: '-0000003000' }));
     expect(errorOf(() => decodeAll(octal)).message).toBe('t.tar: header at byte 0 has an invalid size field');
     // Fractional and pre-1970 PAX times are times.

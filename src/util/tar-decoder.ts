@@ -116,7 +116,9 @@ export class TarDecoder {
       devminor: device ? field(337, 8, 'devminor') : 0,
       xattrs: this.xattrs(),
     };
-    if (header.size < 0) throw this.fail(`header at byte ${at} (${JSON.stringify(header.name.slice(0, 200))}) has a negative size`);
+    for (const k of ['size', 'mode', 'uid', 'gid'] as const) {
+      if (header[k] < 0) throw this.fail(`header at byte ${at} (${JSON.stringify(header.name.slice(0, 200))}) has a negative ${k}`);
+    }
     for (const [k, v] of [['name', header.name], ['link target', header.linkname]] as const) {
       if (Buffer.byteLength(v) > MAX_TAR_NAME) throw this.fail(`entry at byte ${at} has a ${k} over ${MAX_TAR_NAME} bytes`);
     }

@@ -41,6 +41,11 @@ export function headerBlock(h: RawHeader): Buffer {
   if (magic === 'posix') b.write('ustar\x0000', 257, 8, 'latin1');
   if (magic === 'gnu') b.write('ustar  \x00', 257, 8, 'latin1');
   if (h.prefix) b.write(h.prefix, 345, 155, 'latin1');
+  return seal(b);
+}
+
+/** Writes a header block's checksum (after a test changed its bytes); returns the block. */
+export function seal(b: Buffer): Buffer {
   b.write('        ', 148, 8, 'latin1');
   let sum = 0;
   for (const x of b) sum += x;
