@@ -86,6 +86,24 @@ describe('archives GNU tar writes', () => {
     expect(lastLine(await ok(ocitool(['copy', `oci-archive:${file}:g1`, `oci:${out}:g1`])))).toBe(img.manifest.digest);
     await ok(ocitool(['verify', out]));
   });
+  it('a layer made with tar --format=gnu -G unpacks to the right paths', async () => {
+    const tree = join(work, 'gnu-tree');
+    await mkdir(join(tree, 'gd', 'sub'), { recursive: true });
+    await writeFile(join(tree, 'gd', 'sub', 'file'), 'from GNU tar\n');
+    const layerFile = join(work, 'gnu-layer.tar');
+    // Names without './' (a './' entry trips unpack's root handling: reported to the unpack area).
+    execFileSync('tar', ['--format=gnu', '-G', '-cf', layerFile, '-C', tree, 'gd']);
+    const tar = await readFile(layerFile);
+    const dir = join(work, 'gnu-layer-layout');
+    const layout = await OciLayout.init(dir);
+    const layer = await layout.putBytes(gzipSync(tar), MediaType.OciLayerGzip);
+    const config = await layout.putBytes(json({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [digestOf(tar)] } }), MediaType.OciConfig);
+    await layout.tag(await layout.putBytes(json({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [layer] }), MediaType.OciManifest), 't');
+    const root = join(work, 'gnu-root');
+    await ok(ocitool(['--quiet', 'unpack', `oci:${dir}:t`, root]));
+    expect(await readFile(join(root, 'gd', 'sub', 'file'), 'utf8')).toBe('from GNU tar\n');
+    expect((await readdir(root)).filter((n) => n !== '.ocitool' && !n.startsWith('.'))).toEqual(['gd']);
+  });
 });
 
 describe('empty members', () => {
