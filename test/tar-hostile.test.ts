@@ -50,6 +50,16 @@ async function measured(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ 
 
 const json = (v: unknown): string => JSON.stringify(v);
 
+/** A layout `name` holding one image (tag `t`) of the one layer `tar` (gzipped); its path. */
+async function imageOfLayer(name: string, tar: Buffer): Promise<string> {
+  const dir = join(work, name);
+  const layout = await OciLayout.init(dir);
+  const layer = await layout.putBytes(gzipSync(tar), MediaType.OciLayerGzip);
+  const config = await layout.putBytes(json({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [digestOf(tar)] } }), MediaType.OciConfig);
+  await layout.tag(await layout.putBytes(json({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [layer] }), MediaType.OciManifest), 't');
+  return dir;
+}
+
 /** A docker save tar with one image: manifest.json, a config, and `extra` members (the layers). */
 function dockerSave(layers: string[], diffIds: string[], extra: Buffer[]): Buffer {
   const config = json({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: diffIds } });
@@ -94,11 +104,7 @@ describe('archives GNU tar writes', () => {
     // Names without './' (a './' entry trips unpack's root handling: reported to the unpack area).
     execFileSync('tar', ['--format=gnu', '-G', '-cf', layerFile, '-C', tree, 'gd']);
     const tar = await readFile(layerFile);
-    const dir = join(work, 'gnu-layer-layout');
-    const layout = await OciLayout.init(dir);
-    const layer = await layout.putBytes(gzipSync(tar), MediaType.OciLayerGzip);
-    const config = await layout.putBytes(json({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [digestOf(tar)] } }), MediaType.OciConfig);
-    await layout.tag(await layout.putBytes(json({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [layer] }), MediaType.OciManifest), 't');
+    const dir = await imageOfLayer('gnu-layer-layout', tar);
     const root = join(work, 'gnu-root');
     await ok(ocitool(['--quiet', 'unpack', `oci:${dir}:t`, root]));
     expect(await readFile(join(root, 'gd', 'sub', 'file'), 'utf8')).toBe('from GNU tar\n');
@@ -199,11 +205,7 @@ describe('JSON members over the 4 MiB cap', () => {
 describe('a layer with a GNU long name claiming 800 MiB in 800 KB', () => {
   it('unpack refuses it while streaming: one line, exit 1, peak RSS under 300 MB, nothing unpacked', async () => {
     const tar = Buffer.concat([headerBlock({ name: '././@LongLink', flag: 'L', magic: 'gnu', size: 800 * 1024 * 1024 }), Buffer.alloc(800 * 1024, 0x61)]);
-    const dir = join(work, 'longname-layout');
-    const layout = await OciLayout.init(dir);
-    const layer = await layout.putBytes(gzipSync(tar), MediaType.OciLayerGzip);
-    const config = await layout.putBytes(json({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [digestOf(tar)] } }), MediaType.OciConfig);
-    await layout.tag(await layout.putBytes(json({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [layer] }), MediaType.OciManifest), 't');
+    const dir = await imageOfLayer('longname-layout', tar);
     const root = join(work, 'longname-root');
     const { res, seconds, rssMB } = await measured(['--quiet', 'unpack', `oci:${dir}:t`, root]);
     expect(oneLine(res)).toMatch(/GNU long name at byte 0 claims 838860800 bytes, over the 65537-byte limit$/);
