@@ -2,29 +2,27 @@
  * Archives as read-only stores: a `docker save` tar (docker-archive:) and a tar of an OCI layout
  * (oci-archive:). Both are indexed once (headers only) and their members streamed from the file as
  * they are fetched, verified like any blob. A gzip-compressed archive is first decompressed to a
- * temp file.
+ * temp file (bounded, and removed on interruption: inflate.ts). JSON members (manifest.json,
+ * index.json, configs, manifests) are refused unread over the 4 MiB cap; each member is sniffed and
+ * hashed at most once, however often manifest.json lists it.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, open, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { open } from 'node:fs/promises';
 import { Readable, pipeline as pipelineCb } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import type { ReadOnlyStore } from '../content/store.js';
 import { digestOf, isValidDigest, parseDigest } from '../digest/digest.js';
-import { VerifyingStream, digestOfStream, markVerified } from '../digest/verify.js';
-import { detectCompression } from '../layer/compression.js';
+import { VerifyingStream, markVerified } from '../digest/verify.js';
+import { detectCompression, type Compression } from '../layer/compression.js';
 import { formatDockerReference, parseDockerName, type DockerReference } from '../reference/docker-name.js';
 import { MediaType, isManifestType } from '../spec/media-types.js';
 import { checkImageConfig, checkIndex, detectManifestType, parseJson } from '../spec/parse.js';
 import { Annotation, type Descriptor, type ImageIndex } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
+import { inflateToTemp } from './inflate.js';
 import { TarIndex, type TarMember } from './tar-index.js';
 
 const bad = (what: string, why: string): OciToolError => new OciToolError('INVALID_ARCHIVE', `${what}: ${why}`);
 
-/** Opens an archive for reading, decompressing a gzipped one into a temp file first. */
+/** Opens an archive for reading, decompressing a gzipped one into a temp file first (bounded: see inflate.ts). */
 async function openTar(file: string, what: string): Promise<{ tar: TarIndex; cleanup: () => Promise<void> }> {
   let head = Buffer.alloc(0);
   try {
@@ -39,16 +37,12 @@ async function openTar(file: string, what: string): Promise<{ tar: TarIndex; cle
     /* TarIndex.open reports it */
   }
   if (detectCompression(head) !== 'gzip') return { tar: await TarIndex.open(file, what), cleanup: async () => undefined };
-  const dir = await mkdtemp(join(tmpdir(), 'ocitool-archive-'));
-  const cleanup = (): Promise<void> => rm(dir, { recursive: true, force: true });
+  const { path, cleanup } = await inflateToTemp(file, what);
   try {
-    const plain = join(dir, 'archive.tar');
-    await pipeline(createReadStream(file), createGunzip(), createWriteStream(plain));
-    return { tar: await TarIndex.open(plain, what), cleanup };
+    return { tar: await TarIndex.open(path, what), cleanup };
   } catch (err) {
     await cleanup();
-    if (err instanceof OciToolError) throw err;
-    throw bad(what, `cannot decompress (${(err as Error).message})`);
+    throw err;
   }
 }
 
@@ -89,6 +83,7 @@ function sameName(a: DockerReference, tag: string): boolean {
 export class DockerArchiveSource implements ReadOnlyStore {
   readonly name: string;
   private image?: Promise<ArchivedImage>;
+  private readonly kinds = new Map<TarMember, Promise<Compression>>();
 
   private constructor(
     private readonly tar: TarIndex,
@@ -114,7 +109,7 @@ export class DockerArchiveSource implements ReadOnlyStore {
     const mm = this.tar.find('manifest.json');
     if (!mm && this.tar.find('oci-layout')) return this.loadLayout();
     if (!mm) throw bad(what, 'no manifest.json (not a docker save archive, or a truncated one)');
-    const items = parseJson(await this.tar.read(mm), `${what}: manifest.json`);
+    const items = await this.tar.json(mm, `${what}: manifest.json`);
     if (!Array.isArray(items) || items.length === 0) throw bad(what, 'manifest.json lists no images');
     let item: DockerManifestItem;
     if (this.ref) {
@@ -133,7 +128,7 @@ export class DockerArchiveSource implements ReadOnlyStore {
     const mm = this.tar.find('manifest.json');
     if (!mm && this.tar.find('oci-layout')) return (await new OciArchiveSource(this.tar, this.file, async () => undefined).indexDocument()).manifests;
     if (!mm) throw bad(this.name, 'no manifest.json (not a docker save archive, or a truncated one)');
-    const items = parseJson(await this.tar.read(mm), `${this.name}: manifest.json`);
+    const items = await this.tar.json(mm, `${this.name}: manifest.json`);
     if (!Array.isArray(items)) throw bad(this.name, 'manifest.json is not a list');
     const out: Descriptor[] = [];
     for (const item of items as DockerManifestItem[]) {
@@ -155,7 +150,7 @@ export class DockerArchiveSource implements ReadOnlyStore {
       return m;
     };
     const cm = member(item.Config);
-    const configBytes = await this.tar.read(cm);
+    const configBytes = await this.tar.read(cm, `${what}: ${item.Config}`);
     const config = checkImageConfig(parseJson(configBytes, `${what}: ${item.Config}`), `${what}: ${item.Config}`);
     const configDesc: Descriptor = { mediaType: MediaType.DockerConfig, digest: digestOf(configBytes), size: configBytes.length };
     blobs.set(configDesc.digest, cm);
@@ -169,10 +164,10 @@ export class DockerArchiveSource implements ReadOnlyStore {
         continue;
       }
       const m = member(path);
-      const kind = detectCompression(await this.tar.head(m));
+      const kind = await this.compressionOf(m);
       // Docker 25 names blobs by digest; a plain tar is its own diffID; anything else is hashed now.
       const named = /(?:^|\/)blobs\/sha256\/([a-f0-9]{64})$/.exec(path);
-      const digest = named ? `sha256:${named[1]}` : kind === 'none' ? diffIds[i]! : await this.hash(m);
+      const digest = named ? `sha256:${named[1]}` : kind === 'none' ? diffIds[i]! : await this.tar.digest(m);
       const mediaType = kind === 'gzip' ? MediaType.DockerLayerGzip : kind === 'zstd' ? MediaType.OciLayerZstd : MediaType.DockerLayer;
       layers.push({ mediaType, digest, size: m.size });
       blobs.set(digest, m);
@@ -199,7 +194,7 @@ export class DockerArchiveSource implements ReadOnlyStore {
       if (!hit) throw new OciToolError('NOT_FOUND', `${this.name}: no image named ${want} in its index.json`);
       desc = hit;
     } else desc = await layout.resolve('');
-    const manifest = await this.tar.read(layout.memberOf(desc.digest, this.name));
+    const manifest = await this.tar.read(layout.memberOf(desc.digest, this.name), `${this.name}: manifest ${desc.digest}`);
     if (digestOf(manifest) !== desc.digest) throw new OciToolError('DIGEST_MISMATCH', `${this.name}: manifest ${desc.digest} hashes to ${digestOf(manifest)}`);
     const blobs = new Map<string, TarMember>();
     for (const [name, m] of this.tar.members) {
@@ -209,8 +204,14 @@ export class DockerArchiveSource implements ReadOnlyStore {
     return { manifest, descriptor: { mediaType: desc.mediaType, digest: desc.digest, size: desc.size }, blobs };
   }
 
-  private hash(m: TarMember): Promise<string> {
-    return digestOfStream(this.tar.stream(m));
+  /** A member's compression, sniffed once. */
+  private compressionOf(m: TarMember): Promise<Compression> {
+    let k = this.kinds.get(m);
+    if (!k) {
+      k = this.tar.head(m).then(detectCompression);
+      this.kinds.set(m, k);
+    }
+    return k;
   }
 
   async resolve(reference: string): Promise<Descriptor> {
@@ -282,7 +283,7 @@ export class OciArchiveSource implements ReadOnlyStore {
       if (!this.tar.find('oci-layout')) throw bad(this.name, 'no oci-layout file (not a tar of an OCI layout, or a truncated one)');
       const im = this.tar.find('index.json');
       if (!im) throw bad(this.name, 'no index.json (truncated?)');
-      return checkIndex(parseJson(await this.tar.read(im), `${this.name}: index.json`), `${this.name}: index.json`);
+      return checkIndex(await this.tar.json(im, `${this.name}: index.json`), `${this.name}: index.json`);
     })();
     return this.indexDoc;
   }
@@ -303,7 +304,7 @@ export class OciArchiveSource implements ReadOnlyStore {
     if (isValidDigest(reference)) {
       const m = this.member(reference);
       if (m) {
-        const mediaType = detectManifestType(parseJson(await this.tar.read(m), `${this.name}@${reference}`));
+        const mediaType = detectManifestType(await this.tar.json(m, `${this.name}@${reference}`));
         if (mediaType && isManifestType(mediaType)) return { mediaType, digest: reference, size: m.size };
       }
     }

@@ -42,7 +42,7 @@ class TarFileWriter {
   private readonly done: Promise<void>;
   private queue: Promise<void> = Promise.resolve();
   /** The error that broke the archive: a member cut short cannot be taken back, so nothing more goes in. */
-  private broken?: unknown;
+  private broken?: OciToolError;
 
   constructor(readonly file: string) {
     this.temp = tempName(dirname(file), `.${basename(file)}`);
@@ -66,18 +66,19 @@ class TarFileWriter {
   /** Adds an entry of `size` bytes from `content` (after the entries added before it). */
   add(name: string, size: number, content: () => Readable | Promise<Readable>): Promise<void> {
     const next = this.queue.then(async () => {
-      if (this.broken) throw this.broken instanceof OciToolError ? this.broken : new OciToolError('INVALID_ARCHIVE', `${this.file}: not written after an earlier error (${(this.broken as Error).message})`);
+      if (this.broken) throw this.broken;
       const src = await content();
       await new Promise<void>((resolve, reject) => {
         const entry = this.pack.entry({ name, size, mode: 0o644, mtime: MTIME, uid: 0, gid: 0 }, (err) => (err ? reject(err) : resolve()));
+        entry.on('error', reject); // a member shorter or longer than its size
         src.on('error', (err) => {
           entry.destroy(err);
           reject(err);
         });
         src.pipe(entry);
       }).catch((err: unknown) => {
-        this.broken ??= err;
-        throw this.broken instanceof OciToolError ? this.broken : err;
+        this.broken ??= err instanceof OciToolError ? err : new OciToolError('INVALID_ARCHIVE', `${this.file}: cannot write ${name} (${(err as Error).message})`);
+        throw this.broken;
       });
     });
     this.queue = next.catch(() => undefined);
@@ -169,7 +170,8 @@ export class DockerArchiveWriter implements Store, Committable {
       await this.tar.add(`${hex}.json`, desc.size, () => verified);
       return `${hex}.json`;
     }
-    const kind = detectCompression(await peek(verified));
+    // Under 4 bytes nothing is compressed (and there is nothing to peek at).
+    const kind = desc.size < 4 ? 'none' : detectCompression(await peek(verified));
     if (kind === 'none') {
       // A plain tar is its own diffID: streamed straight in.
       const name = `${hex}.tar`;

@@ -8,7 +8,7 @@ import { MediaType } from '../spec/media-types.js';
 import type { Descriptor, ImageManifest } from '../spec/types.js';
 import type { Readable } from 'node:stream';
 import { OciToolError } from '../util/errors.js';
-import { copyGraph, type CopyEvent } from './copy.js';
+import { copyGraph, worthRetrying, type CopyEvent } from './copy.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -136,5 +136,24 @@ describe('copyGraph failure and transforms', () => {
     expect(out).toEqual(root);
     expect(seen).toEqual([root.digest]);
     expect((await dst.fetchBytes(root)).equals(bytes)).toBe(true);
+  });
+});
+
+describe('worthRetrying', () => {
+  const withCode = (code: string, message = code): Error => Object.assign(new Error(message), { code });
+  it('retries network failures (also wrapped as causes) and retryable registry answers only', () => {
+    expect(worthRetrying(withCode('ECONNRESET'))).toBe(true);
+    expect(worthRetrying(withCode('UND_ERR_SOCKET', 'other side closed'))).toBe(true);
+    expect(worthRetrying(new OciToolError('IO', 'registry: GET blob: socket hang up', { cause: withCode('ECONNRESET') }))).toBe(true);
+    expect(worthRetrying(new TypeError('terminated', { cause: withCode('UND_ERR_SOCKET') }))).toBe(true);
+    expect(worthRetrying(Object.assign(new OciToolError('REGISTRY', '503'), { retryable: true }))).toBe(true);
+  });
+  it('does not retry a bug, a local file error or a verdict on content', () => {
+    // What createReadStream throws for an empty member read as start > end: it used to be retried three times.
+    expect(worthRetrying(Object.assign(new RangeError('The value of "start" is out of range'), { code: 'ERR_OUT_OF_RANGE' }))).toBe(false);
+    expect(worthRetrying(withCode('EIO'))).toBe(false);
+    expect(worthRetrying(new OciToolError('IO', 'cannot read blobs/sha256/x: EACCES', { cause: withCode('EACCES') }))).toBe(false);
+    expect(worthRetrying(new OciToolError('DIGEST_MISMATCH', 'blob x'))).toBe(false);
+    expect(worthRetrying(new Error('Size mismatch'))).toBe(false);
   });
 });

@@ -14,7 +14,7 @@ import type { Descriptor } from '../spec/types.js';
 import { isManifestType, livesElsewhere } from '../spec/media-types.js';
 import type { ExistenceChecker, Fetcher, Mounter, Pusher } from './store.js';
 import { childrenOf, fetchManifest, type ManifestNode } from './graph.js';
-import { OciToolError } from '../util/errors.js';
+import { OciToolError, errno } from '../util/errors.js';
 import { digestOf } from '../digest/digest.js';
 import { isVerifiedFor, markVerified } from '../digest/verify.js';
 
@@ -79,13 +79,29 @@ const TRANSFER_ATTEMPTS = 4;
 const DEFAULT_CONCURRENCY = 4;
 const PROGRESS_INTERVAL_MS = 100;
 
+/** Error codes (errno, undici) of a connection that failed or dropped: the network, not the content. */
+const NETWORK_CODES = new Set([
+  'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'EHOSTDOWN', 'ENETUNREACH', 'ENETDOWN', 'ENETRESET', 'EAI_AGAIN',
+  'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT',
+]);
+
+/** Whether `err` or one of its causes is a network failure. */
+function isNetworkError(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const code = errno(e);
+    if (code !== undefined && NETWORK_CODES.has(code)) return true;
+  }
+  return false;
+}
+
 /**
- * Network trouble and retryable registry answers are worth another try; ocitool's own verdicts on
- * content or requests (digest mismatch, not found, denied) are not.
+ * Only network trouble and retryable registry answers are worth another try. Everything else is
+ * final: ocitool's own verdicts on content or requests (digest mismatch, not found, denied), a bad
+ * archive or layout, a local file that cannot be read, and a bug.
  */
-function worthRetrying(err: unknown): boolean {
-  if (err instanceof OciToolError) return (err as OciToolError & { retryable?: boolean }).retryable === true || err.code === 'IO';
-  return err instanceof Error; // a connection that dropped mid-stream, a socket error
+export function worthRetrying(err: unknown): boolean {
+  if (err instanceof OciToolError && (err as OciToolError & { retryable?: boolean }).retryable === true) return true;
+  return isNetworkError(err);
 }
 
 /**

@@ -1,28 +1,18 @@
 /**
- * A streaming tar reader for layers: ustar, GNU (long names `L`/`K`, base-256 numbers) and PAX (`x`
- * per entry, `g` global) headers, with PAX values kept as raw bytes, so that binary extended attributes
+ * A streaming tar reader for layers, over the one header decoder (util/tar-decoder.ts): ustar, GNU
+ * and PAX headers, with PAX values kept as raw bytes, so that binary extended attributes
  * (`SCHILY.xattr.security.capability`, say) survive, which general-purpose readers decode as text.
+ * Extended headers are bounded before they are read (see the decoder), so a hostile layer cannot
+ * make it buffer more than a few MiB.
  *
  * `readTar(source)` yields entries one at a time; an entry's `body` must be read to its end (or
  * `skip()`ped) before the next entry is asked for.
  */
 import { OciToolError } from '../util/errors.js';
-import { paxRecords, tarChecksumOk, tarNumber as num, tarString as str } from '../util/tar-fields.js';
+import { TAR_BLOCK as BLOCK, TarDecoder, padded, type TarEntryHeader } from '../util/tar-decoder.js';
 
-export interface TarHeader {
-  name: string;
-  type: 'file' | 'link' | 'symlink' | 'character-device' | 'block-device' | 'directory' | 'fifo' | 'other';
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
-  linkname: string;
-  devmajor: number;
-  devminor: number;
-  /** Extended attributes from PAX `SCHILY.xattr.NAME` records, as raw bytes. */
-  xattrs: Map<string, Buffer>;
-}
+/** An entry's header; `size` is the file's size (0 for every other type). */
+export type TarHeader = Omit<TarEntryHeader, 'flag'>;
 
 export interface TarItem {
   header: TarHeader;
@@ -31,14 +21,17 @@ export interface TarItem {
   skip(): Promise<void>;
 }
 
-const BLOCK = 512;
-
 /** Reads exact byte counts from a stream of chunks. */
 class Bytes {
   private chunks: Buffer[] = [];
   private have = 0;
   private done = false;
-  constructor(private readonly it: AsyncIterator<Buffer>) {}
+  /** Bytes handed out so far. */
+  offset = 0;
+  constructor(
+    private readonly it: AsyncIterator<Buffer>,
+    private readonly what: string,
+  ) {}
 
   private async fill(n: number): Promise<boolean> {
     while (this.have < n && !this.done) {
@@ -52,11 +45,13 @@ class Bytes {
     return this.have >= n;
   }
 
-  /** Exactly n bytes, or undefined at a clean end (nothing left); throws when cut short. */
-  async take(n: number, what: string): Promise<Buffer | undefined> {
+  /** Exactly n bytes; throws when cut short, or (`mayEnd`) gives undefined at a clean end (nothing left). */
+  async take(n: number, what: string, mayEnd: true): Promise<Buffer | undefined>;
+  async take(n: number, what: string): Promise<Buffer>;
+  async take(n: number, what: string, mayEnd = false): Promise<Buffer | undefined> {
     if (!(await this.fill(n))) {
-      if (this.have === 0) return undefined;
-      throw new OciToolError('INVALID_ARCHIVE', `layer tar is truncated (${what})`);
+      if (mayEnd && this.have === 0) return undefined;
+      throw new OciToolError('INVALID_ARCHIVE', `${this.what}: truncated (${what})`);
     }
     const out = Buffer.allocUnsafe(n);
     let off = 0;
@@ -69,6 +64,7 @@ class Bytes {
       else this.chunks[0] = c.subarray(k);
     }
     this.have -= n;
+    this.offset += n;
     return out;
   }
 
@@ -76,72 +72,44 @@ class Bytes {
   async *stream(n: number, what: string): AsyncGenerator<Buffer> {
     let left = n;
     while (left > 0) {
-      if (this.have === 0 && !(await this.fill(1))) throw new OciToolError('INVALID_ARCHIVE', `layer tar is truncated (${what})`);
+      if (this.have === 0 && !(await this.fill(1))) throw new OciToolError('INVALID_ARCHIVE', `${this.what}: truncated (${what})`);
       const c = this.chunks[0]!;
       const k = Math.min(c.length, left);
       yield k === c.length ? c : c.subarray(0, k);
       if (k === c.length) this.chunks.shift();
       else this.chunks[0] = c.subarray(k);
       this.have -= k;
+      this.offset += k;
       left -= k;
     }
   }
 }
 
-const TYPES: Record<string, TarHeader['type']> = { '0': 'file', '\0': 'file', '7': 'file', '1': 'link', '2': 'symlink', '3': 'character-device', '4': 'block-device', '5': 'directory', '6': 'fifo' };
-
-export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<TarItem> {
-  const bytes = new Bytes(source[Symbol.asyncIterator]());
-  let longName: string | undefined;
-  let longLink: string | undefined;
-  let pax = new Map<string, Buffer>();
-  let global = new Map<string, Buffer>();
+/** The entries of a tar; `what` names it in errors (the layer). */
+export async function* readTar(source: AsyncIterable<Buffer>, what = 'layer tar'): AsyncGenerator<TarItem> {
+  const bytes = new Bytes(source[Symbol.asyncIterator](), what);
+  const decoder = new TarDecoder(what);
   for (;;) {
-    const h = await bytes.take(BLOCK, 'a header');
-    if (!h || h.every((b) => b === 0)) return; // end of archive
-    if (!tarChecksumOk(h)) throw new OciToolError('INVALID_ARCHIVE', 'layer tar is damaged (bad header checksum)');
-    const flag = String.fromCharCode(h[156]!);
-    const records = new Map([...global, ...pax]);
-    const size = records.has('size') ? Number(records.get('size')!.toString()) : num(h, 124, 12);
-    const padded = Math.ceil(size / BLOCK) * BLOCK;
-    if (flag === 'L' || flag === 'K' || flag === 'x' || flag === 'g') {
-      const data = (await bytes.take(padded, 'an extended header'))!.subarray(0, size);
-      if (flag === 'L') longName = str(data, 0, size);
-      else if (flag === 'K') longLink = str(data, 0, size);
-      else if (flag === 'x') pax = paxRecords(data);
-      else global = paxRecords(data);
+    const at = bytes.offset;
+    const h = await bytes.take(BLOCK, 'a header', true);
+    if (!h) return; // no end-of-archive blocks: tolerated, as GNU tar does
+    const step = decoder.next(h, at);
+    if (step.kind === 'end') return;
+    if (step.kind === 'extended') {
+      decoder.extended((await bytes.take(padded(step.size), 'an extended header')).subarray(0, step.size));
       continue;
     }
-    const text = (k: string): string | undefined => records.get(k)?.toString('utf8');
-    const prefix = h.toString('latin1', 257, 262) === 'ustar' ? str(h, 345, 155) : '';
-    const base = str(h, 0, 100);
-    const xattrs = new Map<string, Buffer>();
-    for (const [k, v] of records) if (k.startsWith('SCHILY.xattr.')) xattrs.set(k.slice(13), v);
-    const type = TYPES[flag] ?? 'other';
-    const header: TarHeader = {
-      name: text('path') ?? longName ?? (prefix ? `${prefix}/${base}` : base),
-      type,
-      mode: num(h, 100, 8),
-      uid: text('uid') !== undefined ? Number(text('uid')) : num(h, 108, 8),
-      gid: text('gid') !== undefined ? Number(text('gid')) : num(h, 116, 8),
-      size: type === 'file' ? size : 0,
-      mtime: text('mtime') !== undefined ? Math.floor(Number(text('mtime'))) : num(h, 136, 12),
-      linkname: text('linkpath') ?? longLink ?? str(h, 157, 100),
-      devmajor: num(h, 329, 8),
-      devminor: num(h, 337, 8),
-      xattrs,
-    };
-    longName = undefined;
-    longLink = undefined;
-    pax = new Map();
+    const { flag: _flag, ...rest } = step.header;
+    const size = rest.size;
+    const header: TarHeader = { ...rest, size: rest.type === 'file' ? size : 0 };
     // The data (for files; other types with a size have it skipped), then the padding.
     let consumed = false;
-    const what = `the data of ${JSON.stringify(header.name)}`;
+    const where = `the data of ${JSON.stringify(header.name)}`;
     const body = async function* (): AsyncGenerator<Buffer> {
       if (consumed) return;
       consumed = true;
-      yield* bytes.stream(size, what);
-      await bytes.take(padded - size, what);
+      yield* bytes.stream(size, where);
+      await bytes.take(padded(size) - size, where, true);
     };
     const skip = async (): Promise<void> => {
       for await (const _ of body()) void _;
