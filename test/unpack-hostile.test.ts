@@ -71,7 +71,7 @@ describe('late metadata never follows a link out of the root', () => {
     expect(res.stderr).toBe('');
     expect(res.code).toBe(0);
     expect(snapshot()).toBe(before);
-    expect(lstatSync(join(root, layers(host).length === 1 || !label.includes('opaque') ? 'a' : 'p/a')).isSymbolicLink()).toBe(true);
+    expect(lstatSync(join(root, label.includes('opaque') ? 'p/a' : 'a')).isSymbolicLink()).toBe(true);
     // umoci on the same image: it refuses or confines, and the host stays as it was.
     const layout = image.replace(/^oci:/, '').replace(/:t$/, '');
     await umoci(['unpack', '--image', `${layout}:t`, join(work, name, 'umoci-bundle')]);

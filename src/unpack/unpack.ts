@@ -350,7 +350,9 @@ export async function unpackFrom(store: Fetcher & Resolver & { readonly name?: s
             clear(rel);
             linkSync(hostOf(targetRel), host);
           }
-          if (targetRel !== rel) xattrJobs.delete(rel); // one inode: the target's attributes are queued already
+          // One inode: its attributes are the target's, and this entry's own when it has some.
+          if (h.xattrs.size > 0) xattrJobs.set(rel, h.xattrs);
+          else if (targetRel !== rel) xattrJobs.delete(rel);
           state.set(rel, { ...t });
           return drain(body);
         }
