@@ -8,14 +8,13 @@ import { existsSync, lstatSync, readlinkSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile, link, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
-import { pack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../src/digest/digest.js';
 import { OciLayout } from '../src/layout/layout.js';
 import { MediaType } from '../src/spec/media-types.js';
-import type { Descriptor, ImageManifest } from '../src/spec/types.js';
+import type { ImageManifest } from '../src/spec/types.js';
 import { ocitool } from './helpers/cli.js';
+import { imageOf, layerTar, listing, type TarEntry } from './helpers/layers.js';
 import { ok, umoci } from './helpers/tools.js';
 
 let work: string;
@@ -25,63 +24,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
-
-interface TarEntry {
-  name: string;
-  type?: 'file' | 'directory' | 'symlink' | 'link' | 'character-device' | 'fifo';
-  content?: string;
-  linkname?: string;
-  mode?: number;
-  uid?: number;
-  gid?: number;
-  devmajor?: number;
-  devminor?: number;
-}
-
-/** A layer tar with exactly these entries (names written as given, however hostile). */
-async function layerTar(entries: TarEntry[]): Promise<Buffer> {
-  const p = pack();
-  for (const e of entries) {
-    const type = e.type ?? 'file';
-    const header = {
-      name: e.name,
-      type,
-      mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644),
-      mtime: new Date(1_600_000_000_000),
-      uid: e.uid ?? 0,
-      gid: e.gid ?? 0,
-      ...(e.linkname !== undefined ? { linkname: e.linkname } : {}),
-      ...(e.devmajor !== undefined ? { devmajor: e.devmajor, devminor: e.devminor ?? 0 } : {}),
-    };
-    if (type === 'file') p.entry(header, e.content ?? '');
-    else p.entry(header, '');
-  }
-  p.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of p as AsyncIterable<Buffer>) chunks.push(c);
-  return Buffer.concat(chunks);
-}
-
-/** An image of these layers (entry lists, or tars made elsewhere) in a new layout, tagged `t`. */
-async function imageOf(dir: string, layers: (TarEntry[] | Buffer)[]): Promise<string> {
-  const layout = await OciLayout.init(dir);
-  const descs: Descriptor[] = [];
-  const diffIds: string[] = [];
-  for (const entries of layers) {
-    const tar = Buffer.isBuffer(entries) ? entries : await layerTar(entries);
-    diffIds.push(digestOf(tar));
-    descs.push(await layout.putBytes(gzipSync(tar), MediaType.OciLayerGzip));
-  }
-  const cfg = await layout.putBytes(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: diffIds } }), MediaType.OciConfig);
-  const m: ImageManifest = { schemaVersion: 2, mediaType: MediaType.OciManifest, config: cfg, layers: descs };
-  await layout.tag(await layout.putBytes(JSON.stringify(m), MediaType.OciManifest), 't');
-  return `oci:${dir}:t`;
-}
-
-/** type, mode, owner and link target of every path under `dir`, sorted: what two unpacks must share. */
-function listing(dir: string): string {
-  return execFileSync('sh', ['-c', `cd "${dir}" && find . -printf '%P %y %m %U:%G %l\\n' | sort`]).toString();
-}
 
 describe('unpack equals umoci', () => {
   it('for an image umoci built: deletions, an opaque directory, hardlinks, symlinks, modes', async () => {

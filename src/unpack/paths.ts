@@ -11,13 +11,13 @@
  * creates or replaces.
  *
  * The unpacker is the only writer of the tree, so directories already walked are remembered (and
- * forgotten when something under them is removed or replaced): most entries resolve with no system
- * call at all. The calls are synchronous: entries are applied one at a time anyway, and a synchronous
+ * forgotten, with everything below them, when they are removed or replaced; a child index makes that
+ * cost the size of what is forgotten, never a scan of all): most entries resolve with no system call. The calls are synchronous: entries are applied one at a time anyway, and a synchronous
  * lstat costs a fraction of a trip through the thread pool.
  */
 import { lstatSync, mkdirSync, readlinkSync } from 'node:fs';
 import { join, posix } from 'node:path';
-import { OciToolError } from '../util/errors.js';
+import { errno } from '../util/errors.js';
 
 /** Why an entry was refused; the unpacker turns it into one line naming the layer and entry. */
 export class UnsafeEntry extends Error {}
@@ -28,6 +28,7 @@ export class UnsafeEntry extends Error {}
  * absolute name is refused, as is one whose `..` climbs above the root.
  */
 export function entryComponents(name: string): string[] {
+  if (name.includes('\0')) throw new UnsafeEntry('a NUL byte in its name');
   if (name.startsWith('/') && name.replace(/\/+/g, '/') !== '/') throw new UnsafeEntry('an absolute path (layer entries are relative to the root)');
   const rel = posix.normalize(`./${name.replace(/^\/+/, '')}`);
   if (rel === '..' || rel.startsWith('../')) throw new UnsafeEntry('its path climbs out of the root filesystem');
@@ -36,21 +37,100 @@ export function entryComponents(name: string): string[] {
 
 const MAX_LINKS = 255;
 
+/** The parent of a relative '/'-joined path ('' for a top-level name). */
+export const parentOf = (rel: string): string => rel.slice(0, Math.max(0, rel.lastIndexOf('/')));
+
+/**
+ * Values by relative path with each path's children indexed, so that dropping a path and everything
+ * below it costs the size of that subtree, never a scan of the whole map.
+ */
+export class PathMap<V> {
+  private readonly values = new Map<string, V>();
+  private readonly kids = new Map<string, Set<string>>();
+
+  get size(): number {
+    return this.values.size;
+  }
+  get(rel: string): V | undefined {
+    return this.values.get(rel);
+  }
+  has(rel: string): boolean {
+    return this.values.has(rel);
+  }
+  set(rel: string, value: V): void {
+    if (!this.values.has(rel) && rel !== '') {
+      const parent = parentOf(rel);
+      let set = this.kids.get(parent);
+      if (!set) this.kids.set(parent, (set = new Set()));
+      set.add(rel);
+    }
+    this.values.set(rel, value);
+  }
+  /** The paths directly below `rel` (a copy: safe to change the map while going through it). */
+  children(rel: string): string[] {
+    return [...(this.kids.get(rel) ?? [])];
+  }
+  /** Drops `rel` and everything below it, telling `each` of every path dropped. */
+  deleteTree(rel: string, each?: (rel: string) => void): void {
+    if (this.values.delete(rel)) each?.(rel);
+    if (rel !== '') this.kids.get(parentOf(rel))?.delete(rel);
+    const stack = [rel];
+    while (stack.length > 0) {
+      const d = stack.pop()!;
+      const below = this.kids.get(d);
+      if (!below) continue;
+      this.kids.delete(d);
+      for (const c of below) {
+        if (this.values.delete(c)) each?.(c);
+        stack.push(c);
+      }
+    }
+  }
+  entries(): IterableIterator<[string, V]> {
+    return this.values.entries();
+  }
+}
+
+/** A filesystem error as a few words (no errno text, no path: the caller names the entry). */
+export function fsErrorText(err: unknown): string {
+  const code = errno(err);
+  const words: Record<string, string> = {
+    ENAMETOOLONG: 'its name is too long for this filesystem',
+    EACCES: 'permission denied',
+    EPERM: 'operation not permitted',
+    ENOSPC: 'no space left on the device',
+    EDQUOT: 'disk quota exceeded',
+    EROFS: 'the filesystem is read-only',
+    EMLINK: 'too many links',
+    ELOOP: 'too many levels of symbolic links',
+    ENOTDIR: 'a folder on its path is not a directory',
+    EEXIST: 'something is already there',
+    EISDIR: 'a directory is in the way',
+    ENOTEMPTY: 'a directory that is not empty is in the way',
+    EXDEV: 'it would cross filesystems',
+    EIO: 'input/output error',
+    EINVAL: 'invalid argument',
+  };
+  return (code && words[code]) ?? (code ? `failed (${code})` : (err as Error).message.split('\n')[0]!);
+}
+
 export class RootResolver {
   /** Resolved directory paths (relative, '/'-joined) known to be real directories. */
-  private readonly dirs = new Set<string>(['']);
+  private readonly dirs = new PathMap<true>();
 
-  constructor(readonly root: string) {}
+  constructor(readonly root: string) {
+    this.dirs.set('', true);
+  }
 
-  /** Forgets what is known under `rel` (it was removed or replaced). */
+  /** Forgets what is known at and under `rel` (it was removed or replaced). */
   forget(rel: string): void {
-    for (const d of this.dirs) if (d === rel || d.startsWith(`${rel}/`)) this.dirs.delete(d);
-    this.dirs.add('');
+    this.dirs.deleteTree(rel);
+    this.dirs.set('', true);
   }
 
   /** Notes that `rel` is now a real directory. */
   known(rel: string): void {
-    this.dirs.add(rel);
+    this.dirs.set(rel, true);
   }
 
   /**
@@ -83,11 +163,11 @@ export class RootResolver {
       try {
         st = lstatSync(host);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new OciToolError('IO', `${host}: ${(err as Error).message}`);
+        if (errno(err) !== 'ENOENT') throw err; // the caller names the entry
         if (opts.create === false) throw new UnsafeEntry(`${rel} does not exist in the root filesystem`);
         mkdirSync(host, { mode: 0o755 });
         opts.created?.(rel);
-        this.dirs.add(rel);
+        this.dirs.set(rel, true);
         done.push(c);
         continue;
       }
@@ -100,7 +180,7 @@ export class RootResolver {
         continue;
       }
       if (!st.isDirectory()) throw new UnsafeEntry(`${rel} is not a directory`);
-      this.dirs.add(rel);
+      this.dirs.set(rel, true);
       done.push(c);
     }
     return [...done, parts[parts.length - 1]!].join('/');

@@ -10,12 +10,15 @@
  * and the entry (`onUnsafe: 'skip'` skips it with a warning instead).
  *
  * Ownership is applied when running as root (through --uid-map/--gid-map when given) and recorded
- * otherwise. Directory modes and times are applied at the end, deepest first, so that a read-only
- * directory can still be written into by a later layer.
+ * otherwise. Directory modes and times and extended attributes are applied at the end (late.ts),
+ * through descriptors that never follow a link; what is queued for a path is dropped when the path
+ * is removed or replaced. Every step costs the size of what it touches (a child index, never a scan
+ * of everything unpacked so far). A filesystem error while applying an entry is one line naming the
+ * layer and the entry.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import { mkdir, readdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PassThrough, pipeline as pipelineCb } from 'node:stream';
@@ -25,9 +28,10 @@ import { resolveImageManifest } from '../image/resolve.js';
 import { decompressor, detectCompression, peek } from '../layer/compression.js';
 import { checkImageConfig, parseJson } from '../spec/parse.js';
 import type { Descriptor, Platform } from '../spec/types.js';
-import { OciToolError } from '../util/errors.js';
+import { OciToolError, errno } from '../util/errors.js';
 import { tempName } from '../util/fs.js';
-import { RootResolver, UnsafeEntry, entryComponents } from './paths.js';
+import { applyLate, type DirMeta } from './late.js';
+import { PathMap, RootResolver, UnsafeEntry, entryComponents, fsErrorText, parentOf } from './paths.js';
 import { readTar, type TarHeader } from './tar-reader.js';
 
 export interface IdMapping {
@@ -99,11 +103,22 @@ export interface UnpackResult {
 /** The state file of an unpacked root filesystem: a sibling of the directory. */
 export const stateFileOf = (dir: string): string => `${dir.replace(/[\\/]+$/, '')}.ocitool-state.json`;
 
-/** Parses `CONTAINER:HOST:SIZE`. */
+/** The highest id a map may reach, plus one: 4294967295 is (uid_t)-1, "no change" to chown. */
+const ID_LIMIT = 0xffffffff;
+
+/** Parses `CONTAINER:HOST:SIZE`; both ranges must stay within the 32-bit ids (below 4294967295). */
 export function parseIdMapping(s: string, what: string): IdMapping {
   const m = /^(\d+):(\d+):(\d+)$/.exec(s);
   if (!m || Number(m[3]) < 1) throw new OciToolError('USAGE', `${what} ${s}: expected CONTAINER:HOST:SIZE (SIZE at least 1)`);
-  return { container: Number(m[1]), host: Number(m[2]), size: Number(m[3]) };
+  const map = { container: Number(m[1]), host: Number(m[2]), size: Number(m[3]) };
+  checkIdMapping(map, `${what} ${s}`);
+  return map;
+}
+
+function checkIdMapping(m: IdMapping, what: string): void {
+  const ok = (n: number): boolean => Number.isSafeInteger(n) && n >= 0;
+  if (!ok(m.container) || !ok(m.host) || !ok(m.size) || m.size < 1) throw new OciToolError('USAGE', `${what}: ids and size must be whole numbers, size at least 1`);
+  if (m.container + m.size > ID_LIMIT || m.host + m.size > ID_LIMIT) throw new OciToolError('USAGE', `${what}: the range reaches past the highest id, ${ID_LIMIT - 1} (CONTAINER+SIZE and HOST+SIZE must be at most ${ID_LIMIT})`);
 }
 
 function mapId(id: number, maps: IdMapping[] | undefined, kind: string): number {
@@ -116,32 +131,6 @@ async function drain(stream: AsyncIterable<unknown>): Promise<void> {
   for await (const _ of stream) void _;
 }
 
-/** `setfattr --restore` input (getfattr's dump format): paths escaped as getfattr escapes them, values in hex. */
-function xattrDump(jobs: Map<string, Map<string, Buffer>>): string {
-  const esc = (p: string): string => p.replace(/[\\\x00-\x1f\x7f]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
-  let out = '';
-  for (const [path, attrs] of jobs) {
-    out += `# file: ${esc(path)}\n`;
-    for (const [k, v] of attrs) out += `${esc(k)}=0x${v.toString('hex')}\n`;
-    out += '\n';
-  }
-  return out;
-}
-
-/**
- * Sets extended attributes "where permitted": through one run of `setfattr --restore` (Debian's attr
- * package; Node has no xattr call). What the kernel refuses (security.* when not root, a filesystem
- * without xattrs) and a missing setfattr are warnings: the attributes stay recorded in the state file.
- */
-function applyXattrs(jobs: Map<string, Map<string, Buffer>>, warn: (m: string) => void): void {
-  const r = spawnSync('setfattr', ['--restore=-'], { input: xattrDump(jobs), encoding: 'utf8' });
-  if (r.error) {
-    warn(`extended attributes of ${jobs.size} entries not applied: setfattr not found (apt-get install attr); they are recorded in the state file`);
-    return;
-  }
-  if (r.status !== 0) warn(`some extended attributes were not applied (${(r.stderr || '').trim().split('\n')[0] ?? ''}); all are recorded in the state file`);
-}
-
 /** Creates `dir` (and its parents), or says in one line why it cannot be: something else is there, say. */
 export async function makeDirectory(dir: string, command: string): Promise<void> {
   try {
@@ -151,6 +140,17 @@ export async function makeDirectory(dir: string, command: string): Promise<void>
     const why = code === 'EEXIST' || code === 'ENOTDIR' ? 'it, or a folder on its path, is not a directory' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (err as Error).message;
     throw new OciToolError('IO', `${command}: cannot make directory ${dir}: ${why}`);
   }
+}
+
+/**
+ * An error met while applying an entry, as one line naming it (`where`); an ocitool error passes
+ * through, and so does anything that is not a system call's failure.
+ */
+function entryFailure(err: unknown, where: string): unknown {
+  if (err instanceof OciToolError) return err;
+  const code = errno(err);
+  if (code === undefined || !(/^E[A-Z0-9]+$/.test(code) || code === 'ERR_INVALID_ARG_VALUE')) return err;
+  return new OciToolError('IO', `${where}: ${fsErrorText(err)}`, { cause: err });
 }
 
 const isRoot = (): boolean => typeof process.getuid === 'function' && process.getuid() === 0;
@@ -168,48 +168,54 @@ export async function unpackFrom(store: Fetcher & Resolver & { readonly name?: s
   const config = checkImageConfig(parseJson(await fetchBytes(store, m.config), `config ${m.config.digest}`), `config ${m.config.digest}`);
   if (config.rootfs.diff_ids.length !== m.layers.length) throw new OciToolError('INVALID_MANIFEST', `${name}: ${m.layers.length} layers but ${config.rootfs.diff_ids.length} diff_ids in config ${m.config.digest}`);
 
+  for (const [what, maps] of [['uid map', opts.uidMap], ['gid map', opts.gidMap]] as const) for (const map of maps ?? []) checkIdMapping(map, `unpack: ${what} ${map.container}:${map.host}:${map.size}`);
   await makeDirectory(dir, 'unpack');
   if ((await readdir(dir)).length > 0) throw new OciToolError('USAGE', `unpack: ${dir} is not empty`);
   const rootless = opts.rootless ?? !isRoot();
   const onUnsafe = opts.onUnsafe ?? 'fail';
   const warn = opts.warn ?? ((): void => undefined);
-  const state: Record<string, StateEntry> = {};
+  /** Everything this unpack made, by path relative to the root (the root itself not included). */
+  const state = new PathMap<StateEntry>();
   const skipped: string[] = [];
-  /** Directories whose mode, owner and times are set at the end: host path → header. */
-  const dirMeta = new Map<string, { mode: number; mtime: number }>();
-  let entries = 0;
-  /** Extended attributes to set at the end (one setfattr run), by host path. */
+  /** Directory modes and times, and extended attributes, applied at the end (late.ts), by relative path. */
+  const dirMeta = new Map<string, DirMeta>();
   const xattrJobs = new Map<string, Map<string, Buffer>>();
+  let entries = 0;
+  /** What the current layer wrote (an opaque whiteout keeps it), and the directories it made opaque. */
+  let writtenHere = new Set<string>();
+  let opaqued = new Set<string>();
 
   const paths = new RootResolver(dir);
   const hostOf = (rel: string): string => (rel === '' ? dir : join(dir, rel));
   const created = (rel: string): void => {
-    state[rel] = { type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 0 };
-  };
-  const forget = (rel: string, wasDir: boolean): void => {
-    delete state[rel];
-    if (!wasDir) return; // only a directory has anything below it (or in the resolver's memory)
-    const prefix = `${rel}/`;
-    for (const k of Object.keys(state)) if (k.startsWith(prefix)) delete state[k];
-    paths.forget(rel);
+    state.set(rel, { type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 0 });
+    writtenHere.add(rel);
   };
   /**
-   * Removes whatever is at `rel` (never following a symlink). The tree holds only what this unpack
-   * made, all of it in `state`, so a path not there needs no system call.
+   * Removes whatever is at `rel` (never following a symlink), with everything below it and all that
+   * is queued for them. The tree holds only what this unpack made, all of it in `state`, so a path
+   * not there needs no system call.
    */
   const clear = (rel: string): void => {
-    const had = state[rel];
+    const had = state.get(rel);
     if (!had) return;
-    if (had.type === 'dir') rmSync(hostOf(rel), { recursive: true, force: true });
-    else unlinkSync(hostOf(rel));
-    forget(rel, had.type === 'dir');
+    if (had.type === 'dir') {
+      rmSync(hostOf(rel), { recursive: true, force: true });
+      paths.forget(rel);
+    } else unlinkSync(hostOf(rel));
+    state.deleteTree(rel, (gone) => {
+      dirMeta.delete(gone);
+      xattrJobs.delete(gone);
+      writtenHere.delete(gone);
+    });
   };
 
   for (const [index, layer] of m.layers.entries()) {
     opts.signal?.throwIfAborted();
     opts.onLayer?.(index, layer);
     const layerName = `layer ${index + 1} (${layer.digest})`;
-    const writtenHere = new Set<string>();
+    writtenHere = new Set();
+    opaqued = new Set();
     const want = config.rootfs.diff_ids[index]!;
     const blob = await store.fetch(layer, opts.signal ? { signal: opts.signal } : {});
     const kind = detectCompression(await peek(blob));
@@ -238,7 +244,7 @@ export async function unpackFrom(store: Fetcher & Resolver & { readonly name?: s
           await applyEntry(item.header, item.body);
         } catch (err) {
           if (err instanceof UnsafeEntry) await refuse(item.header.name, err.message, item.body);
-          else throw err;
+          else throw entryFailure(err, `${layerName}: entry ${JSON.stringify(item.header.name)}`);
         }
       }
       // The end-of-archive blocks and any padding: the diffID covers them too.
@@ -256,22 +262,16 @@ export async function unpackFrom(store: Fetcher & Resolver & { readonly name?: s
       const type = h.type;
       if (parts.length === 0) {
         // The root itself ('./'): its mode and times, at the end.
-        if (type === 'directory') dirMeta.set(dir, { mode: h.mode & 0o7777, mtime: h.mtime });
+        if (type === 'directory') dirMeta.set('', { mode: h.mode & 0o7777, mtime: h.mtime });
         return drain(body);
       }
       if (base === '.wh..wh..opq') {
-        const marker = paths.resolve(parts, { created });
-        const parent = marker.slice(0, Math.max(0, marker.lastIndexOf('/')));
-        let children: string[] = [];
-        try {
-          children = readdirSync(hostOf(parent));
-        } catch {
-          /* nothing below */
-        }
-        for (const child of children) {
-          const rel = parent === '' ? child : `${parent}/${child}`;
-          if (!writtenHere.has(rel)) clear(rel);
-        }
+        // Hides what lower layers put in the directory: once per directory and layer (a repeat finds
+        // only what this layer wrote). What is there is what `state` lists: no readdir needed.
+        const parent = parentOf(paths.resolve(parts, { created }));
+        if (opaqued.has(parent)) return drain(body);
+        opaqued.add(parent);
+        for (const rel of state.children(parent)) if (!writtenHere.has(rel)) clear(rel);
         return drain(body);
       }
       if (base.startsWith('.wh.')) {
@@ -288,19 +288,19 @@ export async function unpackFrom(store: Fetcher & Resolver & { readonly name?: s
       const uid = mapId(h.uid, opts.uidMap, 'uid');
       const gid = mapId(h.gid, opts.gidMap, 'gid');
       const xattrs: Record<string, string> = Object.fromEntries([...h.xattrs].map(([k, v]) => [k, v.toString('base64')]));
-      if (h.xattrs.size > 0 && type !== 'symlink') xattrJobs.set(host, h.xattrs);
-      else xattrJobs.delete(host);
       const record = (r: Omit<StateEntry, 'mode' | 'uid' | 'gid' | 'mtime'>): void => {
-        state[rel] = { ...r, mode, uid: h.uid, gid: h.gid, mtime, ...(h.xattrs.size ? { xattrs } : {}) };
+        state.set(rel, { ...r, mode, uid: h.uid, gid: h.gid, mtime, ...(h.xattrs.size ? { xattrs } : {}) });
+        if (h.xattrs.size > 0 && type !== 'symlink') xattrJobs.set(rel, h.xattrs);
+        else xattrJobs.delete(rel);
       };
       switch (type) {
         case 'directory': {
-          const had = state[rel];
+          const had = state.get(rel);
           if (had && had.type !== 'dir') clear(rel);
           if (!had || had.type !== 'dir') mkdirSync(host, { mode: 0o700 });
           paths.known(rel);
           if (!rootless) lchownSync(host, uid, gid);
-          dirMeta.set(host, { mode, mtime });
+          dirMeta.set(rel, { mode, mtime });
           record({ type: 'dir', size: 0 });
           return drain(body);
         }
@@ -325,6 +325,7 @@ export async function unpackFrom(store: Fetcher & Resolver & { readonly name?: s
           return;
         }
         case 'symlink': {
+          if (h.linkname.includes('\0')) throw new UnsafeEntry('a NUL byte in its link target');
           clear(rel);
           symlinkSync(h.linkname ?? '', host);
           if (!rootless) lchownSync(host, uid, gid);
@@ -342,14 +343,17 @@ export async function unpackFrom(store: Fetcher & Resolver & { readonly name?: s
           } catch (err) {
             throw err instanceof UnsafeEntry ? new UnsafeEntry(missing) : err;
           }
-          const t = state[targetRel];
+          const t = state.get(targetRel);
           if (!t) throw new UnsafeEntry(missing);
           if (t.type === 'dir') throw new UnsafeEntry(`its hardlink target ${JSON.stringify(h.linkname)} is a directory`);
           if (targetRel !== rel) {
             clear(rel);
             linkSync(hostOf(targetRel), host);
           }
-          state[rel] = { ...t };
+          // One inode: its attributes are the target's, and this entry's own when it has some.
+          if (h.xattrs.size > 0) xattrJobs.set(rel, h.xattrs);
+          else if (targetRel !== rel) xattrJobs.delete(rel);
+          state.set(rel, { ...t });
           return drain(body);
         }
         case 'character-device':
@@ -377,17 +381,7 @@ export async function unpackFrom(store: Fetcher & Resolver & { readonly name?: s
     }
   }
 
-  // Directory modes and times last, deepest first (setting a child's touches its parent's mtime).
-  for (const [host, meta] of [...dirMeta].sort((a, b) => b[0].length - a[0].length)) {
-    try {
-      if (!lstatSync(host).isDirectory()) continue; // replaced by a later layer
-    } catch {
-      continue; // removed by a later layer
-    }
-    chmodSync(host, meta.mode);
-    utimesSync(host, meta.mtime, meta.mtime);
-  }
-  if (xattrJobs.size > 0) applyXattrs(xattrJobs, warn);
+  applyLate(dir, dirMeta, xattrJobs, warn);
   let stateFile: string | undefined;
   if (opts.state ?? true) {
     stateFile = stateFileOf(dir);
@@ -399,7 +393,7 @@ export async function unpackFrom(store: Fetcher & Resolver & { readonly name?: s
       ...(opts.gidMap?.length ? { gidMap: opts.gidMap } : {}),
       manifest: manifest.descriptor,
       config: m.config,
-      entries: state,
+      entries: Object.fromEntries(state.entries()),
     };
     const tmp = tempName(dirname(stateFile), '.ocitool-state');
     await writeFile(tmp, JSON.stringify(doc));
