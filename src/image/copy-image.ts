@@ -1,6 +1,6 @@
 import { copyGraph, type CopyGraphOptions } from '../content/copy.js';
 import { convertGraph, needsConversion, type ConvertOptions } from '../convert/convert.js';
-import type { Store } from '../content/store.js';
+import { underLease, type Store } from '../content/store.js';
 import type { Descriptor, Platform } from '../spec/types.js';
 import { isIndexType } from '../spec/media-types.js';
 import { resolveImageManifest } from './resolve.js';
@@ -21,6 +21,10 @@ export interface CopyImageOptions extends CopyGraphOptions, Pick<ConvertOptions,
  * converted on the way (see convertGraph) and the result's root is returned.
  */
 export async function copyImage(src: Store, srcRef: string, dst: Store, opts: CopyImageOptions = {}): Promise<Descriptor> {
+  return underLease(dst, () => copyAndTag(src, srcRef, dst, opts));
+}
+
+async function copyAndTag(src: Store, srcRef: string, dst: Store, opts: CopyImageOptions): Promise<Descriptor> {
   let root = await src.resolve(srcRef);
   if (opts.platform && isIndexType(root.mediaType)) {
     const { manifest } = await resolveImageManifest(src, root, { platform: opts.platform, what: `${src.name}:${srcRef}` });
