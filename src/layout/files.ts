@@ -1,5 +1,5 @@
 import { constants, type Stats } from 'node:fs';
-import { lstat, open, type FileHandle } from 'node:fs/promises';
+import { lstat, open, stat, type FileHandle } from 'node:fs/promises';
 import { OciToolError, errno } from '../util/errors.js';
 
 /** What a non-regular file is, in words ("a FIFO", "a directory", ...). */
@@ -35,7 +35,8 @@ export async function openRegular(path: string, what: string, opts: OpenRegularO
     const code = errno(err);
     if (code === 'ELOOP' || code === 'ENOENT') {
       const link = await lstat(path).catch(() => undefined);
-      if (link?.isSymbolicLink()) throw new OciToolError('INVALID_LAYOUT', `${what} is a symbolic link${code === 'ENOENT' ? ' to nothing' : ''}, not a regular file`);
+      const target = link?.isSymbolicLink() ? await stat(path).catch(() => undefined) : undefined;
+      if (link?.isSymbolicLink()) throw new OciToolError('INVALID_LAYOUT', `${what} is a symbolic link${target ? '' : ' to nothing'}, not a regular file`);
     }
     if (code === 'ENOENT' && opts.missing) throw opts.missing();
     throw new OciToolError('IO', `cannot open ${what}: ${code ?? (err as Error).message}`, { cause: err });
