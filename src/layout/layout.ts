@@ -1,4 +1,4 @@
-import { lstat, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -61,10 +61,9 @@ export class OciLayout implements Store, Collectable {
     } catch (err) {
       if (errno(err) !== 'ENOENT') throw ioError(`cannot read ${dir}`, err);
     }
-    const emptyIndex = (): string => JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] } satisfies ImageIndex);
     if (entries.includes('oci-layout')) {
       // A writer killed during init may have left oci-layout without index.json: finish the job.
-      if (!entries.includes('index.json')) await atomicWriteFile(layout.indexPath, emptyIndex(), layout.tmpDir);
+      if (!entries.includes('index.json')) await layout.createEmptyIndex();
       return OciLayout.open(dir, opts);
     }
     if (entries.length > 0 && !(entries.length <= 3 && entries.every((e) => ['blobs', 'index.json', PRIVATE_DIR].includes(e)))) {
@@ -72,10 +71,33 @@ export class OciLayout implements Store, Collectable {
     }
     // oci-layout goes last: its presence says the layout is complete.
     await mkdir(join(layout.dir, 'blobs', 'sha256'), { recursive: true });
-    if (!entries.includes('index.json')) await atomicWriteFile(layout.indexPath, emptyIndex(), layout.tmpDir);
+    if (!entries.includes('index.json')) await layout.createEmptyIndex();
     const header: OciLayoutHeader = { imageLayoutVersion: LAYOUT_VERSION };
     await atomicWriteFile(join(layout.dir, 'oci-layout'), JSON.stringify(header), layout.tmpDir);
     return layout;
+  }
+
+  /**
+   * Writes an empty index.json unless there is one: linked into place, which never replaces a file, so
+   * that an init racing another writer (that has initialised and tagged since) loses nothing.
+   */
+  private async createEmptyIndex(): Promise<void> {
+    await mkdir(this.tmpDir, { recursive: true });
+    const tmp = tempName(this.tmpDir, 'write');
+    try {
+      const fh = await open(tmp, 'wx', 0o644);
+      try {
+        await fh.writeFile(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] } satisfies ImageIndex));
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await link(tmp, this.indexPath);
+    } catch (err) {
+      if (errno(err) !== 'EEXIST') throw ioError(`cannot write ${this.indexPath}`, err);
+    } finally {
+      await unlink(tmp).catch(() => undefined);
+    }
   }
 
   /** Opens an existing layout, checking `oci-layout` and that `index.json` parses. */
