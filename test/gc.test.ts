@@ -140,7 +140,7 @@ describe('gc while a writer stores blobs', () => {
     const src = join(work, 'build-src');
     await makeTree(src, { 'hello.txt': 'hello\n' });
     await buildImage({ destination: dest, tag: 'built', base: { store, descriptor: img.manifest }, layers: [{ kind: 'add', src, dest: '/' }], created: 0 });
-    expect(gcOut).toMatch(/removed 0 blobs .*kept 1 blobs \(1 held by writers still running\)/);
+    expect(gcOut).toMatch(/removed 0 blobs .*kept 1 blobs \(1 held by writers' leases\)/);
     const v = await verifyLayout(dest);
     expect(v.problems).toEqual([]);
     expect(v.unreferenced).toEqual([]);

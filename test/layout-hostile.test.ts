@@ -3,7 +3,7 @@
  * as 1 GiB sparse files; twenty processes changing one index.json at once.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, rm, symlink, truncate, unlink } from 'node:fs/promises';
+import { mkdir, rm, symlink, truncate, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OciLayout } from '../src/layout/layout.js';
@@ -76,6 +76,26 @@ describe('blobs that are not regular files', () => {
     expectNamed(unpack, digest, dir, 'fifo');
     expect(gc.code).toBe(0);
     expect(gc.timedOut).toBeUndefined();
+  });
+});
+
+describe('a lock file that is not a lock', () => {
+  it('a FIFO or a huge file at .ocitool/index.lock: tag fails at once with one line naming it', async () => {
+    for (const kind of ['fifo', 'huge'] as const) {
+      const dir = join(work, `lock-${kind}`);
+      const l = await OciLayout.init(dir);
+      await writeTestImage(l, { tag: 't' });
+      const lock = join(dir, '.ocitool', 'index.lock');
+      if (kind === 'fifo') execFileSync('mkfifo', [lock]);
+      else {
+        await writeFile(lock, '');
+        await truncate(lock, 1 << 30);
+      }
+      const r = await ocitool(['tag', `oci:${dir}:t`, 'again'], { timeoutMs: 10_000 });
+      expect(r.timedOut).toBeUndefined();
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(kind === 'fifo' ? /lock .*index\.lock is a FIFO, not a regular file/ : /lock .*index\.lock: 1073741824 bytes is over the 4096-byte limit/)]);
+    }
   });
 });
 

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { open, readFile, stat, unlink, utimes } from 'node:fs/promises';
+import { lstat, open, unlink, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { OciToolError, errno } from '../util/errors.js';
 import { processAlive } from '../util/fs.js';
+import { readRegularFile } from './files.js';
 
 export interface LockOptions {
   /** Give up after this many milliseconds (default 60 s). */
@@ -112,8 +113,8 @@ async function breakStale(path: string, staleRaw: string, what: string): Promise
 }
 
 async function removeIfHeld(path: string, ours: (raw: string) => boolean): Promise<void> {
-  const raw = await readFile(path, 'utf8').catch(() => undefined);
-  if (raw !== undefined && ours(raw)) await unlink(path).catch(() => undefined);
+  const lock = await readLock(path);
+  if (lock !== undefined && ours(lock.raw)) await unlink(path).catch(() => undefined);
 }
 
 function ownerOf(raw: string): Owner | undefined {
@@ -126,14 +127,22 @@ function ownerOf(raw: string): Owner | undefined {
   return undefined;
 }
 
+/**
+ * A lock file's content and mtime; undefined when it is gone. One that is not a small regular file (a
+ * FIFO, a link, a huge file: a hostile layout) is refused in one line rather than waited on.
+ */
 async function readLock(path: string): Promise<{ raw: string; mtimeMs: number } | undefined> {
+  const gone = (): OciToolError => new OciToolError('NOT_FOUND', `${path} is gone`);
   try {
-    const [raw, s] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
-    return { raw, mtimeMs: s.mtimeMs };
-  } catch {
-    return undefined; // gone since
+    const raw = (await readRegularFile(path, LOCK_CAP, `lock ${path}`, { noFollow: true, missing: gone })).toString('utf8');
+    return { raw, mtimeMs: (await lstat(path)).mtimeMs };
+  } catch (err) {
+    if ((err instanceof OciToolError && err.code === 'NOT_FOUND') || errno(err) === 'ENOENT') return undefined; // released since
+    throw err;
   }
 }
+
+const LOCK_CAP = 4096;
 
 /**
  * A lock is stale when its owner is a dead process on this host, or when it has not been touched for
