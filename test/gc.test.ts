@@ -160,6 +160,17 @@ describe('gc while a writer stores blobs', () => {
     expect(v.checked).toBe(5);
   });
 
+  it('a held manifest keeps what it refers to until the lease is released', async () => {
+    const l = await OciLayout.init(join(work, 'held'));
+    const img = await writeTestImage(l, { layers: 2, seed: 'held' }); // stored, not in index.json
+    const lease = await l.lease();
+    await lease.hold(img.manifest);
+    const kept = await ocitool(['gc', l.dir], { timeoutMs: 10_000 });
+    expect(kept.stdout).toMatch(/removed 0 blobs .*kept 4 blobs \(4 held by writers' leases\)/);
+    await lease.release();
+    expect((await gc(l)).removed).toHaveLength(4);
+  });
+
   it("ignores and removes a dead writer's lease once it is old, honours it before", async () => {
     const dir = join(work, 'stale-lease');
     const l = await OciLayout.init(dir);

@@ -22,6 +22,8 @@ export const PRIVATE_DIR = '.ocitool';
 
 /** A writer's hold on what it stores until it has tagged it (see lease.ts); release it after the tag. */
 export interface Lease {
+  /** Holds a blob (with what it refers to, for a manifest) that is stored, or about to be, by anyone. */
+  hold(desc: Pick<Descriptor, 'digest' | 'mediaType'>): Promise<void>;
   release(): Promise<void>;
 }
 
@@ -422,6 +424,7 @@ export class OciLayout implements Store, Collectable {
     }
     let released = false;
     return {
+      hold: (desc) => this.record(desc.digest, desc.mediaType),
       release: async () => {
         if (released) return;
         released = true;

@@ -5,6 +5,7 @@ import { parseReference, type ImageReference } from '../reference/transport.js';
 import { familiarName } from '../reference/docker-name.js';
 import { hostPlatform } from '../spec/platform.js';
 import { copyImage } from '../image/copy-image.js';
+import { underLease } from '../content/store.js';
 import type { Descriptor, Platform } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
 import type { Compression } from '../layer/compression.js';
@@ -110,7 +111,7 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
         ...(opts.signal ? { signal: opts.signal } : {}),
         ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       });
-      if (opts.referrers) await copyReferrers(from.store, to, descriptor, opts);
+      if (opts.referrers) await underLease(to.store, () => copyReferrers(from.store, to, descriptor, opts)); // each referrer is stored, then listed
       await to.commit?.();
     } catch (err) {
       await to.abort?.();
