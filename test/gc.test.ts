@@ -171,6 +171,25 @@ describe('gc while a writer stores blobs', () => {
     expect((await gc(l)).removed).toHaveLength(4);
   });
 
+  it('a blob a writer finds stored while gc sweeps is never deleted under it', async () => {
+    const dir = join(work, 'sweep');
+    const setup = await OciLayout.init(dir, { sync: false });
+    const blobs: Descriptor[] = [];
+    for (let i = 0; i < 1500; i++) blobs.push(await setup.putBytes(`garbage ${i}`, 'text/plain'));
+    const writer = await OciLayout.open(dir);
+    const lease = await writer.lease();
+    const sweeping = gc(await OciLayout.open(dir));
+    // Once the sweep moves garbage aside, the writer asks for blobs from the end of the list.
+    while (!(await readdir(setup.tmpDir)).some((n) => n.startsWith('trash-'))) await new Promise((r) => setImmediate(r));
+    const found: Descriptor[] = [];
+    for (const d of [...blobs].reverse()) if (await writer.exists(d)) found.push(d);
+    const result = await sweeping;
+    for (const d of found) expect(await writer.stat(d.digest), d.digest).toBe(d.size);
+    expect(found.length).toBeGreaterThan(0);
+    expect(result.removed.length).toBeGreaterThan(0);
+    await lease.release();
+  });
+
   it("ignores and removes a dead writer's lease once it is old, honours it before", async () => {
     const dir = join(work, 'stale-lease');
     const l = await OciLayout.init(dir);
