@@ -1,7 +1,12 @@
-import { unlink } from 'node:fs/promises';
-import type { OciLayout } from '../layout/layout.js';
-import { pidOfTempName, processAlive } from '../util/fs.js';
-import { OciToolError } from '../util/errors.js';
+import { lstat, mkdir, readdir, rename, rmdir, unlink } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { isValidDigest, parseDigest } from '../digest/digest.js';
+import { PRIVATE_DIR, type OciLayout } from '../layout/layout.js';
+import { scanLeases } from '../layout/lease.js';
+import { isManifestType } from '../spec/media-types.js';
+import type { Descriptor } from '../spec/types.js';
+import { pidOfTempName, processAlive, tempName } from '../util/fs.js';
+import { OciToolError, errno } from '../util/errors.js';
 import { walk } from './graph.js';
 
 export interface GcOptions {
@@ -9,6 +14,8 @@ export interface GcOptions {
   dryRun?: boolean;
   /** Temp files older than this are stale even if their writer still runs (default 24 h). */
   tempMaxAgeMs?: number;
+  /** A lease whose owner is not a live process here is stale after this long untouched (default 10 min). */
+  leaseStaleMs?: number;
 }
 
 export interface GcResult {
@@ -16,40 +23,138 @@ export interface GcResult {
   freedBytes: number;
   tempFilesRemoved: number;
   kept: number;
+  /** Unreferenced blobs kept because a writer's live lease holds them. */
+  leased: number;
 }
 
 /**
- * Removes every blob not reachable from `index.json`, and stale temp files. Holds the layout's index
- * lock throughout so no tag appears mid-sweep. A reachable manifest that cannot be read aborts the
- * collection before anything is removed (its children would otherwise look unreferenced).
+ * Removes every blob not reachable from `index.json` nor held by a writer's live lease, and stale temp
+ * files and leases. Holds the layout's index lock throughout so no tag appears mid-sweep. Nothing is
+ * followed: a linked `blobs`, `blobs/ALG` or private folder is refused before anything is removed, and
+ * in the temp folder only regular files whose names ocitool made are removed. A reachable manifest that
+ * cannot be read aborts the collection before anything is removed (its children would otherwise look
+ * unreferenced).
+ *
+ * A writer records a digest in its lease before it renames the blob into place or relies on finding it
+ * stored. So that no such blob is lost to a sweep already under way, garbage is first moved aside, then
+ * the leases are read again, and what a lease took meanwhile is put back before the rest is deleted.
  */
 export async function gc(layout: OciLayout, opts: GcOptions = {}): Promise<GcResult> {
+  await refuseLinkedFolders(layout);
   return layout.withIndexLock(async () => {
-    const roots = await layout.roots();
-    let reached: Set<string>;
+    if (!opts.dryRun) await restoreAbandonedTrash(layout);
+    const listed: { digest: string; size: number }[] = [];
+    for await (const blob of layout.listBlobs()) listed.push(blob);
+    const leases = await scanLeases(layout.leaseDir, opts.leaseStaleMs);
+    let indexed: Set<string>;
     try {
-      reached = await walk(layout, roots);
+      indexed = await walk(layout, await layout.roots());
     } catch (err) {
       throw new OciToolError('VERIFY_FAILED', `gc of ${layout.name} aborted, nothing removed: ${(err as Error).message}`, { cause: err });
     }
-    const result: GcResult = { removed: [], freedBytes: 0, tempFilesRemoved: 0, kept: 0 };
-    for await (const blob of layout.listBlobs()) {
-      if (reached.has(blob.digest)) {
-        result.kept++;
-        continue;
-      }
-      if (!opts.dryRun) await layout.deleteBlob(blob.digest);
+    const keep = new Set(indexed);
+    // Leased digests are roots; a leased manifest keeps what it refers to. A writer's blob may not be
+    // there yet, or be half-written: the walk below them tolerates what it cannot read.
+    const leaseRoots: Descriptor[] = [];
+    for (const [digest, mediaType] of leases.digests) {
+      if (keep.has(digest)) continue;
+      keep.add(digest);
+      const size = isManifestType(mediaType) ? await layout.stat(digest) : undefined;
+      if (size !== undefined) leaseRoots.push({ mediaType, digest, size });
+    }
+    for (const d of await walk(layout, leaseRoots, { onError: () => undefined })) keep.add(d);
+
+    const result: GcResult = { removed: [], freedBytes: 0, tempFilesRemoved: 0, kept: 0, leased: 0 };
+    const garbage = listed.filter((b) => !keep.has(b.digest));
+    const removed = opts.dryRun ? garbage : await sweep(layout, garbage, new Set(leases.digests.keys()), opts.leaseStaleMs);
+    result.kept = listed.length - removed.length;
+    result.leased = listed.filter((b) => !indexed.has(b.digest)).length - removed.length;
+    for (const blob of removed) {
       result.removed.push(blob);
       result.freedBytes += blob.size;
     }
+
     const maxAge = opts.tempMaxAgeMs ?? 24 * 3600 * 1000;
     for (const tmp of await layout.listTempFiles()) {
-      const pid = pidOfTempName(tmp.path);
-      const stale = pid === undefined || !processAlive(pid) || Date.now() - tmp.mtimeMs > maxAge;
+      if (!tmp.isFile) continue;
+      const pid = pidOfTempName(tmp.path)!;
+      const stale = !processAlive(pid) || Date.now() - tmp.mtimeMs > maxAge;
       if (!stale || pid === process.pid) continue;
       if (!opts.dryRun) await unlink(tmp.path).catch(() => undefined);
       result.tempFilesRemoved++;
     }
+    if (!opts.dryRun) for (const path of leases.stale) await unlink(path).catch(() => undefined);
     return result;
   });
+}
+
+/**
+ * Moves `garbage` into a trash folder, reads the leases again, puts back what a lease took since the
+ * first reading (everything, if a lease took a manifest: what it refers to is not known here), and
+ * deletes the rest. Returns the blobs deleted.
+ */
+async function sweep(layout: OciLayout, garbage: { digest: string; size: number }[], leasedBefore: Set<string>, leaseStaleMs?: number): Promise<{ digest: string; size: number }[]> {
+  if (garbage.length === 0) return [];
+  const trash = tempName(layout.tmpDir, 'trash');
+  await mkdir(trash, { recursive: true });
+  const moved: { digest: string; size: number; aside: string }[] = [];
+  for (const blob of garbage) {
+    const aside = join(trash, trashName(blob.digest));
+    try {
+      await rename(layout.blobPath(blob.digest), aside);
+      moved.push({ ...blob, aside });
+    } catch (err) {
+      if (errno(err) !== 'ENOENT') throw new OciToolError('IO', `cannot remove blob ${blob.digest} from ${layout.name}: ${errno(err) ?? (err as Error).message}`, { cause: err });
+    }
+  }
+  const late = [...(await scanLeases(layout.leaseDir, leaseStaleMs)).digests].filter(([d]) => !leasedBefore.has(d));
+  const takenAll = late.some(([, mediaType]) => isManifestType(mediaType));
+  const taken = new Set(late.map(([d]) => d));
+  const removed: { digest: string; size: number }[] = [];
+  for (const blob of moved) {
+    if (takenAll || taken.has(blob.digest)) await rename(blob.aside, layout.blobPath(blob.digest));
+    else {
+      await unlink(blob.aside);
+      removed.push({ digest: blob.digest, size: blob.size });
+    }
+  }
+  await rmdir(trash).catch(() => undefined);
+  return removed;
+}
+
+const trashName = (digest: string): string => {
+  const { algorithm, encoded } = parseDigest(digest);
+  return `${algorithm}-${encoded}`;
+};
+
+/** Puts back the blobs a gc that died mid-sweep had moved aside; they are then judged afresh. */
+async function restoreAbandonedTrash(layout: OciLayout): Promise<void> {
+  for (const tmp of await layout.listTempFiles()) {
+    const pid = pidOfTempName(tmp.path)!;
+    if (!tmp.isDirectory || !basename(tmp.path).startsWith('trash-') || processAlive(pid)) continue;
+    for (const name of await readdir(tmp.path)) {
+      const dash = name.indexOf('-');
+      const digest = `${name.slice(0, dash)}:${name.slice(dash + 1)}`;
+      if (dash < 0 || !isValidDigest(digest) || !(await lstat(join(tmp.path, name))).isFile()) continue;
+      await mkdir(join(layout.dir, 'blobs', name.slice(0, dash)), { recursive: true });
+      await rename(join(tmp.path, name), layout.blobPath(digest));
+    }
+    await rmdir(tmp.path).catch(() => undefined);
+  }
+}
+
+/** Refuses a layout whose blob folders or private folders are links (or not folders): gc deletes in them. */
+async function refuseLinkedFolders(layout: OciLayout): Promise<void> {
+  const refuse = (rel: string, why: string): OciToolError => new OciToolError('INVALID_LAYOUT', `gc of ${layout.name} refused, nothing removed: ${rel} ${why}`);
+  const check = async (rel: string, mustBeDir: boolean): Promise<boolean> => {
+    const s = await lstat(join(layout.dir, rel)).catch(() => undefined);
+    if (s === undefined) return false;
+    if (s.isSymbolicLink()) throw refuse(rel, 'is a symbolic link (gc deletes only inside the layout)');
+    if (mustBeDir && !s.isDirectory()) throw refuse(rel, 'is not a directory');
+    return s.isDirectory();
+  };
+  if (await check('blobs', true)) for (const alg of await readdir(join(layout.dir, 'blobs'))) await check(`blobs/${alg}`, false);
+  await check(PRIVATE_DIR, true);
+  await check(`${PRIVATE_DIR}/tmp`, true);
+  await check(`${PRIVATE_DIR}/leases`, true);
 }

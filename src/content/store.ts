@@ -43,6 +43,19 @@ export interface ReadOnlyStore extends Fetcher, ExistenceChecker, Resolver {
 
 export interface Store extends ReadOnlyStore, Pusher, Tagger {}
 
+/**
+ * A store that can hold what a writer stores until the writer has tagged it, against a concurrent gc
+ * (a layout's leases). Writers that store blobs and then tag run under `withLease`.
+ */
+export interface Leaser {
+  withLease<T>(fn: () => Promise<T>): Promise<T>;
+}
+
+/** Runs `fn` under the store's lease when it has leases, else as it is. */
+export function underLease<T>(store: object, fn: () => Promise<T>): Promise<T> {
+  return typeof (store as Partial<Leaser>).withLease === 'function' ? (store as Leaser).withLease(fn) : fn();
+}
+
 /** A store that knows its roots and can list and delete its blobs (a layout): what gc needs. */
 export interface Collectable extends Fetcher {
   readonly name: string;

@@ -61,6 +61,10 @@ const isoSeconds = (seconds: number): string => new Date(seconds * 1000).toISOSt
  * then the config and manifest, and tags it. Output is byte-reproducible for equal inputs and `created`.
  */
 export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
+  return opts.destination.withLease(() => build(opts)); // gc keeps what it stores until it is tagged
+}
+
+async function build(opts: BuildOptions): Promise<BuildResult> {
   const format = opts.format ?? 'oci';
   const dest = opts.destination;
   let baseNode: ManifestNode | undefined;

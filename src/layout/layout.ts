@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -8,15 +8,24 @@ import { HashingStream, VerifyingStream, isVerifiedFor } from '../digest/verify.
 import type { Collectable, Store } from '../content/store.js';
 import { fetchBytes } from '../content/store.js';
 import { MediaType, isManifestType } from '../spec/media-types.js';
-import { checkIndex, detectManifestType, parseJson } from '../spec/parse.js';
+import { MAX_JSON_BYTES, checkIndex, detectManifestType, parseJson } from '../spec/parse.js';
 import { Annotation, type Descriptor, type ImageIndex, type OciLayoutHeader } from '../spec/types.js';
 import { OciToolError, errno } from '../util/errors.js';
-import { atomicWriteFile, fileHandleWriter, tempName } from '../util/fs.js';
+import { atomicWriteFile, fileHandleWriter, isTempName, tempName } from '../util/fs.js';
+import { kindOf, openRegular, readRegularFile } from './files.js';
+import { LeaseFile } from './lease.js';
 import { withFileLock } from './lock.js';
 
 export const LAYOUT_VERSION = '1.0.0';
 /** ocitool's private folder inside a layout: temp files and the index lock. Other tools ignore it. */
 export const PRIVATE_DIR = '.ocitool';
+
+/** A writer's hold on what it stores until it has tagged it (see lease.ts); release it after the tag. */
+export interface Lease {
+  /** Holds a blob (with what it refers to, for a manifest) that is stored, or about to be, by anyone. */
+  hold(desc: Pick<Descriptor, 'digest' | 'mediaType'>): Promise<void>;
+  release(): Promise<void>;
+}
 
 export interface PutResult {
   digest: string;
@@ -37,6 +46,7 @@ export class OciLayout implements Store, Collectable {
   readonly dir: string;
   readonly name: string;
   private readonly sync: boolean;
+  private leaseState: { file: Promise<LeaseFile>; refs: number } | undefined;
 
   private constructor(dir: string, opts: LayoutOptions) {
     this.dir = resolvePath(dir);
@@ -53,10 +63,9 @@ export class OciLayout implements Store, Collectable {
     } catch (err) {
       if (errno(err) !== 'ENOENT') throw ioError(`cannot read ${dir}`, err);
     }
-    const emptyIndex = (): string => JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] } satisfies ImageIndex);
     if (entries.includes('oci-layout')) {
       // A writer killed during init may have left oci-layout without index.json: finish the job.
-      if (!entries.includes('index.json')) await atomicWriteFile(layout.indexPath, emptyIndex(), layout.tmpDir);
+      if (!entries.includes('index.json')) await layout.createEmptyIndex();
       return OciLayout.open(dir, opts);
     }
     if (entries.length > 0 && !(entries.length <= 3 && entries.every((e) => ['blobs', 'index.json', PRIVATE_DIR].includes(e)))) {
@@ -64,24 +73,45 @@ export class OciLayout implements Store, Collectable {
     }
     // oci-layout goes last: its presence says the layout is complete.
     await mkdir(join(layout.dir, 'blobs', 'sha256'), { recursive: true });
-    if (!entries.includes('index.json')) await atomicWriteFile(layout.indexPath, emptyIndex(), layout.tmpDir);
+    if (!entries.includes('index.json')) await layout.createEmptyIndex();
     const header: OciLayoutHeader = { imageLayoutVersion: LAYOUT_VERSION };
     await atomicWriteFile(join(layout.dir, 'oci-layout'), JSON.stringify(header), layout.tmpDir);
     return layout;
   }
 
+  /**
+   * Writes an empty index.json unless there is one: linked into place, which never replaces a file, so
+   * that an init racing another writer (that has initialised and tagged since) loses nothing.
+   */
+  private async createEmptyIndex(): Promise<void> {
+    await mkdir(this.tmpDir, { recursive: true });
+    const tmp = tempName(this.tmpDir, 'write');
+    try {
+      const fh = await open(tmp, 'wx', 0o644);
+      try {
+        await fh.writeFile(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] } satisfies ImageIndex));
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await link(tmp, this.indexPath);
+    } catch (err) {
+      if (errno(err) !== 'EEXIST') throw ioError(`cannot write ${this.indexPath}`, err);
+    } finally {
+      await unlink(tmp).catch(() => undefined);
+    }
+  }
+
   /** Opens an existing layout, checking `oci-layout` and that `index.json` parses. */
   static async open(dir: string, opts: LayoutOptions = {}): Promise<OciLayout> {
     const layout = new OciLayout(dir, opts);
+    const notLayout = (): OciToolError => new OciToolError('NOT_FOUND', `${dir}: not an OCI layout (no oci-layout file)`);
     let raw: Buffer;
     try {
-      raw = await readFile(join(layout.dir, 'oci-layout'));
+      raw = await readRegularFile(join(layout.dir, 'oci-layout'), MAX_JSON_BYTES, `${dir}/oci-layout`, { missing: notLayout });
     } catch (err) {
-      const code = errno(err);
-      if (code === 'ENOENT' || code === 'ENOTDIR') {
-        throw new OciToolError('NOT_FOUND', `${dir}: not an OCI layout (no oci-layout file)`);
-      }
-      throw ioError(`cannot read ${dir}/oci-layout`, err);
+      if (errno((err as Error).cause) === 'ENOTDIR') throw notLayout();
+      throw err;
     }
     const header = parseJson(raw, `${dir}/oci-layout`) as Partial<OciLayoutHeader> | null;
     if (typeof header !== 'object' || header === null || typeof header.imageLayoutVersion !== 'string') {
@@ -98,8 +128,14 @@ export class OciLayout implements Store, Collectable {
     return join(this.dir, 'index.json');
   }
 
-  private get tmpDir(): string {
+  /** The private folder for temp files (gc removes stale ones). */
+  get tmpDir(): string {
     return join(this.dir, PRIVATE_DIR, 'tmp');
+  }
+
+  /** The private folder for writers' leases (see lease.ts). */
+  get leaseDir(): string {
+    return join(this.dir, PRIVATE_DIR, 'leases');
   }
 
   /** Path of a blob on disk (the digest is validated first, so it cannot escape `blobs/`). */
@@ -108,10 +144,10 @@ export class OciLayout implements Store, Collectable {
     return join(this.dir, 'blobs', algorithm, encoded);
   }
 
-  /** Size of a stored blob, or undefined when absent. */
+  /** Size of a stored blob, or undefined when absent (or not a regular file: a FIFO, a link). */
   async stat(digest: string): Promise<number | undefined> {
     try {
-      const s = await stat(this.blobPath(digest));
+      const s = await lstat(this.blobPath(digest));
       return s.isFile() ? s.size : undefined;
     } catch (err) {
       if (errno(err) === 'ENOENT') return undefined;
@@ -124,21 +160,17 @@ export class OciLayout implements Store, Collectable {
     return this.stat(digest);
   }
 
-  async exists(desc: Pick<Descriptor, 'digest' | 'size'>): Promise<boolean> {
+  /** Whether the blob is stored. Under a lease the digest is recorded first: a writer may rely on it. */
+  async exists(desc: Pick<Descriptor, 'digest' | 'size'> & { mediaType?: string }): Promise<boolean> {
+    await this.record(desc.digest, desc.mediaType);
     const size = await this.stat(desc.digest);
     return size !== undefined && (desc.size < 0 || size === desc.size);
   }
 
   /** The blob's bytes, verified against `desc` as they are read. */
   async fetch(desc: Descriptor): Promise<Readable> {
-    const path = this.blobPath(desc.digest);
-    let fh;
-    try {
-      fh = await open(path, 'r');
-    } catch (err) {
-      if (errno(err) === 'ENOENT') throw new OciToolError('NOT_FOUND', `blob ${desc.digest} not found in ${this.name}`);
-      throw ioError(`cannot open blob ${desc.digest} in ${this.name}`, err);
-    }
+    const missing = (): OciToolError => new OciToolError('NOT_FOUND', `blob ${desc.digest} not found in ${this.name}`);
+    const { fh } = await openRegular(this.blobPath(desc.digest), `blob ${desc.digest} in ${this.name}`, { noFollow: true, missing });
     const src = fh.createReadStream({ highWaterMark: 1 << 20 });
     const verifier = new VerifyingStream(desc, `blob ${desc.digest} in ${this.name}`);
     return pipelineCb(src, verifier, () => undefined);
@@ -158,7 +190,7 @@ export class OciLayout implements Store, Collectable {
    * Streams `content` into the layout. With `expected`, the bytes must match it (else nothing is
    * stored); without, the digest is computed (sha256). Returns the stored digest and size.
    */
-  async putBlob(content: Readable, expected?: { digest: string; size: number }): Promise<PutResult> {
+  async putBlob(content: Readable, expected?: { digest: string; size: number; mediaType?: string }): Promise<PutResult> {
     if (expected !== undefined) {
       hashAlgorithmOf(expected.digest);
       if (await this.exists(expected)) {
@@ -182,6 +214,7 @@ export class OciLayout implements Store, Collectable {
       const digest = expected?.digest ?? (check as HashingStream).digest;
       const size = expected ? expected.size : (check as HashingStream).size;
       const dest = this.blobPath(digest);
+      await this.record(digest, expected?.mediaType); // before the blob is visible: gc may be sweeping
       await mkdir(join(this.dir, 'blobs', digest.slice(0, digest.indexOf(':'))), { recursive: true });
       await rename(tmp, dest);
       return { digest, size: size >= 0 ? size : await this.statOrThrow(digest) };
@@ -207,17 +240,23 @@ export class OciLayout implements Store, Collectable {
     }
   }
 
-  /** Every file under `blobs/` whose path is a valid digest. Others are reported by verify. */
+  /** Every regular file under `blobs/` whose path is a valid digest. Others are reported by verify. */
   async *listBlobs(): AsyncIterable<{ digest: string; size: number }> {
     for (const entry of await this.listBlobFiles()) {
-      if (entry.digest !== undefined) yield { digest: entry.digest, size: entry.size };
+      if (entry.digest !== undefined && entry.problem === undefined) yield { digest: entry.digest, size: entry.size };
     }
   }
 
-  /** All files under `blobs/`, with their digest when the path forms a valid one. */
-  async listBlobFiles(): Promise<{ path: string; digest?: string; size: number }[]> {
-    const out: { path: string; digest?: string; size: number }[] = [];
+  /**
+   * Every entry under `blobs/`, looked at with lstat (nothing is followed): its digest when the path
+   * forms a valid one, and what is wrong with it, if anything (not a regular file, a badly named file,
+   * a linked folder, whose content is not listed).
+   */
+  async listBlobFiles(): Promise<{ path: string; digest?: string; size: number; problem?: string }[]> {
+    const out: { path: string; digest?: string; size: number; problem?: string }[] = [];
     const blobs = join(this.dir, 'blobs');
+    const linked = await lstat(blobs).catch(() => undefined);
+    if (linked?.isSymbolicLink()) return [{ path: 'blobs', size: 0, problem: 'is a symbolic link (blobs must live in the layout)' }];
     let algs: string[];
     try {
       algs = (await readdir(blobs)).sort();
@@ -226,20 +265,18 @@ export class OciLayout implements Store, Collectable {
       throw ioError(`cannot list ${blobs}`, err);
     }
     for (const alg of algs) {
-      let names: string[];
-      try {
-        names = (await readdir(join(blobs, alg))).sort();
-      } catch (err) {
-        if (errno(err) === 'ENOTDIR') {
-          out.push({ path: `blobs/${alg}`, size: 0 });
-          continue;
-        }
-        throw ioError(`cannot list ${join(blobs, alg)}`, err);
+      const a = await lstat(join(blobs, alg));
+      if (!a.isDirectory()) {
+        out.push({ path: `blobs/${alg}`, size: 0, problem: a.isSymbolicLink() ? 'is a symbolic link (blobs must live in the layout)' : 'is not a folder of blobs' });
+        continue;
       }
-      for (const name of names) {
-        const s = await stat(join(blobs, alg, name));
+      for (const name of (await readdir(join(blobs, alg))).sort()) {
+        const s = await lstat(join(blobs, alg, name)).catch(() => undefined);
+        if (s === undefined) continue; // removed since
         const digest = `${alg}:${name}`;
-        out.push({ path: `blobs/${alg}/${name}`, size: s.size, ...(s.isFile() && isValidDigest(digest) ? { digest } : {}) });
+        const valid = isValidDigest(digest);
+        const problem = !s.isFile() ? `is ${kindOf(s)}, not a regular file` : valid ? undefined : 'is not a blob named by a valid digest';
+        out.push({ path: `blobs/${alg}/${name}`, size: s.size, ...(valid ? { digest } : {}), ...(problem ? { problem } : {}) });
       }
     }
     return out;
@@ -247,33 +284,24 @@ export class OciLayout implements Store, Collectable {
 
   /** Reads and checks `index.json`. */
   async readIndex(): Promise<ImageIndex> {
-    let raw: Buffer;
-    try {
-      raw = await readFile(this.indexPath);
-    } catch (err) {
-      if (errno(err) === 'ENOENT') throw new OciToolError('INVALID_LAYOUT', `${this.dir}: no index.json`);
-      throw ioError(`cannot read ${this.indexPath}`, err);
-    }
+    const missing = (): OciToolError => new OciToolError('INVALID_LAYOUT', `${this.dir}: no index.json`);
+    const raw = await readRegularFile(this.indexPath, MAX_JSON_BYTES, this.indexPath, { missing });
     return checkIndex(parseJson(raw, this.indexPath), this.indexPath);
   }
 
   /**
-   * Changes `index.json` under the layout's lock: reads the current index, lets `change` edit it (or
-   * return a new one), and replaces the file atomically. Returns the index written.
+   * Every change to `index.json` goes through here: a read-modify-write under the layout's lock. Reads
+   * the current index, lets `change` edit it (or return a new one; it may read and store blobs while
+   * the lock is held, but should be quick), and replaces the file atomically. Returns the index written.
    */
-  async updateIndex(change: (index: ImageIndex) => ImageIndex | void): Promise<ImageIndex> {
-    await mkdir(join(this.dir, PRIVATE_DIR), { recursive: true });
-    return withFileLock(
-      join(this.dir, PRIVATE_DIR, 'index.lock'),
-      async () => {
-        const current = await this.readIndex();
-        const { schemaVersion: _version, mediaType, ...rest } = change(current) ?? current;
-        const out: ImageIndex = { schemaVersion: 2, mediaType: mediaType ?? MediaType.OciIndex, ...rest };
-        await atomicWriteFile(this.indexPath, JSON.stringify(out), this.tmpDir);
-        return out;
-      },
-      { what: `${this.dir}/index.json` },
-    );
+  async updateIndex(change: (index: ImageIndex) => ImageIndex | void | Promise<ImageIndex | void>): Promise<ImageIndex> {
+    return this.withIndexLock(async () => {
+      const current = await this.readIndex();
+      const { schemaVersion: _version, mediaType, ...rest } = (await change(current)) ?? current;
+      const out: ImageIndex = { schemaVersion: 2, mediaType: mediaType ?? MediaType.OciIndex, ...rest };
+      await atomicWriteFile(this.indexPath, JSON.stringify(out), this.tmpDir);
+      return out;
+    });
   }
 
   /** Runs `fn` while holding the index lock (gc uses it so that no tag appears mid-sweep). */
@@ -323,22 +351,9 @@ export class OciLayout implements Store, Collectable {
     return hit;
   }
 
-  /**
-   * Points `tag` at `desc`. The entry that held the tag loses it (and is dropped if the tag was its only
-   * name); an untagged entry with the same digest is replaced. Other entries are untouched.
-   */
+  /** Points `tag` at `desc` (see setTag). */
   async tag(desc: Descriptor, tag: string): Promise<void> {
-    await this.updateIndex((index) => {
-      const entry: Descriptor = { ...desc, annotations: { ...(desc.annotations ?? {}), [Annotation.RefName]: tag } };
-      delete entry.data;
-      index.manifests = index.manifests.flatMap((d) => {
-        const name = d.annotations?.[Annotation.RefName];
-        if (name === tag) return [];
-        if (name === undefined && d.digest === desc.digest) return [];
-        return [d];
-      });
-      index.manifests.push(entry);
-    });
+    await this.updateIndex((index) => setTag(index, desc, tag));
   }
 
   /** Adds `desc` to index.json without a name, unless an entry with the same digest is there. */
@@ -367,21 +382,72 @@ export class OciLayout implements Store, Collectable {
     return removed;
   }
 
-  /** Temp files in the layout's private folder (gc removes stale ones). */
-  async listTempFiles(): Promise<{ path: string; mtimeMs: number }[]> {
+  /**
+   * Entries of the private temp folder whose names ocitool made (tempName's shape; nothing else there is
+   * touched), looked at with lstat.
+   */
+  async listTempFiles(): Promise<{ path: string; mtimeMs: number; isFile: boolean; isDirectory: boolean }[]> {
+    let names: string[];
     try {
-      const names = await readdir(this.tmpDir);
-      const out: { path: string; mtimeMs: number }[] = [];
-      for (const name of names) {
-        const path = join(this.tmpDir, name);
-        const s = await stat(path).catch(() => undefined);
-        if (s) out.push({ path, mtimeMs: s.mtimeMs });
-      }
-      return out;
+      names = await readdir(this.tmpDir);
     } catch (err) {
       if (errno(err) === 'ENOENT') return [];
       throw ioError(`cannot list ${this.tmpDir}`, err);
     }
+    const out: { path: string; mtimeMs: number; isFile: boolean; isDirectory: boolean }[] = [];
+    for (const name of names.filter(isTempName).sort()) {
+      const path = join(this.tmpDir, name);
+      const s = await lstat(path).catch(() => undefined);
+      if (s) out.push({ path, mtimeMs: s.mtimeMs, isFile: s.isFile(), isDirectory: s.isDirectory() });
+    }
+    return out;
+  }
+
+  /**
+   * Takes a lease: until it is released, every blob this layout object stores (or finds already
+   * stored) is kept by gc, even before anything in index.json refers to it. Writers that store blobs
+   * and then tag hold one from before their first blob until after the tag (see withLease).
+   */
+  async lease(): Promise<Lease> {
+    if (this.leaseState === undefined) {
+      const file = LeaseFile.create(this.leaseDir);
+      this.leaseState = { file, refs: 0 };
+      file.catch(() => undefined);
+    }
+    const state = this.leaseState;
+    state.refs++;
+    try {
+      await state.file;
+    } catch (err) {
+      if (--state.refs === 0 && this.leaseState === state) this.leaseState = undefined;
+      throw ioError(`cannot take a lease in ${this.leaseDir}`, err);
+    }
+    let released = false;
+    return {
+      hold: (desc) => this.record(desc.digest, desc.mediaType),
+      release: async () => {
+        if (released) return;
+        released = true;
+        if (--state.refs > 0) return;
+        if (this.leaseState === state) this.leaseState = undefined;
+        await (await state.file).release();
+      },
+    };
+  }
+
+  /** Runs `fn` (which stores blobs and then tags them) under a lease. */
+  async withLease<T>(fn: () => Promise<T>): Promise<T> {
+    const lease = await this.lease();
+    try {
+      return await fn();
+    } finally {
+      await lease.release();
+    }
+  }
+
+  private async record(digest: string, mediaType?: string): Promise<void> {
+    const state = this.leaseState;
+    if (state !== undefined) await (await state.file).add(digest, mediaType);
   }
 
   private async statOrThrow(digest: string): Promise<number> {
@@ -396,3 +462,18 @@ function ioError(message: string, cause: unknown): OciToolError {
   return new OciToolError('IO', `${message}: ${code ?? (cause as Error).message}`, { cause });
 }
 
+/**
+ * Points `tag` at `desc` in `index`: the entry that held the tag loses it (and is dropped if the tag
+ * was its only name); an untagged entry with the same digest is replaced. Other entries are untouched.
+ */
+export function setTag(index: ImageIndex, desc: Descriptor, tag: string): void {
+  const entry: Descriptor = { ...desc, annotations: { ...(desc.annotations ?? {}), [Annotation.RefName]: tag } };
+  delete entry.data;
+  index.manifests = index.manifests.flatMap((d) => {
+    const name = d.annotations?.[Annotation.RefName];
+    if (name === tag) return [];
+    if (name === undefined && d.digest === desc.digest) return [];
+    return [d];
+  });
+  index.manifests.push(entry);
+}

@@ -5,6 +5,7 @@ import { parseReference, type ImageReference } from '../reference/transport.js';
 import { familiarName } from '../reference/docker-name.js';
 import { hostPlatform } from '../spec/platform.js';
 import { copyImage, type CopiedImage } from '../image/copy-image.js';
+import { underLease } from '../content/store.js';
 import type { Descriptor, Platform } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
 import type { Compression } from '../layer/compression.js';
@@ -97,25 +98,29 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
     const platform = opts.platform ?? (dstRef.transport === 'docker-archive' ? hostPlatform() : undefined);
     const compression = opts.compression ?? (srcRef.transport === 'docker-archive' && dstRef.transport !== 'docker-archive' ? 'gzip' : undefined);
     try {
-      const copied = await copyImage(from.store, from.reference ?? '', to.store, {
-        ...(platform ? { platform } : {}),
-        // With referrers, the tag comes last: only once they are known to fit the image copied.
-        ...(tag !== undefined && !opts.referrers ? { tag } : {}),
-        ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
-        ...(opts.format !== undefined ? { format: opts.format } : {}),
-        ...(compression !== undefined ? { compression } : {}),
-        ...(opts.level !== undefined ? { level: opts.level } : {}),
-        ...(opts.ignoreSignatures ? { ignoreSignatures: true } : {}),
-        ...(opts.warn ? { warn: opts.warn } : {}),
-        destinationIsRegistry: isRegistry(to.store),
-        ...(opts.signal ? { signal: opts.signal } : {}),
-        ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      // One lease from the first blob stored to the tag (referrers included), against a concurrent gc.
+      descriptor = await underLease(to.store, async () => {
+        const copied = await copyImage(from.store, from.reference ?? '', to.store, {
+          ...(platform ? { platform } : {}),
+          // With referrers, the tag comes last: only once they are known to fit the image copied.
+          ...(tag !== undefined && !opts.referrers ? { tag } : {}),
+          ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
+          ...(opts.format !== undefined ? { format: opts.format } : {}),
+          ...(compression !== undefined ? { compression } : {}),
+          ...(opts.level !== undefined ? { level: opts.level } : {}),
+          ...(opts.ignoreSignatures ? { ignoreSignatures: true } : {}),
+          ...(opts.warn ? { warn: opts.warn } : {}),
+          destinationIsRegistry: isRegistry(to.store),
+          ...(opts.signal ? { signal: opts.signal } : {}),
+          ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+        });
+        if (opts.referrers) {
+          // Each referrer is stored, then listed; the image is tagged last.
+          await copyReferrers(from.store, to, copied, opts);
+          if (tag !== undefined) await to.store.tag(copied.root, tag);
+        }
+        return copied.root;
       });
-      descriptor = copied.root;
-      if (opts.referrers) {
-        await copyReferrers(from.store, to, copied, opts);
-        if (tag !== undefined) await to.store.tag(descriptor, tag);
-      }
       await to.commit?.();
     } catch (err) {
       await to.abort?.();

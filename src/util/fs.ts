@@ -9,6 +9,11 @@ export function tempName(dir: string, prefix = 'tmp'): string {
   return join(dir, `${prefix}-${process.pid}-${randomBytes(6).toString('hex')}`);
 }
 
+/** Whether a file name (no folder) has the shape `tempName` gives: PREFIX-PID-12HEX. */
+export function isTempName(name: string): boolean {
+  return /^[a-z]+-\d+-[0-9a-f]{12}$/.test(name);
+}
+
 /** Pid recorded in a name made by `tempName`, if any. */
 export function pidOfTempName(name: string): number | undefined {
   const m = /-(\d+)-[0-9a-f]{12}$/.exec(name);

@@ -79,16 +79,23 @@ async function runPack(args: GlobalFlags & PackArgs): Promise<void> {
       ...(args['media-type'] ? { defaultMediaType: args['media-type'] } : {}),
     });
     const dst = args.tag !== undefined ? parseImageArg(args.tag) : untagged(subjectRef!);
-    await copy({ transport: 'oci', dir: tmp, digest: desc.digest }, dst, { ...(registry.insecure ? { insecure: true } : {}), ...(registry.credential ? { dstCredential: registry.credential } : {}) });
-    if (subject) {
-      const target = await openStore(dst, { create: true, ...registry });
-      try {
-        if (target.layout && (dst.transport !== 'oci' || dst.tag === undefined)) await target.layout.addRoot(desc);
-        await attach(target.store, desc, subject);
-      } finally {
-        await target.close?.();
+    // Into a layout, a lease holds the artifact from before the copy until index.json lists it (gc).
+    const lease = dst.transport === 'oci' ? await (await OciLayout.init(dst.dir)).lease() : undefined;
+    try {
+      await lease?.hold(desc);
+      await copy({ transport: 'oci', dir: tmp, digest: desc.digest }, dst, { ...(registry.insecure ? { insecure: true } : {}), ...(registry.credential ? { dstCredential: registry.credential } : {}) });
+      if (subject) {
+        const target = await openStore(dst, { create: true, ...registry });
+        try {
+          if (target.layout && (dst.transport !== 'oci' || dst.tag === undefined)) await target.layout.addRoot(desc);
+          await attach(target.store, desc, subject);
+        } finally {
+          await target.close?.();
+        }
+        out.info(`attached to ${subject.digest}`);
       }
-      out.info(`attached to ${subject.digest}`);
+    } finally {
+      await lease?.release();
     }
     out.result(desc.digest);
   } finally {

@@ -20,6 +20,6 @@ export default defineCommand({
     }
     const verb = args['dry-run'] ? 'would remove' : 'removed';
     for (const b of result.removed) out.info(`${verb} ${b.digest} (${humanSize(b.size)})`);
-    out.result(`${verb} ${result.removed.length} blobs (${humanSize(result.freedBytes)}) and ${result.tempFilesRemoved} temp files; kept ${result.kept} blobs`);
+    out.result(`${verb} ${result.removed.length} blobs (${humanSize(result.freedBytes)}) and ${result.tempFilesRemoved} temp files; kept ${result.kept} blobs${result.leased > 0 ? ` (${result.leased} held by writers' leases)` : ''}`);
   },
 });
