@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, ROOT, lastLine, ocitool, type RunResult } from './helpers/cli.js';
@@ -148,6 +149,35 @@ describe('secrets in error messages', () => {
       expect(r.stdout + r.stderr).not.toContain(SECRET);
       expect(r.stdout + r.stderr).not.toContain('hunter2');
       if (debug.length === 0) expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  });
+});
+
+describe('credentials in proxy URLs', () => {
+  it('HTTPS_PROXY with user:password, and a proxy that refuses: the password is in no message (--debug too)', async () => {
+    const { createServer } = await import('node:http');
+    const seen: (string | undefined)[] = [];
+    const proxy = createServer((_req, res) => res.writeHead(400).end());
+    proxy.on('connect', (req: IncomingMessage, socket: Socket) => {
+      seen.push(req.headers['proxy-authorization']);
+      socket.end('HTTP/1.1 407 Proxy Authentication Required\r\n\r\n');
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const password = 'pr0xy-Secr3t-91';
+    const url = `http://someone:${password}@127.0.0.1:${(proxy.address() as { port: number }).port}`;
+    try {
+      for (const debug of [[], ['--debug']]) {
+        // The registry's name is never resolved or reached: the client only talks to the proxy.
+        const r = await ocitool([...debug, 'inspect', '--timeout', '5', 'docker://registry.example.invalid/x/y:latest'], { env: { https_proxy: url, HTTPS_PROXY: url, no_proxy: '', NO_PROXY: '' } });
+        expect(r.code, r.stderr).toBe(1);
+        expect(r.stderr).toMatch(/^ocitool: registry\.example\.invalid: .*407/);
+        for (const secret of [password, Buffer.from(`someone:${password}`).toString('base64')]) expect(r.stdout + r.stderr).not.toContain(secret);
+      }
+      // The proxy was asked, with the credentials (so they were there to leak).
+      expect(seen[0]).toBe(`Basic ${Buffer.from(`someone:${password}`).toString('base64')}`);
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
     }
   });
 });

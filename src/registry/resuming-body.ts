@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { OciToolError } from '../util/errors.js';
-import type { HttpResponse } from './http.js';
+import type { HttpResponse } from './response.js';
 import { transferFailure } from './network.js';
 
 /**

@@ -15,7 +15,8 @@ import { transferFailure } from './network.js';
 import { ResumingBody } from './resuming-body.js';
 import { listTags, type TagListOptions } from './tags.js';
 import { blobLocations, type BlobLocations } from './blob-locations.js';
-import { RegistryHttp, type HttpResponse, type RegistryHttpOptions } from './http.js';
+import { RegistryHttp, type RegistryHttpOptions } from './http.js';
+import type { HttpResponse } from './response.js';
 
 const DEFAULT_CHUNK = 8 * 1024 * 1024;
 
@@ -141,7 +142,7 @@ export class RegistryStore implements Store {
     }
     const length = res.contentLength();
     if (length !== undefined) {
-      res.body.destroy();
+      res.drop();
       return length;
     }
     let counted = 0;
