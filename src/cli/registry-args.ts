@@ -1,17 +1,32 @@
 import type { Argv } from 'yargs';
 import { parseCreds, type Credential } from '../registry/auth/credentials.js';
+import { DEFAULT_TIMEOUT_SECONDS, parseTimeoutSeconds, setRegistryTimeout } from '../registry/timeout.js';
 import { OciToolError } from '../util/errors.js';
 
-/** The registry flags of commands that reach one registry: credentials and TLS. */
+/** The registry flags of commands that reach one registry: credentials, TLS and the request bound. */
 export interface RegistryFlags {
   creds?: string;
   username?: string;
   'password-stdin': boolean;
   insecure: boolean;
+  timeout?: string;
+}
+
+/** Applies `--timeout` to every registry request of the process. */
+function applyTimeout(args: { timeout?: unknown }): void {
+  if (args.timeout === undefined) return;
+  const seconds = parseTimeoutSeconds(String(args.timeout));
+  if (seconds === undefined) throw new OciToolError('USAGE', `--timeout ${String(args.timeout)}: expected a number of seconds, e.g. --timeout 30`);
+  setRegistryTimeout(seconds);
 }
 
 export function registryOptions<T>(y: Argv<T>): Argv<T & RegistryFlags> {
   return y
+    .option('timeout', {
+      type: 'string',
+      describe: `seconds a registry may take to answer (connecting, headers, retries together) or stay silent mid-body (default ${DEFAULT_TIMEOUT_SECONDS})`,
+    })
+    .middleware(applyTimeout)
     .option('creds', { type: 'string', describe: 'USER:PASSWORD for the registry (default: docker/podman config files and credential helpers)' })
     .option('username', { type: 'string', describe: 'user name for the registry, with the password read from stdin (--password-stdin)' })
     .option('password-stdin', { type: 'boolean', default: false, describe: 'read the password (or token) for --username from stdin' })

@@ -35,6 +35,17 @@ export class RegistryError extends OciToolError {
   }
 }
 
+/**
+ * A registry that did not answer, or stalled mid-answer, within the request bound (`--timeout`): the
+ * request has had its retries already, so the copy does not start it over.
+ */
+export class RegistryTimeout extends OciToolError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('REGISTRY', message, options);
+    this.name = 'RegistryTimeout';
+  }
+}
+
 /** Reads an error body leniently: proxies and storage backends send HTML or nothing. */
 export function parseErrorBody(text: string): RegistryErrorDetail[] {
   try {

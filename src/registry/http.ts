@@ -1,11 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Readable } from 'node:stream';
 import { request as undiciRequest, type Dispatcher } from './undici.js';
 import { OciToolError } from '../util/errors.js';
 import { parseChallenges, pickChallenge, type Challenge } from './auth/challenge.js';
 import type { Credential } from './auth/credentials.js';
 import { RegistryError, describeStatus, parseErrorBody, parseRetryAfter, retryableStatus } from './errors.js';
-import { certificateError, dispatcherFor, isLoopbackHost, rootCause } from './network.js';
+import { certificateError, dispatcherFor, isLoopbackHost, transferFailure } from './network.js';
+import { HttpResponse } from './response.js';
+import { registryTimeoutMs } from './timeout.js';
 
 export interface RegistryHttpOptions {
   credential?: Credential;
@@ -15,6 +16,8 @@ export interface RegistryHttpOptions {
   attempts?: number;
   /** First backoff in ms (default 500), doubled each time with jitter. */
   backoffMs?: number;
+  /** The request bound in ms (see timeout.ts; default: the process-wide one, `--timeout`). */
+  timeoutMs?: number;
 }
 
 export interface RequestOptions {
@@ -32,51 +35,16 @@ export interface RequestOptions {
   attempts?: number;
 }
 
-/**
- * A response: status, headers, and the body as a Node stream (undici's request API, which hands
- * buffers over without the copies and web-stream layers of fetch). A body must be read or cancelled.
- */
-export class HttpResponse {
-  constructor(
-    private readonly raw: Dispatcher.ResponseData,
-    /** The URL that answered (after redirects). */
-    readonly url: string,
-  ) {}
-  get status(): number {
-    return this.raw.statusCode;
-  }
-  get body(): Readable {
-    return this.raw.body;
-  }
-  readonly headers = {
-    get: (name: string): string | null => {
-      const v = this.raw.headers[name.toLowerCase()];
-      return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
-    },
-  };
-  get ok(): boolean {
-    return this.status >= 200 && this.status < 300;
-  }
-  async text(): Promise<string> {
-    return this.raw.body.text();
-  }
-  async json(): Promise<unknown> {
-    return this.raw.body.json();
-  }
-  async bytes(): Promise<Buffer> {
-    return Buffer.from(await this.raw.body.arrayBuffer());
-  }
-  /** Drops the rest of the body (the connection goes back to the pool when it is small). */
-  async cancel(): Promise<void> {
-    await this.raw.body.dump().catch(() => undefined);
-  }
-}
+/** A token server's answer larger than this is refused. */
+const MAX_TOKEN_BODY = 1024 * 1024;
 
 interface SendInit {
   method?: string;
   headers?: Record<string, string>;
   body?: Buffer | string;
   signal?: AbortSignal;
+  /** Wait for the answer's headers at most this long (default: the request bound). */
+  headersTimeout?: number;
 }
 
 interface CachedToken {
@@ -118,6 +86,10 @@ export class RegistryHttp {
     return this.opts.insecure ?? false;
   }
 
+  private get timeoutMs(): number {
+    return this.opts.timeoutMs ?? registryTimeoutMs();
+  }
+
   /** `https://host` or, for a host allowed plain HTTP that does not speak TLS, `http://host`. */
   base(): Promise<string> {
     this.basePromise ??= this.probe().catch((err: unknown) => {
@@ -131,7 +103,7 @@ export class RegistryHttp {
     const https = `https://${this.apiHost}`;
     if (!mayUseHttp(this.apiHost, this.insecure)) return https;
     try {
-      const res = await this.fetch(new URL('/v2/', https), { method: 'GET', signal: AbortSignal.timeout(10_000) });
+      const res = await this.fetch(new URL('/v2/', https), { method: 'GET', signal: AbortSignal.timeout(Math.min(10_000, this.timeoutMs)) }, `${this.host}: ping`);
       await res.cancel();
       return https;
     } catch (err) {
@@ -145,36 +117,49 @@ export class RegistryHttp {
     return new OciToolError('REGISTRY', `${this.host}: TLS certificate not trusted (${code}); add its CA with NODE_EXTRA_CA_CERTS, or use --insecure`);
   }
 
-  private async fetch(url: URL, init: SendInit): Promise<HttpResponse> {
+  private async fetch(url: URL, init: SendInit, label: string): Promise<HttpResponse> {
     const raw = await undiciRequest(url, {
       method: (init.method ?? 'GET') as Dispatcher.HttpMethod,
       headers: init.headers ?? {},
       ...(init.body !== undefined ? { body: init.body } : {}),
       ...(init.signal ? { signal: init.signal } : {}),
-      dispatcher: dispatcherFor(url, this.insecure),
+      headersTimeout: init.headersTimeout ?? this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
+      dispatcher: dispatcherFor(url, this.insecure, this.timeoutMs),
     });
-    return new HttpResponse(raw, url.href);
+    return new HttpResponse(raw, url.href, label, this.timeoutMs);
   }
 
+  /**
+   * Sends a request, with retries. The request bound (`timeoutMs`) covers every attempt: each waits
+   * for an answer only as long as the bound has left, and no retry starts that could not get a fair
+   * share of it, so a registry that never answers costs the bound once, not once per attempt.
+   */
   async request(method: string, pathOrUrl: string, ro: RequestOptions): Promise<HttpResponse> {
     const attempts = Math.max(1, ro.attempts ?? this.opts.attempts ?? 4);
+    const timeout = this.timeoutMs;
     let reauthed = false;
     const url = new URL(pathOrUrl, await this.base());
+    const label = `${this.host}: ${ro.what}`;
+    const deadline = Date.now() + timeout;
+    const minAttempt = Math.min(1_000, timeout / 4);
+    const mayRetry = (attempt: number, waitMs: number): boolean => attempt < attempts && deadline - Date.now() - waitMs >= minAttempt;
     for (let attempt = 1; ; attempt++) {
       ro.signal?.throwIfAborted();
       let res: HttpResponse;
       try {
-        res = await this.send(method, url, ro);
+        res = await this.send(method, url, ro, label, Math.max(deadline - Date.now(), minAttempt));
       } catch (err) {
         if (err instanceof OciToolError) throw err;
         if (ro.signal?.aborted) throw ro.signal.reason;
         const cert = certificateError(err);
         if (cert) throw this.certFailure(cert);
-        if (attempt < attempts) {
-          await this.backoff(attempt, undefined, ro.signal);
+        const wait = this.backoffMs(attempt);
+        if (mayRetry(attempt, wait)) {
+          await sleep(wait, undefined, ro.signal ? { signal: ro.signal } : {});
           continue;
         }
-        throw new OciToolError('IO', `${this.host}: ${ro.what}: ${rootCause(err)}`, { cause: err });
+        throw transferFailure(label, err, timeout);
       }
       if (res.status === 401 && !reauthed) {
         const c = pickChallenge(parseChallenges(res.headers.get('www-authenticate')));
@@ -187,24 +172,27 @@ export class RegistryHttp {
       }
       if ((ro.ok ?? ((s: number) => s >= 200 && s < 300))(res.status)) return res;
       const err = await this.fail(res, ro);
-      if (retryableStatus(res.status) && attempt < attempts) {
-        await this.backoff(attempt, err.retryAfter, ro.signal);
+      const wait = this.backoffMs(attempt, err.retryAfter);
+      if (retryableStatus(res.status) && mayRetry(attempt, wait)) {
+        await sleep(wait, undefined, ro.signal ? { signal: ro.signal } : {});
         continue;
       }
       throw err;
     }
   }
 
-  private async send(method: string, url: URL, ro: RequestOptions): Promise<HttpResponse> {
-    const origin = url.origin;
+  private async send(method: string, url: URL, ro: RequestOptions, label: string, waitMs: number): Promise<HttpResponse> {
+    // The one rule for credentials, on every request and every hop: only the registry's own origin
+    // (scheme, host and port) gets them, never an upload Location or a redirect that names another.
+    const home = new URL(await this.base()).origin;
     let target = url;
     for (let hop = 0; hop < 10; hop++) {
       const headers: Record<string, string> = { 'user-agent': 'ocitool', ...(ro.headers ?? {}) };
-      if (target.origin === origin) {
+      if (target.origin === home) {
         const auth = await this.authHeader(ro.scopes);
         if (auth) headers.authorization = auth;
       }
-      const res = await this.fetch(target, { method, headers, ...(ro.body !== undefined ? { body: ro.body } : {}), ...(ro.signal ? { signal: ro.signal } : {}) });
+      const res = await this.fetch(target, { method, headers, ...(ro.body !== undefined ? { body: ro.body } : {}), ...(ro.signal ? { signal: ro.signal } : {}), headersTimeout: waitMs }, label);
       if (res.status >= 300 && res.status < 400 && res.headers.get('location')) {
         if (method !== 'GET' && method !== 'HEAD') return res; // uploads handle Location themselves
         await res.cancel();
@@ -213,7 +201,7 @@ export class RegistryHttp {
       }
       return res;
     }
-    throw new OciToolError('REGISTRY', `${this.host}: too many redirects`);
+    throw new OciToolError('REGISTRY', `${label}: too many redirects`);
   }
 
   private async authHeader(scopes: string[]): Promise<string | undefined> {
@@ -246,12 +234,13 @@ export class RegistryHttp {
   private async fetchToken(c: Challenge, scopes: string[]): Promise<CachedToken | undefined> {
     const cred = this.opts.credential;
     const realm = new URL(c.params.realm!);
+    const label = `${this.host}: token server ${realm.origin}`;
     let res: HttpResponse;
     try {
       if (cred?.identityToken) {
         const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: cred.identityToken, client_id: 'ocitool', scope: scopes.join(' ') });
         if (c.params.service) form.set('service', c.params.service);
-        res = await this.fetch(realm, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() });
+        res = await this.fetch(realm, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() }, label);
       } else {
         if (c.params.service) realm.searchParams.set('service', c.params.service);
         for (const s of scopes) realm.searchParams.append('scope', s);
@@ -260,21 +249,23 @@ export class RegistryHttp {
           headers.authorization = `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}`;
           realm.searchParams.set('account', cred.username);
         }
-        res = await this.fetch(realm, { headers });
+        res = await this.fetch(realm, { headers }, label);
       }
     } catch (err) {
       const cert = certificateError(err);
-      throw new OciToolError('IO', `${this.host}: token server ${realm.origin}: ${cert ? `TLS certificate not trusted (${cert})` : rootCause(err)}`, { cause: err });
+      if (cert) throw new OciToolError('IO', `${label}: TLS certificate not trusted (${cert})`, { cause: err });
+      throw transferFailure(label, err, this.timeoutMs);
     }
-    const text = await res.text();
     if (!res.ok) {
-      throw new RegistryError(`${this.host}: token server ${realm.origin} refused ${cred?.username ? `user ${cred.username} (from ${cred.source})` : cred?.identityToken ? `the identity token (from ${cred.source})` : 'anonymous access'}: ${describeStatus(res.status, parseErrorBody(text))}`, res.status === 404 ? 400 : res.status, parseErrorBody(text));
+      const errors = parseErrorBody(await res.head());
+      throw new RegistryError(`${label} refused ${cred?.username ? `user ${cred.username} (from ${cred.source})` : cred?.identityToken ? `the identity token (from ${cred.source})` : 'anonymous access'}: ${describeStatus(res.status, errors)}`, res.status === 404 ? 400 : res.status, errors);
     }
     let v: { token?: string; access_token?: string; expires_in?: number };
     try {
-      v = JSON.parse(text) as typeof v;
-    } catch {
-      throw new OciToolError('REGISTRY', `${this.host}: token server ${realm.origin} sent no JSON`);
+      v = JSON.parse((await res.bytes(MAX_TOKEN_BODY)).toString('utf8')) as typeof v;
+    } catch (err) {
+      if (err instanceof OciToolError) throw err;
+      throw new OciToolError('REGISTRY', `${label} sent no JSON`);
     }
     const token = v.token ?? v.access_token;
     if (!token) return undefined;
@@ -284,8 +275,7 @@ export class RegistryHttp {
   }
 
   private async fail(res: HttpResponse, ro: RequestOptions, hint?: string): Promise<RegistryError> {
-    const text = await res.text().catch(() => '');
-    const errors = parseErrorBody(text);
+    const errors = parseErrorBody(await res.head());
     let why = describeStatus(res.status, errors);
     if (res.status === 401) {
       // A token without the actions asked for: the registry names the scope it wanted.
@@ -297,10 +287,10 @@ export class RegistryHttp {
     return new RegistryError(`${this.host}: ${ro.what}: ${why}`, res.status, errors, parseRetryAfter(res.headers.get('retry-after')));
   }
 
-  private async backoff(attempt: number, retryAfter?: number, signal?: AbortSignal): Promise<void> {
+  /** The wait before attempt `attempt + 1`: Retry-After if given, else exponential with jitter. */
+  private backoffMs(attempt: number, retryAfter?: number): number {
     const base = this.opts.backoffMs ?? 500;
-    const ms = retryAfter !== undefined ? Math.min(retryAfter * 1000, 60_000) : base * 2 ** (attempt - 1) * (0.8 + Math.random() * 0.4);
-    await sleep(ms, undefined, signal ? { signal } : {});
+    return retryAfter !== undefined ? Math.min(retryAfter * 1000, 60_000) : base * 2 ** (attempt - 1) * (0.8 + Math.random() * 0.4);
   }
 }
 

@@ -1,5 +1,8 @@
 import { isIP } from 'node:net';
 import { Agent, ProxyAgent, type Dispatcher } from './undici.js';
+import { OciToolError } from '../util/errors.js';
+import { RegistryTimeout } from './errors.js';
+import { formatSeconds } from './timeout.js';
 
 /**
  * The connections under every registry request: one keep-alive pool per TLS policy, and a proxy
@@ -100,29 +103,55 @@ export function proxyFor(url: URL, env: ProxyEnv = proxyEnvFrom()): string | und
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(proxy) ? proxy : `http://${proxy}`;
 }
 
-const TIMEOUTS = {
-  /** TCP + TLS connection set-up. */
-  connectTimeout: 30_000,
-  /** From the request being sent to the response headers (a registry may hash a large upload first). */
-  headersTimeout: 300_000,
-  /** Silence between two chunks of a response body. */
-  bodyTimeout: 120_000,
-  keepAliveTimeout: 30_000,
-};
+/** Connection set-up (TCP + TLS) is bounded by the request bound, and by this at most. */
+const MAX_CONNECT_MS = 30_000;
+const KEEP_ALIVE_MS = 30_000;
 
 const pools = new Map<string, Dispatcher>();
 
-/** The dispatcher (keep-alive pool, perhaps through a proxy) for a request to `url`. */
-export function dispatcherFor(url: URL, insecure: boolean, env: ProxyEnv = proxyEnvFrom()): Dispatcher {
+/**
+ * The dispatcher (keep-alive pool, perhaps through a proxy) for a request to `url`. Header and body
+ * timeouts are set per request (see RegistryHttp); the pool only bounds connecting.
+ */
+export function dispatcherFor(url: URL, insecure: boolean, timeoutMs: number, env: ProxyEnv = proxyEnvFrom()): Dispatcher {
   const proxy = proxyFor(url, env);
-  const key = `${insecure ? 'insecure' : 'verified'} ${proxy ?? 'direct'}`;
+  const connectTimeout = Math.min(timeoutMs, MAX_CONNECT_MS);
+  const key = `${insecure ? 'insecure' : 'verified'} ${connectTimeout} ${proxy ?? 'direct'}`;
   let d = pools.get(key);
   if (!d) {
     const tls = { rejectUnauthorized: !insecure };
-    d = proxy ? new ProxyAgent({ uri: proxy, requestTls: tls, ...TIMEOUTS }) : new Agent({ connect: tls, ...TIMEOUTS });
+    const timeouts = { connectTimeout, keepAliveTimeout: KEEP_ALIVE_MS };
+    d = proxy ? new ProxyAgent({ uri: proxy, requestTls: tls, ...timeouts }) : new Agent({ connect: tls, ...timeouts });
     pools.set(key, d);
   }
   return d;
+}
+
+const TIMEOUT_PHRASES: Record<string, string> = {
+  UND_ERR_HEADERS_TIMEOUT: 'no answer within',
+  UND_ERR_BODY_TIMEOUT: 'the answer stalled for',
+  UND_ERR_CONNECT_TIMEOUT: 'could not connect within',
+};
+
+/** What kind of timeout ended an exchange, as a phrase, if a timeout is what it was. */
+function timeoutPhrase(err: unknown): string | undefined {
+  for (let e = err as { code?: unknown; name?: unknown; cause?: unknown } | undefined, i = 0; e && typeof e === 'object' && i < 5; e = e.cause as typeof e, i++) {
+    if (typeof e.code === 'string' && TIMEOUT_PHRASES[e.code]) return TIMEOUT_PHRASES[e.code];
+    if (e.name === 'TimeoutError') return 'no answer within';
+  }
+  return undefined;
+}
+
+/**
+ * The one-line error for an exchange with a registry that failed under `label` (`host: what`): a
+ * RegistryTimeout saying which bound ran out, or an IO error with the innermost cause. OciToolErrors
+ * pass through.
+ */
+export function transferFailure(label: string, err: unknown, timeoutMs: number): OciToolError {
+  if (err instanceof OciToolError) return err;
+  const phrase = timeoutPhrase(err);
+  if (phrase) return new RegistryTimeout(`${label}: timed out: ${phrase} ${formatSeconds(phrase.startsWith('could not connect') ? Math.min(timeoutMs, MAX_CONNECT_MS) : timeoutMs)} (--timeout)`, { cause: err });
+  return new OciToolError('IO', `${label}: ${rootCause(err)}`, { cause: err });
 }
 
 const CERT_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ALTNAME/;

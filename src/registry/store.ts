@@ -10,9 +10,12 @@ import { checkIndex, detectManifestType, parseJson, MAX_JSON_BYTES } from '../sp
 import type { Descriptor, ImageIndex } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
 import type { Credential } from './auth/credentials.js';
-import { RegistryError } from './errors.js';
+import { RegistryError, RegistryTimeout } from './errors.js';
+import { ResumingBody } from './resuming-body.js';
+import { listTags, type TagListOptions } from './tags.js';
 import { blobLocations, type BlobLocations } from './blob-locations.js';
-import { RegistryHttp, type HttpResponse, type RegistryHttpOptions } from './http.js';
+import { RegistryHttp, type RegistryHttpOptions } from './http.js';
+import type { HttpResponse } from './response.js';
 
 const DEFAULT_CHUNK = 8 * 1024 * 1024;
 
@@ -59,9 +62,9 @@ export class RegistryStore implements Store {
     const head = await this.http.request('HEAD', this.path('manifests', ref), { headers: { accept: MANIFEST_ACCEPT.join(', ') }, scopes: this.scopes, what });
     const mediaType = (head.headers.get('content-type') ?? '').split(';')[0]!.trim();
     const digest = head.headers.get('docker-content-digest');
-    const size = Number(head.headers.get('content-length'));
-    if (digest && isValidDigest(digest) && Number.isSafeInteger(size) && isManifestType(mediaType) && !isValidDigest(ref)) return { mediaType, digest, size };
-    // No usable HEAD answer (or a digest reference, which we hash ourselves): read the manifest.
+    const size = head.contentLength();
+    if (digest && isValidDigest(digest) && size !== undefined && isManifestType(mediaType) && !isValidDigest(ref)) return { mediaType, digest, size };
+    // No usable HEAD answer (no digest, no length, …) or a digest reference, which we hash ourselves: read the manifest.
     const bytes = await this.getManifestBytes(ref, what);
     const type = isManifestType(mediaType) ? mediaType : detectManifestType(parseJson(bytes, what));
     if (type === undefined) throw new OciToolError('UNSUPPORTED', `${this.name}:${ref}: cannot tell the manifest type`);
@@ -73,9 +76,7 @@ export class RegistryStore implements Store {
 
   private async getManifestBytes(ref: string, what: string): Promise<Buffer> {
     const res = await this.http.request('GET', this.path('manifests', ref), { headers: { accept: MANIFEST_ACCEPT.join(', ') }, scopes: this.scopes, what });
-    const buf = await res.bytes();
-    if (buf.length > MAX_JSON_BYTES) throw new OciToolError('TOO_LARGE', `${this.name}: ${what} is over ${MAX_JSON_BYTES} bytes`);
-    return buf;
+    return res.bytes(MAX_JSON_BYTES);
   }
 
   async fetch(desc: Descriptor, opts: { signal?: AbortSignal } = {}): Promise<Readable> {
@@ -90,7 +91,7 @@ export class RegistryStore implements Store {
       });
     if (isSchema1Type(desc.mediaType)) {
       // Hashed as registries hash schema 1 (the signed payload), so not by a VerifyingStream.
-      const bytes = await readCapped((await get({})).body, MAX_JSON_BYTES, what);
+      const bytes = await (await get({})).bytes(MAX_JSON_BYTES);
       const got = schema1Digest(bytes, `${what} (from ${this.host})`);
       if (got !== desc.digest) throw new OciToolError('DIGEST_MISMATCH', `${what} (from ${this.host}): the manifest hashes to ${got} (schema 1 payload)`);
       return markVerified(Readable.from([bytes]), desc.digest);
@@ -117,17 +118,26 @@ export class RegistryStore implements Store {
       await res.cancel();
       return undefined;
     }
-    const bytes = await res.bytes();
+    const bytes = await res.bytes(MAX_JSON_BYTES);
     return checkIndex(parseJson(bytes, `referrers of ${digest}`), `referrers of ${digest}`);
   }
 
-  /** A blob's size as the registry states it (HEAD), or undefined when it does not have the blob. */
+  /**
+   * A blob's size as the registry states it, or undefined when it does not have the blob. A HEAD
+   * answer without a length is no size: then a GET's Content-Length says it (or nothing does).
+   */
   async blobSize(digest: string): Promise<number | undefined> {
-    const res = await this.http.request('HEAD', this.path('blobs', digest), { scopes: this.scopes, what: `blob ${digest}`, ok: (st) => (st >= 200 && st < 300) || st === 404 });
-    await res.cancel();
-    if (res.status === 404) return undefined;
-    const size = Number(res.headers.get('content-length'));
-    return Number.isSafeInteger(size) && size >= 0 ? size : undefined;
+    const what = `blob ${digest} of ${this.repository}`;
+    const found = (st: number): boolean => (st >= 200 && st < 300) || st === 404;
+    const head = await this.http.request('HEAD', this.path('blobs', digest), { scopes: this.scopes, what, ok: found });
+    await head.cancel();
+    if (head.status === 404) return undefined;
+    const stated = head.contentLength();
+    if (stated !== undefined) return stated;
+    const res = await this.http.request('GET', this.path('blobs', digest), { scopes: this.scopes, what, ok: found });
+    // Only the length is wanted: the body is dropped unread (counting an endless one would never end).
+    res.drop();
+    return res.status === 404 ? undefined : res.contentLength();
   }
 
   async exists(desc: Descriptor): Promise<boolean> {
@@ -250,7 +260,8 @@ export class RegistryStore implements Store {
           offset += body.length;
           sent = fill;
         } catch (err) {
-          if (signal?.aborted || tries >= 4 || (err instanceof RegistryError && (err.status === 401 || err.status === 403))) throw err;
+          // A registry that let the bound run out has had its time (and the request its retries).
+          if (signal?.aborted || tries >= 4 || err instanceof RegistryTimeout || (err instanceof RegistryError && (err.status === 401 || err.status === 403))) throw err;
           const wait = err instanceof RegistryError && err.retryAfter !== undefined ? Math.min(err.retryAfter, 60) * 1000 : 100 * 2 ** tries;
           await sleep(wait, undefined, signal ? { signal } : {});
           // Where did the registry get to? Resume from there if it lies within this chunk.
@@ -321,18 +332,9 @@ export class RegistryStore implements Store {
     if (got && got !== desc.digest) throw new OciToolError('DIGEST_MISMATCH', `${this.name}: registry stored manifest ${desc.digest} as ${got}`);
   }
 
-  /** Every tag of the repository, following `Link` pagination. */
-  async listTags(pageSize = 1000): Promise<string[]> {
-    const tags: string[] = [];
-    let next: string | undefined = `/v2/${this.repository}/tags/list?n=${pageSize}`;
-    for (let page = 0; next !== undefined && page < 10_000; page++) {
-      const res = await this.http.request('GET', next, { scopes: this.scopes, what: `tags of ${this.repository}` });
-      const body = (await res.json()) as { tags?: string[] | null };
-      tags.push(...(body.tags ?? []));
-      const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(res.headers.get('link') ?? '');
-      next = link ? new URL(link[1]!, res.url || (await this.http.base())).href : undefined;
-    }
-    return tags;
+  /** Every tag of the repository (see tags.ts for the bounds). */
+  listTags(opts: TagListOptions = {}): Promise<string[]> {
+    return listTags(this.http, this.repository, this.scopes, opts);
   }
 
   async tag(desc: Descriptor, tag: string): Promise<void> {
@@ -340,87 +342,3 @@ export class RegistryStore implements Store {
     await this.putManifest(desc, bytes, tag);
   }
 }
-
-/**
- * A response body that survives a dropped connection: it asks again from the byte it got to
- * (`Range: bytes=N-`), takes a 206 that starts there or skips ahead in a 200, and gives up after
- * five interruptions. What it passes on still goes through the digest check. The body's chunks are
- * passed straight through (no per-chunk promises: this is the hot path of every pull).
- */
-export class ResumingBody extends Readable {
-  private source!: Readable;
-  private offset = 0;
-  private skip = 0;
-  private resumes = 0;
-  private switching = false;
-
-  constructor(
-    first: HttpResponse,
-    private readonly again: (offset: number) => Promise<HttpResponse>,
-    private readonly opts: { what: string; signal?: AbortSignal; maxResumes?: number },
-  ) {
-    super({ highWaterMark: 1 << 20 });
-    this.attach(first.body);
-  }
-
-  private attach(source: Readable): void {
-    this.source = source;
-    source.on('data', (chunk: Buffer) => {
-      if (this.source !== source) return;
-      if (this.skip > 0) {
-        const n = Math.min(this.skip, chunk.length);
-        this.skip -= n;
-        chunk = chunk.subarray(n);
-        if (chunk.length === 0) return;
-      }
-      this.offset += chunk.length;
-      if (!this.push(chunk)) source.pause();
-    });
-    source.once('end', () => {
-      if (this.source === source) this.push(null);
-    });
-    source.once('error', (err: Error) => {
-      if (this.source === source) void this.resume_(err);
-    });
-  }
-
-  override _read(): void {
-    if (!this.switching) this.source.resume();
-  }
-
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    this.source.destroy();
-    cb(err);
-  }
-
-  private async resume_(cause: Error): Promise<void> {
-    if (this.destroyed) return;
-    if (cause instanceof OciToolError || this.opts.signal?.aborted || ++this.resumes > (this.opts.maxResumes ?? 5)) {
-      this.destroy(cause);
-      return;
-    }
-    this.switching = true;
-    try {
-      const res = await this.again(this.offset);
-      if (res.status === 206) {
-        const m = /^bytes (\d+)-/.exec(res.headers.get('content-range') ?? '');
-        if (!m || Number(m[1]) !== this.offset) {
-          await res.cancel();
-          throw new OciToolError('REGISTRY', `${this.opts.what}: asked to resume at byte ${this.offset}, the registry answered ${res.headers.get('content-range') ?? 'no Content-Range'}`);
-        }
-        this.skip = 0;
-      } else {
-        this.skip = this.offset; // a 200: the whole body again
-      }
-      if (this.destroyed) {
-        await res.cancel();
-        return;
-      }
-      this.switching = false;
-      this.attach(res.body);
-    } catch (err) {
-      this.destroy(err as Error);
-    }
-  }
-}
-

@@ -26,6 +26,10 @@ export interface RequestInit {
   headers: Record<string, string>;
   body?: Buffer | string;
   signal?: AbortSignal;
+  /** Silence allowed after the request was sent, until the answer's headers are complete (ms). */
+  headersTimeout: number;
+  /** Silence allowed between two chunks of the answer's body (ms). */
+  bodyTimeout: number;
   dispatcher: Dispatcher;
 }
 

@@ -8,9 +8,11 @@ import type { AddressInfo } from 'node:net';
 
 /**
  * 'drop': cut the response body halfway; 'drop-request': pass half the request body on, then cut both
- * connections (an upload interrupted mid-body); 'corrupt': flip a byte of the response body.
+ * connections (an upload interrupted mid-body); 'corrupt': flip a byte of the response body;
+ * 'no-length': pass the answer on without its Content-Length; `{ relocate: ORIGIN }`: pass the answer
+ * on with its Location header moved to ORIGIN (scheme://host:port, path and query kept).
  */
-export type Fault = 'none' | '503' | '429' | 'drop' | 'drop-request' | 'corrupt' | 'slow' | { redirect: string } | { unauthorized: string };
+export type Fault = 'none' | '503' | '429' | 'drop' | 'drop-request' | 'corrupt' | 'slow' | 'no-length' | { redirect: string } | { unauthorized: string } | { relocate: string };
 
 export interface FaultProxy {
   host: string;
@@ -35,7 +37,7 @@ export async function startFaultProxy(target: string, decide: (n: number, method
       res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'injected by the test proxy' }] }));
       return;
     }
-    if (typeof fault === 'object') {
+    if (typeof fault === 'object' && 'redirect' in fault) {
       req.resume();
       res.writeHead(307, { location: `${fault.redirect}${req.url ?? '/'}` }).end();
       return;
@@ -48,7 +50,13 @@ export async function startFaultProxy(target: string, decide: (n: number, method
     }
     const [host, port] = target.split(':');
     const up = httpRequest({ host, port: Number(port), method: req.method, path: req.url, headers: req.headers }, (upRes) => {
-      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+      const headers = { ...upRes.headers };
+      if (fault === 'no-length') delete headers['content-length'];
+      if (typeof fault === 'object' && 'relocate' in fault && headers.location) {
+        const moved = new URL(headers.location, `http://${req.headers.host ?? target}`);
+        headers.location = `${fault.relocate}${moved.pathname}${moved.search}`;
+      }
+      res.writeHead(upRes.statusCode ?? 502, headers);
       if (fault === 'drop') {
         // Half the body (the client gets time to take it in), then the connection goes.
         const half = Math.floor(Number(upRes.headers['content-length'] ?? 0) / 2);

@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { OciToolError } from '../../util/errors.js';
+import { jsonErrorOffset, lineAndColumn } from './json-position.js';
 
 export interface Credential {
   username?: string;
@@ -69,8 +70,10 @@ async function readConfig(file: string): Promise<ConfigFile | undefined> {
   }
   try {
     return JSON.parse(text) as ConfigFile;
-  } catch (err) {
-    throw new OciToolError('INVALID_JSON', `${file}: malformed JSON (${(err as Error).message})`);
+  } catch {
+    // Never the parser's message: it quotes the file around the fault, and that may be a password.
+    const at = jsonErrorOffset(text);
+    throw new OciToolError('INVALID_JSON', `${file}: malformed JSON${at === undefined ? '' : ` at ${lineAndColumn(text, at)}`} (content not shown: it may hold credentials)`);
   }
 }
 

@@ -1,0 +1,125 @@
+/**
+ * RegistryStore and RegistryHttp against in-process fake registries: the bounds that the real
+ * registry cannot be made to test (pagination caps, lengths left out, answers that never come).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { startFakeServer, type FakeServer } from '../../test/helpers/fake-registry.js';
+import { RegistryTimeout } from './errors.js';
+import { RegistryStore } from './store.js';
+import { DEFAULT_TIMEOUT_SECONDS, parseTimeoutSeconds } from './timeout.js';
+
+const BLOB = `sha256:${'a'.repeat(64)}`;
+
+async function withFake<T>(handler: (req: IncomingMessage, res: ServerResponse) => void, fn: (s: FakeServer) => Promise<T>): Promise<T> {
+  const s = await startFakeServer((req, res) => {
+    if (req.url === '/v2/') res.writeHead(200).end('{}');
+    else handler(req, res);
+  });
+  try {
+    return await fn(s);
+  } finally {
+    await s.stop();
+  }
+}
+
+const tagRequests = (s: FakeServer): number => s.seen.filter((q) => q.url.includes('/tags/list')).length;
+
+describe('listTags', () => {
+  it('stops at a page that brings no new tag, and refuses more pages or tags than the caps', async () => {
+    // Every page names a new next page; pages bring `perPage` tags each (new ones unless `stale`).
+    let perPage = 1;
+    let stale = false;
+    await withFake(
+      (req, res) => {
+        const n = Number(new URL(req.url!, 'http://x').searchParams.get('last') ?? 0);
+        const tags = Array.from({ length: perPage }, (_, i) => (stale ? 'same' : `t${n * perPage + i}`));
+        res.writeHead(200, { 'content-type': 'application/json', link: `</v2/r/tags/list?last=${n + 1}>; rel="next"` }).end(JSON.stringify({ tags }));
+      },
+      async (s) => {
+        const store = new RegistryStore(s.host, 'r');
+        await expect(store.listTags({ maxPages: 20 })).rejects.toThrow(`${s.host}: tags of r: more than 20 pages of tags; giving up`);
+        expect(tagRequests(s)).toBe(20);
+        perPage = 30;
+        await expect(store.listTags({ maxTags: 100 })).rejects.toThrow(`${s.host}: tags of r: more than 100 tags; giving up`);
+        expect(tagRequests(s)).toBe(24);
+        stale = true;
+        expect(await store.listTags()).toEqual(['same']);
+        expect(tagRequests(s)).toBe(26);
+      },
+    );
+  });
+});
+
+describe('blobSize', () => {
+  it('a HEAD without Content-Length asks a GET for it; without one there either, the size is unknown', async () => {
+    let chunked = false;
+    await withFake(
+      (req, res) => {
+        if (req.method === 'HEAD') res.writeHead(200).end();
+        else if (chunked) {
+          res.writeHead(200);
+          res.write('x'.repeat(1000));
+          res.end('y'.repeat(234));
+        } else res.writeHead(200, { 'content-length': '777' }).end('z'.repeat(777));
+      },
+      async (s) => {
+        const store = new RegistryStore(s.host, 'r');
+        expect(await store.blobSize(BLOB)).toBe(777);
+        chunked = true;
+        expect(await store.blobSize(BLOB)).toBeUndefined();
+        expect(s.seen.map((q) => q.method)).toEqual(['HEAD', 'GET', 'HEAD', 'GET']);
+      },
+    );
+  });
+});
+
+describe('the request bound', () => {
+  it('an upload chunk without an answer fails once, as a timeout, without the chunk retries', async () => {
+    await withFake(
+      (req, res) => {
+        req.resume();
+        if (req.method === 'POST') res.writeHead(202, { location: '/v2/r/blobs/uploads/u1', 'content-length': '0' }).end();
+        // PATCH: never answered.
+      },
+      async (s) => {
+        const store = new RegistryStore(s.host, 'r', { push: true, chunkSize: 64 * 1024, timeoutMs: 800 });
+        const data = Buffer.alloc(200 * 1024, 1);
+        const started = Date.now();
+        const err = await store.push({ mediaType: 'application/octet-stream', digest: BLOB, size: data.length }, Readable.from([data])).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(RegistryTimeout);
+        expect((err as Error).message).toMatch(new RegExp(`^${s.host}: upload of blob ${BLOB} to r \\(bytes 0-65535\\): timed out: no answer within 0.8 s`));
+        expect(Date.now() - started).toBeLessThan(3_000);
+        expect(s.seen.filter((q) => q.method === 'PATCH')).toHaveLength(1);
+      },
+    );
+  });
+
+  it('retries fit in the bound: a 503 with a long Retry-After is not waited for', async () => {
+    await withFake(
+      (req, res) => res.writeHead(503, { 'retry-after': '30', 'content-type': 'application/json' }).end('{"errors":[{"code":"UNAVAILABLE"}]}'),
+      async (s) => {
+        const store = new RegistryStore(s.host, 'r', { timeoutMs: 2_000 });
+        const started = Date.now();
+        await expect(store.exists({ mediaType: 'application/octet-stream', digest: BLOB, size: 1 })).rejects.toThrow(`${s.host}: blobs ${BLOB}: HTTP 503`);
+        expect(Date.now() - started).toBeLessThan(1_500);
+      },
+    );
+  });
+
+  it('connection failures are retried within the bound', async () => {
+    // Nothing listens on the port a stopped server had.
+    const gone = await startFakeServer(() => undefined);
+    await gone.stop();
+    const store = new RegistryStore(gone.host, 'r', { timeoutMs: 5_000, backoffMs: 50 });
+    await expect(store.exists({ mediaType: 'application/octet-stream', digest: BLOB, size: 1 })).rejects.toThrow(/ECONNREFUSED/);
+  });
+
+  it('defaults to 60 s; --timeout takes seconds', () => {
+    expect(DEFAULT_TIMEOUT_SECONDS).toBe(60);
+    expect(parseTimeoutSeconds('30')).toBe(30);
+    expect(parseTimeoutSeconds('2.5s')).toBe(2.5);
+    for (const bad of ['0', '-1', 'soon', '', '1e3', '100000']) expect(parseTimeoutSeconds(bad)).toBeUndefined();
+  });
+});
