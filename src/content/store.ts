@@ -21,6 +21,28 @@ export interface Pusher {
   push(desc: Descriptor, content: Readable, opts?: { signal?: AbortSignal }): Promise<void>;
 }
 
+export interface PushStreamOptions {
+  signal?: AbortSignal;
+  /**
+   * Runs once the last byte is in and the digest is known, before the blob becomes visible under it
+   * (before a layout's rename, before a registry's final PUT): throwing there stores nothing. A
+   * layer writer checks its diffID here.
+   */
+  check?: (put: { digest: string; size: number }) => void;
+}
+
+/**
+ * A store that takes a blob whose digest is not known until its last byte (a layout names it as it
+ * hashes; a registry upload carries the digest on its final PUT): what lets a layer stream into its
+ * destination as it is compressed, with no temp copy.
+ */
+export interface StreamPusher {
+  pushStream(content: Readable, opts?: PushStreamOptions): Promise<{ digest: string; size: number }>;
+}
+
+/** Whether a store can take a stream of unknown digest (see StreamPusher). */
+export const canPushStream = (s: object): s is StreamPusher => typeof (s as Partial<StreamPusher>).pushStream === 'function';
+
 /** A store that can link a blob it already holds elsewhere instead of receiving it (registry mounts). */
 export interface Mounter {
   /** Returns where the blob came from, or undefined if it must be pushed. */

@@ -20,7 +20,7 @@ import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
 import { copyGraph, type CopyDestination, type CopyGraphOptions, type GraphContext, type NodeTransform } from '../content/copy.js';
 import type { ManifestNode } from '../content/graph.js';
-import { fetchBytes, type Fetcher } from '../content/store.js';
+import { canPushStream, fetchBytes, type Fetcher } from '../content/store.js';
 import { HashingStream, digestOfStream, markVerified } from '../digest/verify.js';
 import { Tap, asContentError, compressionOfMediaType, compressor, decompressor, detectCompression, peek, type Compression } from '../layer/compression.js';
 import { MediaType, isForeignLayerType, isImageConfigType, isIndexType, isManifestType, isSchema1Type, mediaTypeFor } from '../spec/media-types.js';
@@ -89,8 +89,6 @@ function once<V>(map: Map<string, Promise<V>>, key: string, make: () => Promise<
   return p;
 }
 
-/** A destination that stores a stream under the digest it computes (a layout). */
-const canPutBlob = (d: object): d is { putBlob(content: Readable): Promise<{ digest: string; size: number }> } => typeof (d as { putBlob?: unknown }).putBlob === 'function';
 
 const sink = (): Writable => new Writable({ write: (_c, _e, cb) => cb() });
 
@@ -210,9 +208,10 @@ export function conversion(opts: ConvertOptions, tempDir: () => Promise<string>)
           return diffId;
         };
         let converted: Descriptor;
-        if (canPutBlob(dst)) {
-          // A layout takes the stream as it comes and names it by the digest it computes: no temp file.
-          const put = await dst.putBlob(encoded).catch(fail);
+        if (canPushStream(dst)) {
+          // The stream goes in as it comes, named by the digest it hashes to, the diff_id checked
+          // before the blob becomes visible: no temp file.
+          const put = await dst.pushStream(encoded, { ...sig, check: () => void diffIdNow() }).catch(fail);
           converted = { ...retyped(desc, mediaType), digest: put.digest, size: put.size };
         } else {
           // A registry needs the digest before the upload ends: through a temp file, hashed as written,

@@ -1,11 +1,11 @@
 import { link, lstat, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Readable, Transform, addAbortSignal } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pipeline as pipelineCb } from 'node:stream';
 import { digestOf, hashAlgorithmOf, isValidDigest, parseDigest } from '../digest/digest.js';
 import { HashingStream, VerifyingStream, isVerifiedFor } from '../digest/verify.js';
-import type { Collectable, Store } from '../content/store.js';
+import type { Collectable, PushStreamOptions, Store, StreamPusher } from '../content/store.js';
 import { fetchBytes } from '../content/store.js';
 import { MediaType, isManifestType } from '../spec/media-types.js';
 import { MAX_JSON_BYTES, checkIndex, detectManifestType, parseJson } from '../spec/parse.js';
@@ -42,7 +42,7 @@ export interface LayoutOptions {
  * verified, synced and renamed into place, so a blob is never visible half-written or under a wrong
  * name. `index.json` is rewritten atomically under a lock, so concurrent writers lose no tag.
  */
-export class OciLayout implements Store, Collectable {
+export class OciLayout implements Store, Collectable, StreamPusher {
   readonly dir: string;
   readonly name: string;
   private readonly sync: boolean;
@@ -190,7 +190,7 @@ export class OciLayout implements Store, Collectable {
    * Streams `content` into the layout. With `expected`, the bytes must match it (else nothing is
    * stored); without, the digest is computed (sha256). Returns the stored digest and size.
    */
-  async putBlob(content: Readable, expected?: { digest: string; size: number; mediaType?: string }): Promise<PutResult> {
+  async putBlob(content: Readable, expected?: { digest: string; size: number; mediaType?: string }, opts: PushStreamOptions = {}): Promise<PutResult> {
     if (expected !== undefined) {
       hashAlgorithmOf(expected.digest);
       if (await this.exists(expected)) {
@@ -213,6 +213,7 @@ export class OciLayout implements Store, Collectable {
       }
       const digest = expected?.digest ?? (check as HashingStream).digest;
       const size = expected ? expected.size : (check as HashingStream).size;
+      opts.check?.({ digest, size });
       const dest = this.blobPath(digest);
       await this.record(digest, expected?.mediaType); // before the blob is visible: gc may be sweeping
       await mkdir(join(this.dir, 'blobs', digest.slice(0, digest.indexOf(':'))), { recursive: true });
@@ -222,6 +223,12 @@ export class OciLayout implements Store, Collectable {
       await unlink(tmp).catch(() => undefined);
       throw err;
     }
+  }
+
+  /** A stream of unknown digest, named by the digest it hashes to (StreamPusher). */
+  async pushStream(content: Readable, opts: PushStreamOptions = {}): Promise<PutResult> {
+    opts.signal?.throwIfAborted();
+    return this.putBlob(opts.signal ? addAbortSignal(opts.signal, content) : content, undefined, opts);
   }
 
   /** Stores a small in-memory blob and returns its descriptor. */
