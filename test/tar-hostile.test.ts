@@ -101,8 +101,8 @@ describe('archives GNU tar writes', () => {
     await mkdir(join(tree, 'gd', 'sub'), { recursive: true });
     await writeFile(join(tree, 'gd', 'sub', 'file'), 'from GNU tar\n');
     const layerFile = join(work, 'gnu-layer.tar');
-    // Names without './' (a './' entry trips unpack's root handling: reported to the unpack area).
-    execFileSync('tar', ['--format=gnu', '-G', '-cf', layerFile, '-C', tree, 'gd']);
+    // As `tar -C DIR .` writes it: a './' entry for the root first, then './gd/…'.
+    execFileSync('tar', ['--format=gnu', '-G', '-cf', layerFile, '-C', tree, '.']);
     const tar = await readFile(layerFile);
     const dir = await imageOfLayer('gnu-layer-layout', tar);
     const root = join(work, 'gnu-root');

@@ -41,6 +41,12 @@ describe('PathMap', () => {
 });
 
 describe('entryComponents', () => {
+  it('reads ./ and . as the root itself (tar -C DIR . writes them first)', () => {
+    for (const n of ['./', '.', './/', '/', './.']) expect(entryComponents(n), n).toEqual([]);
+    expect(entryComponents('./a/b/')).toEqual(['a', 'b']);
+    expect(() => entryComponents('./../x')).toThrow(UnsafeEntry);
+  });
+
   it('refuses a NUL byte in a name', () => {
     expect(() => entryComponents('a\0b')).toThrow(/NUL byte/);
   });

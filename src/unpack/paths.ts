@@ -30,9 +30,10 @@ export class UnsafeEntry extends Error {}
 export function entryComponents(name: string): string[] {
   if (name.includes('\0')) throw new UnsafeEntry('a NUL byte in its name');
   if (name.startsWith('/') && name.replace(/\/+/g, '/') !== '/') throw new UnsafeEntry('an absolute path (layer entries are relative to the root)');
-  const rel = posix.normalize(`./${name.replace(/^\/+/, '')}`);
+  // './' and '.' (what `tar -C DIR .` writes first) are the root itself.
+  const rel = posix.normalize(`./${name.replace(/^\/+/, '')}`).replace(/\/+$/, '');
   if (rel === '..' || rel.startsWith('../')) throw new UnsafeEntry('its path climbs out of the root filesystem');
-  return rel === '.' ? [] : rel.replace(/\/+$/, '').split('/');
+  return rel === '.' || rel === '' ? [] : rel.split('/');
 }
 
 const MAX_LINKS = 255;

@@ -238,7 +238,7 @@ export async function unpackFrom(store: Fetcher & Resolver & { readonly name?: s
     };
 
     try {
-      for await (const item of readTar(decoded as AsyncIterable<Buffer>)) {
+      for await (const item of readTar(decoded as AsyncIterable<Buffer>, layerName)) {
         entries++;
         try {
           await applyEntry(item.header, item.body);
