@@ -12,6 +12,7 @@ import { OciLayout } from '../src/layout/layout.js';
 import { MediaType } from '../src/spec/media-types.js';
 import type { Descriptor } from '../src/spec/types.js';
 import { lastLine, ocitool } from './helpers/cli.js';
+import { startFaultProxy } from './helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
 import { tarOf } from './helpers/images.js';
 import { ok, skopeo } from './helpers/tools.js';
@@ -102,5 +103,51 @@ describe('copy --referrers never drops a referrer silently', () => {
     if (r.code !== 0) throw new Error(r.stderr);
     expect(r.stderr).toMatch(/warning: copy --referrers: 1 referrer\(s\) of the index sha256:[0-9a-f]{64} are not copied, since only one platform's image/);
     expect(await listed(`oci:${dst}:arm`)).toEqual([armSbom]);
+  });
+});
+
+describe('lazy images: a build on a registry base', () => {
+  it('into the same registry downloads no base layer (mounted); into another one leaves a whole image there', async () => {
+    const { writeFile, mkdir } = await import('node:fs/promises');
+    const { randomBytes } = await import('node:crypto');
+    const baseTree = join(work, 'lazy-base');
+    await mkdir(join(baseTree, 'usr/lib'), { recursive: true });
+    await writeFile(join(baseTree, 'usr/lib/big.bin'), randomBytes(3 << 20));
+    await mkdir(join(work, 'lazy-etc'), { recursive: true });
+    await writeFile(join(work, 'lazy-etc/os-release'), 'ID=test\n');
+    const layout = join(work, 'lazy-layout');
+    await ok(ocitool(['build', '--tag', `oci:${layout}:base`, '--add', baseTree, '--add', `${join(work, 'lazy-etc')}:/etc`]));
+    const baseLayers = (JSON.parse(await ok(ocitool(['inspect', `oci:${layout}:base`]))) as { layers: Descriptor[] }).layers.map((l) => l.digest);
+    expect(baseLayers).toHaveLength(2);
+    await ok(ocitool(['copy', '--insecure', `oci:${layout}:base`, `docker://${reg.host}/lazy/base:v1`]));
+
+    const proxy = await startFaultProxy(reg.host, () => 'none');
+    const other = await startRegistry();
+    try {
+      const app = join(work, 'lazy-app');
+      await mkdir(app, { recursive: true });
+      await writeFile(join(app, 'main.js'), 'console.log(1)\n');
+      const layerGets = (): number => proxy.log.filter((r) => r.method === 'GET' && baseLayers.some((d) => r.path.endsWith(`/blobs/${d}`))).length;
+      const same = await ocitool(['build', '--insecure', '--from', `docker://${proxy.host}/lazy/base:v1`, '--tag', `docker://${proxy.host}/lazy/app:v1`, '--add', `${app}:/app`, '--created', '1700000000']);
+      if (same.code !== 0) throw new Error(same.stderr);
+      expect(layerGets()).toBe(0);
+      // Mounted from the base's repository instead.
+      for (const d of baseLayers) expect(proxy.log.filter((r) => r.method === 'POST' && (r.path.includes(`mount=${encodeURIComponent(d)}`) || r.path.includes(`mount=${d}`)))).toHaveLength(1);
+
+      const across = await ocitool(['build', '--insecure', '--from', `docker://${proxy.host}/lazy/base:v1`, '--tag', `docker://${other.host}/elsewhere/app:v1`, '--add', `${app}:/app`, '--created', '1700000000']);
+      if (across.code !== 0) throw new Error(across.stderr);
+      expect(lastLine(across.stdout)).toBe(lastLine(same.stdout));
+      // Each base layer crossed once, registry to registry.
+      expect(layerGets()).toBe(2);
+      for (const [name, host, repo] of [['same', reg.host, 'lazy/app'], ['across', other.host, 'elsewhere/app']] as const) {
+        const back = join(work, `lazy-back-${name}`);
+        await ok(skopeo(['copy', '--src-tls-verify=false', `docker://${host}/${repo}:v1`, `oci:${back}:v1`]));
+        const v = await ocitool(['verify', '--diff-ids', back]);
+        expect(v.code, v.stdout + v.stderr).toBe(0);
+      }
+    } finally {
+      await proxy.stop();
+      await other.stop();
+    }
   });
 });

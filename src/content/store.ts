@@ -43,6 +43,21 @@ export interface StreamPusher {
 /** Whether a store can take a stream of unknown digest (see StreamPusher). */
 export const canPushStream = (s: object): s is StreamPusher => typeof (s as Partial<StreamPusher>).pushStream === 'function';
 
+/** A store that lists untagged roots (a layout's index.json entries without a name). */
+export interface RootLister {
+  addRoot(desc: Descriptor): Promise<void>;
+}
+export const canAddRoot = (s: object): s is RootLister => typeof (s as Partial<RootLister>).addRoot === 'function';
+
+/** A repository in a registry: blobs of another repository on the same host can be mounted into it. */
+export interface RemoteRepository {
+  readonly host: string;
+  readonly repository: string;
+  /** Names a repository to mount blobs from (before the cache of where blobs were seen). */
+  addMountSource(repository: string): void;
+}
+export const isRemoteRepository = (s: object): s is RemoteRepository => typeof (s as Partial<RemoteRepository>).addMountSource === 'function' && typeof (s as Partial<RemoteRepository>).host === 'string';
+
 /** A store that can link a blob it already holds elsewhere instead of receiving it (registry mounts). */
 export interface Mounter {
   /** Returns where the blob came from, or undefined if it must be pushed. */

@@ -1,7 +1,12 @@
-import { copyGraph } from '../content/copy.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { copyGraph, worthRetrying, type CopyEvent } from '../content/copy.js';
 import { fetchConfig, type ManifestNode } from '../content/graph.js';
-import type { Fetcher } from '../content/store.js';
-import type { OciLayout } from '../layout/layout.js';
+import { canAddRoot, canPushStream, isRemoteRepository, underLease, type Fetcher, type Store, type StreamPusher } from '../content/store.js';
+import { digestOf } from '../digest/digest.js';
+import { OciLayout } from '../layout/layout.js';
 import { EntryConverter } from '../layer/entries.js';
 import { diffAgainst, diffEntries, type DiffStats, type LowerTree } from '../layer/diff.js';
 import type { TreeEntry } from '../layer/walk.js';
@@ -21,11 +26,21 @@ export type LayerSpec =
   | { kind: 'tree-diff'; lower: LowerTree; upper: string; view: (e: TreeEntry) => TreeEntry; stats: DiffStats; label: string };
 
 export interface BuildOptions {
-  /** Where the image goes (blobs, and the tag if given). */
-  destination: OciLayout;
+  /**
+   * Where the image goes (blobs, and the tag if given): any store, a layout, a registry repository or
+   * an archive being written. New layers stream into it as they are compressed when it can take a
+   * stream of unknown digest (a layout, a registry); otherwise they are spooled in a private temp
+   * layout first.
+   */
+  destination: Store;
   tag?: string;
-  /** The base image (a manifest or an index) and the store it lives in. Default: scratch. */
-  base?: { store: Fetcher; descriptor: Descriptor; name?: string };
+  /**
+   * The base image (a manifest or an index) and the store it lives in. Default: scratch. Its layers
+   * are never read by the build: the copy that writes the image mounts them (a registry on the same
+   * host), finds them (the same repository), streams them across (another registry) or fetches them
+   * (a layout or archive destination).
+   */
+  base?: { store: Fetcher & { readonly name?: string }; descriptor: Descriptor; name?: string };
   /** Platform to pick from a base index and to record (default: the base's, else linux/amd64). */
   platform?: Platform;
   layers?: LayerSpec[];
@@ -45,7 +60,15 @@ export interface BuildOptions {
   warn?: (message: string) => void;
   /** Told as each layer is written. */
   onLayer?: (layer: WrittenLayer, spec: LayerSpec, stats?: DiffStats) => void;
+  /** Requests at once while the image is written to its destination (default 4). */
+  concurrency?: number;
+  signal?: AbortSignal;
+  /** Told of each blob of the copy that writes the image (base layers, config, manifest). */
+  onProgress?: (event: CopyEvent) => void;
 }
+
+/** How often a new layer is built again after a network failure on its way to the destination. */
+const LAYER_ATTEMPTS = 3;
 
 export interface BuildResult {
   manifest: Descriptor;
@@ -57,11 +80,16 @@ export interface BuildResult {
 const isoSeconds = (seconds: number): string => new Date(seconds * 1000).toISOString().replace(/\.000Z$/, 'Z');
 
 /**
- * Builds an image: reads the base (any store), writes one layer per spec into the destination layout,
- * then the config and manifest, and tags it. Output is byte-reproducible for equal inputs and `created`.
+ * Builds an image: reads the base's manifest and config (never its layers), streams one new layer per
+ * spec into the destination, then writes the image with the one graph copy (base layers mounted,
+ * skipped, streamed or fetched; config and manifest) and tags it. Output is byte-reproducible for
+ * equal inputs and `created`.
+ *
+ * A new layer that fails on its way to a registry is built again from its source (the output is
+ * reproducible, so the bytes are the same): no spool file is kept for a retry.
  */
 export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
-  return opts.destination.withLease(() => build(opts)); // gc keeps what it stores until it is tagged
+  return underLease(opts.destination, () => build(opts)); // gc keeps what it stores until it is tagged
 }
 
 async function build(opts: BuildOptions): Promise<BuildResult> {
@@ -84,74 +112,128 @@ async function build(opts: BuildOptions): Promise<BuildResult> {
     if (baseConfig.rootfs.diff_ids.length !== baseLayers.length) {
       throw new OciToolError('INVALID_JSON', `base ${opts.base.name ?? ''}: config lists ${baseConfig.rootfs.diff_ids.length} diff_ids for ${baseLayers.length} layers`);
     }
-    for (const layer of baseLayers) await copyGraph(opts.base.store, dest, layer);
   }
   const platform: Platform = opts.platform ?? (baseConfig ? platformOf(baseConfig) : { os: 'linux', architecture: 'amd64' });
   const createdSeconds = opts.created ?? Math.floor(Date.now() / 1000);
   const created = isoSeconds(createdSeconds);
   const ignore = opts.ignoreFile ? await IgnoreMatcher.fromFile(opts.ignoreFile, opts.exclude ?? []) : new IgnoreMatcher(opts.exclude ?? []);
 
-  const written: WrittenLayer[] = [];
-  // A base without history gets one entry per layer, so that history still matches the layers.
-  const history: HistoryEntry[] = baseConfig?.history?.length
-    ? [...baseConfig.history]
-    : baseLayers.map(() => ({ ...(baseConfig?.created ? { created: baseConfig.created } : {}), comment: 'base layer (the base image records no history)' }));
-  for (const spec of opts.layers ?? []) {
-    const conv = new EntryConverter({
-      uid: opts.chown?.uid ?? 0,
-      gid: opts.chown?.gid ?? 0,
-      ...(spec.kind === 'tree-diff' ? { keepOwners: true } : {}),
-      ...(opts.created !== undefined ? { mtimeClamp: opts.created } : {}),
-      ...(opts.warn ? { warn: opts.warn } : {}),
-    });
-    const stats: DiffStats | undefined = spec.kind === 'diff' ? { added: 0, changed: 0, deleted: 0, opaque: 0, unchanged: 0 } : spec.kind === 'tree-diff' ? spec.stats : undefined;
-    const entries =
-      spec.kind === 'add'
-        ? addEntries(spec.src, spec.dest, conv, ignore, { parents: !opts.base })
-        : spec.kind === 'diff'
-          ? diffEntries(spec.lower, spec.upper, conv, stats)
-          : diffAgainst(spec.lower, spec.upper, conv, stats, { upper: spec.view });
-    const layer = await writeLayer(dest, entries, { compression: opts.compression ?? 'gzip', ...(opts.level !== undefined ? { level: opts.level } : {}), format });
-    written.push(layer);
-    const hex = layer.diffId.slice('sha256:'.length);
-    history.push({ created, created_by: spec.kind === 'add' ? `ADD dir:${hex} in ${spec.dest}` : spec.kind === 'diff' ? `DIFF layer:${hex}` : `${spec.label} layer:${hex}`, comment: spec.kind === 'tree-diff' ? `ocitool ${spec.label.toLowerCase()}` : 'ocitool build' });
-    opts.onLayer?.(layer, spec, stats);
-  }
-
-  const { config: runtime, steps } = applyConfigChanges(baseConfig?.config, opts.config ?? {});
-  for (const step of steps) history.push({ created, created_by: step, comment: 'ocitool build', empty_layer: true });
-
-  const diffIds = [...(baseConfig?.rootfs.diff_ids ?? []), ...written.map((l) => l.diffId)];
-  const imageConfig = makeImageConfig({ ...(baseConfig ? { base: baseConfig } : {}), platform, created, config: runtime, diffIds, history });
-  const configDesc = await dest.putBytes(JSON.stringify(imageConfig), format === 'oci' ? MediaType.OciConfig : MediaType.DockerConfig);
-
-  const layers: Descriptor[] = [
-    ...baseLayers.map((l) => {
-      const { annotations: _a, ...rest } = l;
-      return { ...rest, mediaType: mediaTypeFor(l.mediaType, format), ...(format === 'oci' && l.annotations ? { annotations: l.annotations } : {}) };
-    }),
-    ...written.map((l) => l.descriptor),
-  ];
-  const annotations: Record<string, string> = { ...(opts.annotations ?? {}) };
-  if (opts.base && format === 'oci') {
-    annotations[Annotation.BaseDigest] ??= baseNode!.descriptor.digest;
-    if (opts.base.name) annotations[Annotation.BaseName] ??= opts.base.name;
-  }
-  if (format === 'docker' && Object.keys(annotations).length > 0) {
-    opts.warn?.('Docker manifests have no annotations; --annotation is dropped with --format docker');
-  }
-  const manifest: ImageManifest = {
-    schemaVersion: 2,
-    mediaType: format === 'oci' ? MediaType.OciManifest : MediaType.DockerManifest,
-    config: configDesc,
-    layers,
-    ...(format === 'oci' && Object.keys(annotations).length > 0 ? { annotations } : {}),
+  // New layers go straight into the destination when it takes streams; else into a private spool.
+  let spool: { dir: string; layout: OciLayout } | undefined;
+  const layerSink = async (): Promise<StreamPusher> => {
+    if (canPushStream(dest)) return dest;
+    if (!spool) {
+      const dir = await mkdtemp(join(tmpdir(), 'ocitool-build-'));
+      spool = { dir, layout: await OciLayout.init(dir) };
+    }
+    return spool.layout;
   };
-  const manifestDesc = await dest.putBytes(JSON.stringify(manifest), manifest.mediaType!);
-  const described: Descriptor = { ...manifestDesc, platform };
-  if (opts.tag !== undefined) await dest.tag(described, opts.tag);
-  else await dest.addRoot(described);
-  return { manifest: manifestDesc, config: configDesc, layers: written };
+  try {
+    const written: WrittenLayer[] = [];
+    // A base without history gets one entry per layer, so that history still matches the layers.
+    const history: HistoryEntry[] = baseConfig?.history?.length
+      ? [...baseConfig.history]
+      : baseLayers.map(() => ({ ...(baseConfig?.created ? { created: baseConfig.created } : {}), comment: 'base layer (the base image records no history)' }));
+    for (const spec of opts.layers ?? []) {
+      const convOpts = {
+        uid: opts.chown?.uid ?? 0,
+        gid: opts.chown?.gid ?? 0,
+        ...(spec.kind === 'tree-diff' ? { keepOwners: true } : {}),
+        ...(opts.created !== undefined ? { mtimeClamp: opts.created } : {}),
+        ...(opts.warn ? { warn: opts.warn } : {}),
+      };
+      const sink = await layerSink();
+      let stats: DiffStats | undefined;
+      let layer: WrittenLayer | undefined;
+      for (let attempt = 1; !layer; attempt++) {
+        // Each attempt walks the source again: entries and counts start over.
+        const conv = new EntryConverter(convOpts);
+        stats = spec.kind === 'diff' ? { added: 0, changed: 0, deleted: 0, opaque: 0, unchanged: 0 } : spec.kind === 'tree-diff' ? { ...spec.stats } : undefined;
+        const entries =
+          spec.kind === 'add'
+            ? addEntries(spec.src, spec.dest, conv, ignore, { parents: !opts.base })
+            : spec.kind === 'diff'
+              ? diffEntries(spec.lower, spec.upper, conv, stats)
+              : diffAgainst(spec.lower, spec.upper, conv, stats, { upper: spec.view });
+        try {
+          layer = await writeLayer(sink, entries, { compression: opts.compression ?? 'gzip', ...(opts.level !== undefined ? { level: opts.level } : {}), format, ...(opts.signal ? { signal: opts.signal } : {}) });
+        } catch (err) {
+          if (attempt >= LAYER_ATTEMPTS || !worthRetrying(err) || opts.signal?.aborted) throw err;
+          opts.warn?.(`layer from ${spec.kind === 'add' ? `--add ${spec.src}` : spec.kind === 'diff' ? `--diff ${spec.upper}` : spec.label}: ${(err as Error).message}; building it again (${attempt + 1} of ${LAYER_ATTEMPTS})`);
+        }
+      }
+      if (spec.kind === 'tree-diff' && stats) Object.assign(spec.stats, stats);
+      written.push(layer);
+      const hex = layer.diffId.slice('sha256:'.length);
+      history.push({ created, created_by: spec.kind === 'add' ? `ADD dir:${hex} in ${spec.dest}` : spec.kind === 'diff' ? `DIFF layer:${hex}` : `${spec.label} layer:${hex}`, comment: spec.kind === 'tree-diff' ? `ocitool ${spec.label.toLowerCase()}` : 'ocitool build' });
+      opts.onLayer?.(layer, spec, stats);
+    }
+
+    const { config: runtime, steps } = applyConfigChanges(baseConfig?.config, opts.config ?? {});
+    for (const step of steps) history.push({ created, created_by: step, comment: 'ocitool build', empty_layer: true });
+
+    const diffIds = [...(baseConfig?.rootfs.diff_ids ?? []), ...written.map((l) => l.diffId)];
+    const imageConfig = makeImageConfig({ ...(baseConfig ? { base: baseConfig } : {}), platform, created, config: runtime, diffIds, history });
+    const configBytes = Buffer.from(JSON.stringify(imageConfig));
+    const configDesc: Descriptor = { mediaType: format === 'oci' ? MediaType.OciConfig : MediaType.DockerConfig, digest: digestOf(configBytes), size: configBytes.length };
+
+    const layers: Descriptor[] = [
+      ...baseLayers.map((l) => {
+        const { annotations: _a, ...rest } = l;
+        return { ...rest, mediaType: mediaTypeFor(l.mediaType, format), ...(format === 'oci' && l.annotations ? { annotations: l.annotations } : {}) };
+      }),
+      ...written.map((l) => l.descriptor),
+    ];
+    const annotations: Record<string, string> = { ...(opts.annotations ?? {}) };
+    if (opts.base && format === 'oci') {
+      annotations[Annotation.BaseDigest] ??= baseNode!.descriptor.digest;
+      if (opts.base.name) annotations[Annotation.BaseName] ??= opts.base.name;
+    }
+    if (format === 'docker' && Object.keys(annotations).length > 0) {
+      opts.warn?.('Docker manifests have no annotations; --annotation is dropped with --format docker');
+    }
+    const manifest: ImageManifest = {
+      schemaVersion: 2,
+      mediaType: format === 'oci' ? MediaType.OciManifest : MediaType.DockerManifest,
+      config: configDesc,
+      layers,
+      ...(format === 'oci' && Object.keys(annotations).length > 0 ? { annotations } : {}),
+    };
+    const manifestBytes = Buffer.from(JSON.stringify(manifest));
+    const manifestDesc: Descriptor = { mediaType: manifest.mediaType!, digest: digestOf(manifestBytes), size: manifestBytes.length };
+
+    // The image as a graph whose blobs live in three places: the documents made here, the new layers
+    // (at the destination already, or in the spool), the base's layers (in the base's store).
+    const documents = new Map([
+      [configDesc.digest, configBytes],
+      [manifestDesc.digest, manifestBytes],
+    ]);
+    const spooled = new Set(spool ? written.map((l) => l.descriptor.digest) : []);
+    const baseStore = opts.base?.store;
+    const image: Fetcher & { name: string } = {
+      name: opts.base?.name ?? 'the build',
+      fetch: async (desc, o) => {
+        const doc = documents.get(desc.digest);
+        if (doc) return Readable.from([doc]);
+        if (spool && spooled.has(desc.digest)) return spool.layout.fetch(desc);
+        if (!baseStore) throw new OciToolError('NOT_FOUND', `blob ${desc.digest} is not part of the build`);
+        return baseStore.fetch(desc, o);
+      },
+    };
+    // A base in another repository of the same registry: its layers are mounted, not uploaded.
+    if (baseStore && isRemoteRepository(baseStore) && isRemoteRepository(dest) && baseStore.host === dest.host && baseStore.repository !== dest.repository) dest.addMountSource(baseStore.repository);
+    await copyGraph(image, dest, manifestDesc, {
+      ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    });
+    const described: Descriptor = { ...manifestDesc, platform };
+    if (opts.tag !== undefined) await dest.tag(described, opts.tag);
+    else if (canAddRoot(dest)) await dest.addRoot(described);
+    return { manifest: manifestDesc, config: configDesc, layers: written };
+  } finally {
+    if (spool) await rm(spool.dir, { recursive: true, force: true }).catch(() => undefined);
+  }
 }
 
 export function platformOf(config: ImageConfig): Platform {

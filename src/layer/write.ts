@@ -1,6 +1,6 @@
 import { pipeline as pipelineCb, type Readable, type Transform } from 'node:stream';
 import { HashingStream } from '../digest/verify.js';
-import type { OciLayout } from '../layout/layout.js';
+import type { StreamPusher } from '../content/store.js';
 import { MediaType } from '../spec/media-types.js';
 import type { Descriptor } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
@@ -17,6 +17,7 @@ export interface LayerWriteOptions {
   level?: number;
   /** Media type family (default oci). */
   format?: 'oci' | 'docker';
+  signal?: AbortSignal;
 }
 
 export interface WrittenLayer {
@@ -48,10 +49,11 @@ function compressor(compression: Compression, level: number | undefined): Transf
 }
 
 /**
- * Packs entries into a layer and stores it in a layout in one streaming pass: tar → sha256 (the
- * diffID) → compressor → the layout's verified blob writer (the digest). Nothing is held whole in memory.
+ * Packs entries into a layer and streams it into a store in one pass: tar → sha256 (the diffID) →
+ * compressor → the store (a layout's blob writer, a registry upload), which names it by its digest.
+ * Nothing is held whole in memory.
  */
-export async function writeLayer(layout: OciLayout, entries: AsyncIterable<LayerEntry>, opts: LayerWriteOptions = {}): Promise<WrittenLayer> {
+export async function writeLayer(sink: StreamPusher, entries: AsyncIterable<LayerEntry>, opts: LayerWriteOptions = {}): Promise<WrittenLayer> {
   const compression = opts.compression ?? 'gzip';
   const mediaType = layerMediaType(compression, opts.format);
   const tar = packLayer(entries);
@@ -59,6 +61,6 @@ export async function writeLayer(layout: OciLayout, entries: AsyncIterable<Layer
   const comp = compressor(compression, opts.level);
   const onError = (): void => undefined; // the error reaches putBlob through the last stream
   const out: Readable = comp ? pipelineCb(tar, diff, comp, onError) : pipelineCb(tar, diff, onError);
-  const stored = await layout.putBlob(out);
+  const stored = await sink.pushStream(out, opts.signal ? { signal: opts.signal } : {});
   return { descriptor: { mediaType, digest: stored.digest, size: stored.size }, diffId: diff.digest, uncompressedSize: diff.size };
 }

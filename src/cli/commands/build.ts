@@ -1,12 +1,9 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Store } from '../../content/store.js';
 import { registryOpen, registryOptions } from '../registry-args.js';
 import type { LayerSpec } from '../../image/build.js';
 import type { Descriptor } from '../../spec/types.js';
-import { OciLayout } from '../../layout/layout.js';
 import { openStore } from '../../transport/open.js';
+import { destinationTag } from '../../transport/copy.js';
 import { checkCompressionLevel, LEVELS_HELP } from '../../layer/levels.js';
 import { OciToolError } from '../../util/errors.js';
 import { parseKeyValues } from '../../image/config.js';
@@ -104,9 +101,6 @@ export default defineCommand({
     ),
   run: async (args, out) => {
     const dst = parseImageArg(args.tag);
-    // Any destination but a layout: build into a temp layout, then copy there (to a registry, only
-    // what it lacks; an archive is written whole, or not at all).
-    const toRegistry = dst.transport !== 'oci';
     if (dst.transport === 'dir' || (dst.transport === 'oci' && dst.digest !== undefined) || (dst.transport === 'docker' && dst.ref.digest !== undefined)) {
       throw new OciToolError('UNSUPPORTED', `build --tag ${args.tag}: expected oci:DIR[:TAG], docker://NAME[:TAG], docker-archive:FILE[:NAME:TAG] or oci-archive:FILE[:TAG]`);
     }
@@ -121,64 +115,62 @@ export default defineCommand({
     const created = createdSeconds(args.created);
     const registry = await registryOpen(args);
     let base: { store: Store; descriptor: Descriptor; name: string } | undefined;
-    if (args.from) {
-      const { store, reference } = await openStore(parseImageArg(args.from), registry);
-      base = { store, descriptor: await store.resolve(reference ?? ''), name: args.from };
-    }
-    // A registry destination: build into a temp layout, then push (only what the registry lacks).
-    const tmp = toRegistry ? await mkdtemp(join(tmpdir(), 'ocitool-build-')) : undefined;
+    const opened = args.from ? await openStore(parseImageArg(args.from), registry) : undefined;
     try {
-      const destination = await OciLayout.init(tmp ?? (dst.transport === 'oci' ? dst.dir : ''));
-      const tagName = dst.transport === 'oci' ? dst.tag : undefined;
+      if (opened) base = { store: opened.store, descriptor: await opened.store.resolve(opened.reference ?? ''), name: args.from! };
+      // Any destination: new layers stream into it (a layout, a registry), or into a private spool
+      // for an archive; base layers are mounted or streamed by the copy that writes the image.
+      const to = await openStore(dst, { create: true, ...(registry.insecure ? { insecure: true } : {}), ...(registry.credential ? { credential: registry.credential } : {}) });
+      const tagName = destinationTag(dst);
       const stopSignal = args['stop-signal'];
+      const progress = progressReporter(out);
       // The layer engine (tree walk, tar, gzip) loads only when building.
       const { buildImage } = await import('../../image/build.js');
-      const result = await buildImage({
-        destination,
-        ...(tagName !== undefined ? { tag: tagName } : {}),
-        ...(base ? { base } : {}),
-        ...(platform ? { platform } : {}),
-        layers,
-        config: {
-          env: args.env,
-          ...(entrypoint ? { entrypoint } : {}),
-          ...(cmd ? { cmd } : {}),
-          ...(args.workdir !== undefined ? { workdir: args.workdir } : {}),
-          ...(args.user !== undefined ? { user: args.user } : {}),
-          labels: parseKeyValues(args.label, '--label'),
-          expose: args.expose,
-          volumes: args.volume,
-          ...(stopSignal !== undefined ? { stopSignal } : {}),
-        },
-        annotations: parseKeyValues(args.annotation, '--annotation'),
-        exclude: args.exclude,
-        ...(args['ignore-file'] ? { ignoreFile: args['ignore-file'] } : {}),
-        chown: { uid: Number(chown[1]), gid: Number(chown[2]) },
-        ...(created !== undefined ? { created } : {}),
-        compression: args.compression,
-        ...(level !== undefined ? { level } : {}),
-        format: args.format,
-        warn: (m) => out.warn(m),
-        onLayer: (layer, spec, stats) => {
-          const what = spec.kind === 'add' ? `--add ${spec.src}:${spec.dest}` : `--diff ${spec.lower} ${spec.upper}`;
-          const extra = stats ? ` (+${stats.added} ~${stats.changed} -${stats.deleted})` : '';
-          out.info(`layer ${layer.descriptor.digest} ${humanSize(layer.descriptor.size)} (${humanSize(layer.uncompressedSize)} uncompressed) from ${what}${extra}`);
-        },
-      });
-      out.info(`config ${result.config.digest}`);
-      if (toRegistry) {
-        const progress = progressReporter(out);
-        const { copy } = await import('../../transport/copy.js');
-        await copy({ transport: 'oci', dir: destination.dir, digest: result.manifest.digest }, dst, {
-          ...(registry.insecure ? { insecure: true } : {}),
-          ...(registry.credential ? { dstCredential: registry.credential } : {}),
+      let result;
+      try {
+        result = await buildImage({
+          destination: to.store,
+          ...(tagName !== undefined ? { tag: tagName } : {}),
+          ...(base ? { base } : {}),
+          ...(platform ? { platform } : {}),
+          layers,
+          config: {
+            env: args.env,
+            ...(entrypoint ? { entrypoint } : {}),
+            ...(cmd ? { cmd } : {}),
+            ...(args.workdir !== undefined ? { workdir: args.workdir } : {}),
+            ...(args.user !== undefined ? { user: args.user } : {}),
+            labels: parseKeyValues(args.label, '--label'),
+            expose: args.expose,
+            volumes: args.volume,
+            ...(stopSignal !== undefined ? { stopSignal } : {}),
+          },
+          annotations: parseKeyValues(args.annotation, '--annotation'),
+          exclude: args.exclude,
+          ...(args['ignore-file'] ? { ignoreFile: args['ignore-file'] } : {}),
+          chown: { uid: Number(chown[1]), gid: Number(chown[2]) },
+          ...(created !== undefined ? { created } : {}),
+          compression: args.compression,
+          ...(level !== undefined ? { level } : {}),
+          format: args.format,
+          warn: (m) => out.warn(m),
           onProgress: (e) => progress.onProgress(e),
+          onLayer: (layer, spec, stats) => {
+            const what = spec.kind === 'add' ? `--add ${spec.src}:${spec.dest}` : `--diff ${spec.lower} ${spec.upper}`;
+            const extra = stats ? ` (+${stats.added} ~${stats.changed} -${stats.deleted})` : '';
+            out.info(`layer ${layer.descriptor.digest} ${humanSize(layer.descriptor.size)} (${humanSize(layer.uncompressedSize)} uncompressed) from ${what}${extra}`);
+          },
         });
-        progress.finish();
+        await to.commit?.();
+      } catch (err) {
+        await to.abort?.();
+        throw err;
       }
+      progress.finish();
+      out.info(`config ${result.config.digest}`);
       out.result(result.manifest.digest);
     } finally {
-      if (tmp) await rm(tmp, { recursive: true, force: true });
+      await opened?.close?.();
     }
   },
 });
