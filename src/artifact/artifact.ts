@@ -13,7 +13,8 @@ import { digestOf } from '../digest/digest.js';
 import { EntryConverter } from '../layer/entries.js';
 import { addEntries } from '../layer/sources.js';
 import { writeLayer } from '../layer/write.js';
-import type { OciLayout } from '../layout/layout.js';
+import type { CopyGraphOptions } from '../content/copy.js';
+import { ImageWriter } from '../image/image-writer.js';
 import { EMPTY_JSON_DIGEST, MediaType, isManifestType } from '../spec/media-types.js';
 import { checkIndex, parseJson, parseManifest } from '../spec/parse.js';
 import { Annotation, type Descriptor, type ImageIndex, type ImageManifest } from '../spec/types.js';
@@ -47,52 +48,64 @@ export interface PackArtifactOptions {
 }
 
 /**
- * Packs files into an artifact in `layout` and returns its manifest (not tagged; the caller tags or
- * copies it). The same inputs give the same bytes.
+ * Packs files into an artifact written to `destination` (any store: a layout, a registry repository,
+ * an archive being written) and returns its manifest, not tagged: the caller tags it or attaches it
+ * to its subject. Layers stream into the destination as they are read (see ImageWriter). The same
+ * inputs give the same bytes. Into a layout, run it under the layout's lease (withLease) until the
+ * artifact is tagged or listed, so that a concurrent gc keeps it.
  */
-export async function packArtifact(layout: OciLayout, opts: PackArtifactOptions): Promise<Descriptor> {
+export async function packArtifact(destination: Store, opts: PackArtifactOptions & Pick<CopyGraphOptions, 'signal' | 'onProgress'>): Promise<Descriptor> {
   if (opts.files.length === 0) throw new OciToolError('USAGE', 'artifact pack: name at least one file or directory');
   const titles = new Set<string>();
   const layers: Descriptor[] = [];
-  await layout.putBytes('{}', MediaType.OciEmpty);
-  for (const f of opts.files) {
-    const title = basename(f.path.replace(/\/+$/, ''));
-    if (titles.has(title)) throw new OciToolError('USAGE', `artifact pack: two inputs are named ${JSON.stringify(title)} (titles must differ)`);
-    titles.add(title);
-    let st;
-    try {
-      st = await stat(f.path);
-    } catch {
-      throw new OciToolError('NOT_FOUND', `artifact pack: ${f.path}: no such file or directory`);
+  const writer = new ImageWriter(destination);
+  try {
+    const sink = await writer.sink();
+    const sig = opts.signal ? { signal: opts.signal } : {};
+    writer.document(MediaType.OciEmpty, Buffer.from('{}'));
+    for (const f of opts.files) {
+      const title = basename(f.path.replace(/\/+$/, ''));
+      if (titles.has(title)) throw new OciToolError('USAGE', `artifact pack: two inputs are named ${JSON.stringify(title)} (titles must differ)`);
+      titles.add(title);
+      let st;
+      try {
+        st = await stat(f.path);
+      } catch {
+        throw new OciToolError('NOT_FOUND', `artifact pack: ${f.path}: no such file or directory`);
+      }
+      if (st.isDirectory()) {
+        const conv = new EntryConverter(opts.created !== undefined ? { mtimeClamp: opts.created } : {});
+        const written = await writeLayer(sink, addEntries(f.path, title, conv), { compression: 'gzip', ...sig });
+        layers.push({
+          mediaType: f.mediaType ?? MediaType.OciLayerGzip,
+          digest: written.descriptor.digest,
+          size: written.descriptor.size,
+          annotations: { [Annotation.Title]: title, [TAR_DIGEST_ANNOTATION]: written.diffId, [UNPACK_ANNOTATION]: 'true' },
+        });
+      } else if (st.isFile()) {
+        const put = await sink.pushStream(createReadStream(f.path, { highWaterMark: 1 << 20 }), sig);
+        layers.push({ mediaType: f.mediaType ?? opts.defaultMediaType ?? 'application/octet-stream', digest: put.digest, size: put.size, annotations: { [Annotation.Title]: title } });
+      } else {
+        throw new OciToolError('USAGE', `artifact pack: ${f.path} is neither a file nor a directory`);
+      }
     }
-    if (st.isDirectory()) {
-      const conv = new EntryConverter(opts.created !== undefined ? { mtimeClamp: opts.created } : {});
-      const written = await writeLayer(layout, addEntries(f.path, title, conv), { compression: 'gzip' });
-      layers.push({
-        mediaType: f.mediaType ?? MediaType.OciLayerGzip,
-        digest: written.descriptor.digest,
-        size: written.descriptor.size,
-        annotations: { [Annotation.Title]: title, [TAR_DIGEST_ANNOTATION]: written.diffId, [UNPACK_ANNOTATION]: 'true' },
-      });
-    } else if (st.isFile()) {
-      const put = await layout.putBlob(createReadStream(f.path, { highWaterMark: 1 << 20 }));
-      layers.push({ mediaType: f.mediaType ?? opts.defaultMediaType ?? 'application/octet-stream', digest: put.digest, size: put.size, annotations: { [Annotation.Title]: title } });
-    } else {
-      throw new OciToolError('USAGE', `artifact pack: ${f.path} is neither a file nor a directory`);
-    }
+    const annotations: Record<string, string> = { ...(opts.annotations ?? {}) };
+    if (opts.created !== undefined) annotations[Annotation.Created] ??= new Date(opts.created * 1000).toISOString().replace(/\.000Z$/, 'Z');
+    const manifest: ImageManifest = {
+      schemaVersion: 2,
+      mediaType: MediaType.OciManifest,
+      artifactType: opts.artifactType,
+      config: EMPTY_CONFIG,
+      layers,
+      ...(opts.subject ? { subject: { mediaType: opts.subject.mediaType, digest: opts.subject.digest, size: opts.subject.size } } : {}),
+      ...(Object.keys(annotations).length ? { annotations: Object.fromEntries(Object.entries(annotations).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) } : {}),
+    };
+    const root = writer.document(MediaType.OciManifest, Buffer.from(JSON.stringify(manifest)));
+    await writer.write(root, { ...sig, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+    return root;
+  } finally {
+    await writer.close();
   }
-  const annotations: Record<string, string> = { ...(opts.annotations ?? {}) };
-  if (opts.created !== undefined) annotations[Annotation.Created] ??= new Date(opts.created * 1000).toISOString().replace(/\.000Z$/, 'Z');
-  const manifest: ImageManifest = {
-    schemaVersion: 2,
-    mediaType: MediaType.OciManifest,
-    artifactType: opts.artifactType,
-    config: EMPTY_CONFIG,
-    layers,
-    ...(opts.subject ? { subject: { mediaType: opts.subject.mediaType, digest: opts.subject.digest, size: opts.subject.size } } : {}),
-    ...(Object.keys(annotations).length ? { annotations: Object.fromEntries(Object.entries(annotations).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) } : {}),
-  };
-  return layout.putBytes(JSON.stringify(manifest), MediaType.OciManifest);
 }
 
 /** The fallback tag that holds the referrers of `digest` where the referrers API is missing. */

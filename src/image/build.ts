@@ -1,12 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { copyGraph, worthRetrying, type CopyEvent } from '../content/copy.js';
+import { worthRetrying, type CopyEvent } from '../content/copy.js';
 import { fetchConfig, type ManifestNode } from '../content/graph.js';
-import { canAddRoot, canPushStream, isRemoteRepository, underLease, type Fetcher, type Store, type StreamPusher } from '../content/store.js';
-import { digestOf } from '../digest/digest.js';
-import { OciLayout } from '../layout/layout.js';
+import { canAddRoot, underLease, type Fetcher, type Store } from '../content/store.js';
+import { ImageWriter } from './image-writer.js';
 import { EntryConverter } from '../layer/entries.js';
 import { diffAgainst, diffEntries, type DiffStats, type LowerTree } from '../layer/diff.js';
 import type { TreeEntry } from '../layer/walk.js';
@@ -118,16 +113,8 @@ async function build(opts: BuildOptions): Promise<BuildResult> {
   const created = isoSeconds(createdSeconds);
   const ignore = opts.ignoreFile ? await IgnoreMatcher.fromFile(opts.ignoreFile, opts.exclude ?? []) : new IgnoreMatcher(opts.exclude ?? []);
 
-  // New layers go straight into the destination when it takes streams; else into a private spool.
-  let spool: { dir: string; layout: OciLayout } | undefined;
-  const layerSink = async (): Promise<StreamPusher> => {
-    if (canPushStream(dest)) return dest;
-    if (!spool) {
-      const dir = await mkdtemp(join(tmpdir(), 'ocitool-build-'));
-      spool = { dir, layout: await OciLayout.init(dir) };
-    }
-    return spool.layout;
-  };
+  // New layers stream into the destination, or a spool; base layers stay in the base's store.
+  const writer = new ImageWriter(dest, opts.base?.store);
   try {
     const written: WrittenLayer[] = [];
     // A base without history gets one entry per layer, so that history still matches the layers.
@@ -142,7 +129,7 @@ async function build(opts: BuildOptions): Promise<BuildResult> {
         ...(opts.created !== undefined ? { mtimeClamp: opts.created } : {}),
         ...(opts.warn ? { warn: opts.warn } : {}),
       };
-      const sink = await layerSink();
+      const sink = await writer.sink();
       let stats: DiffStats | undefined;
       let layer: WrittenLayer | undefined;
       for (let attempt = 1; !layer; attempt++) {
@@ -174,8 +161,7 @@ async function build(opts: BuildOptions): Promise<BuildResult> {
 
     const diffIds = [...(baseConfig?.rootfs.diff_ids ?? []), ...written.map((l) => l.diffId)];
     const imageConfig = makeImageConfig({ ...(baseConfig ? { base: baseConfig } : {}), platform, created, config: runtime, diffIds, history });
-    const configBytes = Buffer.from(JSON.stringify(imageConfig));
-    const configDesc: Descriptor = { mediaType: format === 'oci' ? MediaType.OciConfig : MediaType.DockerConfig, digest: digestOf(configBytes), size: configBytes.length };
+    const configDesc = writer.document(format === 'oci' ? MediaType.OciConfig : MediaType.DockerConfig, Buffer.from(JSON.stringify(imageConfig)));
 
     const layers: Descriptor[] = [
       ...baseLayers.map((l) => {
@@ -199,30 +185,8 @@ async function build(opts: BuildOptions): Promise<BuildResult> {
       layers,
       ...(format === 'oci' && Object.keys(annotations).length > 0 ? { annotations } : {}),
     };
-    const manifestBytes = Buffer.from(JSON.stringify(manifest));
-    const manifestDesc: Descriptor = { mediaType: manifest.mediaType!, digest: digestOf(manifestBytes), size: manifestBytes.length };
-
-    // The image as a graph whose blobs live in three places: the documents made here, the new layers
-    // (at the destination already, or in the spool), the base's layers (in the base's store).
-    const documents = new Map([
-      [configDesc.digest, configBytes],
-      [manifestDesc.digest, manifestBytes],
-    ]);
-    const spooled = new Set(spool ? written.map((l) => l.descriptor.digest) : []);
-    const baseStore = opts.base?.store;
-    const image: Fetcher & { name: string } = {
-      name: opts.base?.name ?? 'the build',
-      fetch: async (desc, o) => {
-        const doc = documents.get(desc.digest);
-        if (doc) return Readable.from([doc]);
-        if (spool && spooled.has(desc.digest)) return spool.layout.fetch(desc);
-        if (!baseStore) throw new OciToolError('NOT_FOUND', `blob ${desc.digest} is not part of the build`);
-        return baseStore.fetch(desc, o);
-      },
-    };
-    // A base in another repository of the same registry: its layers are mounted, not uploaded.
-    if (baseStore && isRemoteRepository(baseStore) && isRemoteRepository(dest) && baseStore.host === dest.host && baseStore.repository !== dest.repository) dest.addMountSource(baseStore.repository);
-    await copyGraph(image, dest, manifestDesc, {
+    const manifestDesc = writer.document(manifest.mediaType!, Buffer.from(JSON.stringify(manifest)));
+    await writer.write(manifestDesc, {
       ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
@@ -232,7 +196,7 @@ async function build(opts: BuildOptions): Promise<BuildResult> {
     else if (canAddRoot(dest)) await dest.addRoot(described);
     return { manifest: manifestDesc, config: configDesc, layers: written };
   } finally {
-    if (spool) await rm(spool.dir, { recursive: true, force: true }).catch(() => undefined);
+    await writer.close();
   }
 }
 

@@ -6,18 +6,17 @@
  */
 import { digestOfStream } from '../digest/verify.js';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { buildImage, type BuildResult } from '../image/build.js';
 import type { DiffStats, LowerTree } from '../layer/diff.js';
 import type { TreeEntry } from '../layer/walk.js';
 import { compareNames, walkTree } from '../layer/walk.js';
-import { OciLayout } from '../layout/layout.js';
 import { absoluteReference, formatReference, parseReference, type ImageReference } from '../reference/transport.js';
 import { tempName } from '../util/fs.js';
 import type { Compression } from '../layer/compression.js';
 import { openStore } from '../transport/open.js';
+import { destinationTag } from '../transport/copy.js';
 import { OciToolError } from '../util/errors.js';
 import { stateFileOf, type IdMapping, type StateEntry, type UnpackState } from './unpack.js';
 
@@ -135,30 +134,33 @@ export async function repack(dir: string, dst: string | ImageReference, opts: Re
   };
   const dstRef = typeof dst === 'string' ? parseReference(dst) : dst;
   const source = await openStore(parseReference(state.source), { ...(opts.insecure ? { insecure: true } : {}) });
-  const tmp = dstRef.transport === 'oci' ? undefined : await mkdtemp(join(tmpdir(), 'ocitool-repack-'));
   try {
-    const destination = await OciLayout.init(tmp ?? (dstRef.transport === 'oci' ? dstRef.dir : ''));
+    // Straight into the destination (any store): the new layer streams in, the base's layers are
+    // mounted, skipped, streamed or fetched by the copy that writes the image.
+    const to = await openStore(dstRef, { create: true, ...(opts.insecure ? { insecure: true } : {}) });
     const stats: DiffStats = { added: 0, changed: 0, deleted: 0, opaque: 0, unchanged: 0 };
-    const tag = dstRef.transport === 'oci' ? dstRef.tag : undefined;
-    const result = await buildImage({
-      destination,
-      ...(tag !== undefined ? { tag } : {}),
-      base: { store: source.store, descriptor: state.manifest, name: state.source },
-      layers: [{ kind: 'tree-diff', lower, upper: dir, view, stats, label: 'REPACK' }],
-      ...(opts.created !== undefined ? { created: opts.created } : {}),
-      ...(opts.compression ? { compression: opts.compression } : {}),
-      ...(opts.level !== undefined ? { level: opts.level } : {}),
-      ...(opts.warn ? { warn: opts.warn } : {}),
-    });
-    if (tmp) {
-      const { copy } = await import('../transport/copy.js');
-      await copy({ transport: 'oci', dir: tmp, digest: result.manifest.digest }, dstRef, { ...(opts.insecure ? { insecure: true } : {}) });
+    const tag = destinationTag(dstRef);
+    let result: BuildResult;
+    try {
+      result = await buildImage({
+        destination: to.store,
+        ...(tag !== undefined ? { tag } : {}),
+        base: { store: source.store, descriptor: state.manifest, name: state.source },
+        layers: [{ kind: 'tree-diff', lower, upper: dir, view, stats, label: 'REPACK' }],
+        ...(opts.created !== undefined ? { created: opts.created } : {}),
+        ...(opts.compression ? { compression: opts.compression } : {}),
+        ...(opts.level !== undefined ? { level: opts.level } : {}),
+        ...(opts.warn ? { warn: opts.warn } : {}),
+      });
+      await to.commit?.();
+    } catch (err) {
+      await to.abort?.();
+      throw err;
     }
     // The state now describes the new image, so that the next repack takes only what changes next.
     await writeState(file, await refreshState(dir, state, view, formatReference(absoluteReference(dstRef)), result));
     return { ...result, stats };
   } finally {
     await source.close?.();
-    if (tmp) await rm(tmp, { recursive: true, force: true });
   }
 }

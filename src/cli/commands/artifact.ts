@@ -1,14 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Argv } from 'yargs';
 import { attach, packArtifact, referrers, type ArtifactFile } from '../../artifact/artifact.js';
 import { pullArtifact } from '../../artifact/pull.js';
 import { parseKeyValues } from '../../image/config.js';
-import { OciLayout } from '../../layout/layout.js';
+import { canAddRoot, underLease } from '../../content/store.js';
 import { formatReference, type ImageReference } from '../../reference/transport.js';
 import type { Descriptor } from '../../spec/types.js';
-import { copy } from '../../transport/copy.js';
+import { destinationTag } from '../../transport/copy.js';
 import { openStore } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
 import { parseImageArg } from '../args.js';
@@ -67,39 +64,34 @@ async function runPack(args: GlobalFlags & PackArgs): Promise<void> {
   }
   const epoch = process.env.SOURCE_DATE_EPOCH;
   if (epoch !== undefined && !/^\d+$/.test(epoch)) throw new OciToolError('USAGE', `SOURCE_DATE_EPOCH=${epoch}: expected whole seconds`);
-  const tmp = await mkdtemp(join(tmpdir(), 'ocitool-artifact-'));
+  const dst = args.tag !== undefined ? parseImageArg(args.tag) : untagged(subjectRef!);
+  const tag = destinationTag(dst);
+  // Straight into the destination: no temp layout, layers streamed as they are read.
+  const target = await openStore(dst, { create: true, ...registry });
   try {
-    const layout = await OciLayout.init(tmp);
-    const desc = await packArtifact(layout, {
-      artifactType: args['artifact-type'],
-      files: args.files.map(fileArg),
-      annotations: parseKeyValues(list(args.annotation), '--annotation'),
-      ...(epoch !== undefined ? { created: Number(epoch) } : {}),
-      ...(subject ? { subject } : {}),
-      ...(args['media-type'] ? { defaultMediaType: args['media-type'] } : {}),
+    // Into a layout, a lease holds the artifact until index.json lists it (against a concurrent gc).
+    const desc = await underLease(target.store, async () => {
+      const d = await packArtifact(target.store, {
+        artifactType: args['artifact-type'],
+        files: args.files.map(fileArg),
+        annotations: parseKeyValues(list(args.annotation), '--annotation'),
+        ...(epoch !== undefined ? { created: Number(epoch) } : {}),
+        ...(subject ? { subject } : {}),
+        ...(args['media-type'] ? { defaultMediaType: args['media-type'] } : {}),
+      });
+      if (tag !== undefined) await target.store.tag(d, tag);
+      else if (canAddRoot(target.store)) await target.store.addRoot(d);
+      if (subject) await attach(target.store, d, subject);
+      return d;
     });
-    const dst = args.tag !== undefined ? parseImageArg(args.tag) : untagged(subjectRef!);
-    // Into a layout, a lease holds the artifact from before the copy until index.json lists it (gc).
-    const lease = dst.transport === 'oci' ? await (await OciLayout.init(dst.dir)).lease() : undefined;
-    try {
-      await lease?.hold(desc);
-      await copy({ transport: 'oci', dir: tmp, digest: desc.digest }, dst, { ...(registry.insecure ? { insecure: true } : {}), ...(registry.credential ? { dstCredential: registry.credential } : {}) });
-      if (subject) {
-        const target = await openStore(dst, { create: true, ...registry });
-        try {
-          if (target.layout && (dst.transport !== 'oci' || dst.tag === undefined)) await target.layout.addRoot(desc);
-          await attach(target.store, desc, subject);
-        } finally {
-          await target.close?.();
-        }
-        out.info(`attached to ${subject.digest}`);
-      }
-    } finally {
-      await lease?.release();
-    }
+    await target.commit?.();
+    if (subject) out.info(`attached to ${subject.digest}`);
     out.result(desc.digest);
+  } catch (err) {
+    await target.abort?.();
+    throw err;
   } finally {
-    await rm(tmp, { recursive: true, force: true });
+    await target.close?.();
   }
 }
 

@@ -1,0 +1,72 @@
+/**
+ * Writing a new image (a build, an artifact, a repack) into any store: new blobs stream into the
+ * destination as they are made when it takes streams of unknown digest (a layout, a registry), else
+ * into a private spool layout; small documents (config, manifest) stay in memory; blobs of a base
+ * image stay in the base's store. `write` then hands the whole graph to the one graph copy, which
+ * skips what the destination holds, mounts or streams the base's blobs, and stores the documents,
+ * children before parents.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { copyGraph, type CopyGraphOptions } from '../content/copy.js';
+import { canPushStream, isRemoteRepository, type Fetcher, type Store, type StreamPusher } from '../content/store.js';
+import { digestOf } from '../digest/digest.js';
+import { OciLayout } from '../layout/layout.js';
+import type { Descriptor } from '../spec/types.js';
+import { OciToolError } from '../util/errors.js';
+
+export class ImageWriter {
+  private spool?: Promise<{ dir: string; layout: OciLayout }>;
+  private readonly documents = new Map<string, Buffer>();
+
+  constructor(
+    readonly destination: Store,
+    /** Where blobs not made here live (a base image's store). */
+    private readonly base?: Fetcher & { readonly name?: string },
+  ) {}
+
+  /** Where new blobs go: the destination itself when it takes streams, else the spool. */
+  async sink(): Promise<StreamPusher> {
+    if (canPushStream(this.destination)) return this.destination;
+    return (await this.spooled()).layout;
+  }
+
+  private spooled(): Promise<{ dir: string; layout: OciLayout }> {
+    this.spool ??= mkdtemp(join(tmpdir(), 'ocitool-spool-')).then(async (dir) => ({ dir, layout: await OciLayout.init(dir) }));
+    return this.spool;
+  }
+
+  /** A small document made here (config, manifest), held until `write`. */
+  document(mediaType: string, bytes: Buffer): Descriptor {
+    const desc: Descriptor = { mediaType, digest: digestOf(bytes), size: bytes.length };
+    this.documents.set(desc.digest, bytes);
+    return desc;
+  }
+
+  /** Writes the graph below `root` to the destination (see the module comment). */
+  async write(root: Descriptor, opts: Omit<CopyGraphOptions, 'transform'> = {}): Promise<void> {
+    const dest = this.destination;
+    const base = this.base;
+    const spool = this.spool ? await this.spool : undefined;
+    const source: Fetcher & { name: string } = {
+      name: base?.name ?? 'the image being written',
+      fetch: async (desc, o) => {
+        const doc = this.documents.get(desc.digest);
+        if (doc) return Readable.from([doc]);
+        if (spool && (await spool.layout.exists(desc))) return spool.layout.fetch(desc);
+        if (!base) throw new OciToolError('NOT_FOUND', `blob ${desc.digest} was not written`);
+        return base.fetch(desc, o);
+      },
+    };
+    // A base in another repository of the same registry: its blobs are mounted, not uploaded.
+    if (base && isRemoteRepository(base) && isRemoteRepository(dest) && base.host === dest.host && base.repository !== dest.repository) dest.addMountSource(base.repository);
+    await copyGraph(source, dest, root, opts);
+  }
+
+  /** Removes the spool (a cleanup failure never replaces the caller's own outcome). */
+  async close(): Promise<void> {
+    if (this.spool) await this.spool.then((s) => rm(s.dir, { recursive: true, force: true })).catch(() => undefined);
+  }
+}
