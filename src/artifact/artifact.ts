@@ -8,7 +8,7 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { fetchBytes, type Fetcher, type Resolver, type Store } from '../content/store.js';
+import { canAddRoot, fetchBytes, type Fetcher, type Resolver, type Store } from '../content/store.js';
 import { digestOf } from '../digest/digest.js';
 import { EntryConverter } from '../layer/entries.js';
 import { addEntries } from '../layer/sources.js';
@@ -173,7 +173,7 @@ async function readFallback(store: ReadStore, digest: string): Promise<ImageInde
  * otherwise the fallback tag's index gets the entry, keeping the entries already there.
  */
 export async function attach(store: Store & ReferrersApi & { readonly name?: string }, referrer: Descriptor, subject: Descriptor): Promise<void> {
-  if ('roots' in store) return; // a layout: the referrer is listed in index.json
+  if (canAddRoot(store)) return; // a layout: the referrer is listed in index.json
   if (await store.referrersApi?.(subject.digest)) return;
   const bytes = await fetchBytes(store, referrer);
   const parsed = parseManifest(bytes, `manifest ${referrer.digest}`, referrer.mediaType);

@@ -72,6 +72,7 @@ export interface Resolver {
 export interface Tagger {
   tag(desc: Descriptor, reference: string): Promise<void>;
 }
+export const isTagger = (s: object): s is Tagger => typeof (s as Partial<Tagger>).tag === 'function';
 
 export interface ReadOnlyStore extends Fetcher, ExistenceChecker, Resolver {
   /** Names this store in messages (`oci:/path`, `docker://host/repo`). */

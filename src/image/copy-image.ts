@@ -1,6 +1,6 @@
 import { copyGraph, type CopyGraphOptions } from '../content/copy.js';
 import { convertGraph, needsConversion, type ConvertOptions } from '../convert/convert.js';
-import { underLease, type Store } from '../content/store.js';
+import { underLease, type ReadOnlyStore, type Store } from '../content/store.js';
 import type { Descriptor, Platform } from '../spec/types.js';
 import { isIndexType } from '../spec/media-types.js';
 import { resolveImageManifest } from './resolve.js';
@@ -29,11 +29,11 @@ export interface CopiedImage {
  * `format` or `compression` (or a schema 1 source going anywhere but a registry) the image is
  * converted on the way (the conversion transform of the one graph copy).
  */
-export async function copyImage(src: Store, srcRef: string, dst: Store, opts: CopyImageOptions = {}): Promise<CopiedImage> {
+export async function copyImage(src: ReadOnlyStore, srcRef: string, dst: Store, opts: CopyImageOptions = {}): Promise<CopiedImage> {
   return underLease(dst, () => copyAndTag(src, srcRef, dst, opts));
 }
 
-async function copyAndTag(src: Store, srcRef: string, dst: Store, opts: CopyImageOptions): Promise<CopiedImage> {
+async function copyAndTag(src: ReadOnlyStore, srcRef: string, dst: Store, opts: CopyImageOptions): Promise<CopiedImage> {
   const named = await src.resolve(srcRef);
   let source = named;
   if (opts.platform && isIndexType(named.mediaType)) {

@@ -1,15 +1,14 @@
 import type { CopyEvent } from '../content/copy.js';
-import type { RegistryStore } from '../registry/store.js';
 import type { Credential } from '../registry/auth/credentials.js';
 import { parseReference, type ImageReference } from '../reference/transport.js';
 import { familiarName } from '../reference/docker-name.js';
 import { hostPlatform } from '../spec/platform.js';
 import { copyImage, type CopiedImage } from '../image/copy-image.js';
-import { underLease } from '../content/store.js';
+import { canAddRoot, isRemoteRepository, underLease, type Store } from '../content/store.js';
 import type { Descriptor, Platform } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
 import type { Compression } from '../layer/compression.js';
-import { openStore } from './open.js';
+import { openStore, type OpenedStore } from './open.js';
 
 export interface CopyOptions {
   /** From an index, copy only this platform's image; default: everything (the whole index). */
@@ -63,7 +62,6 @@ export function destinationTag(ref: ImageReference): string | undefined {
   }
 }
 
-const isRegistry = (s: object): s is RegistryStore => 'addMountSource' in s && 'repository' in s;
 
 const asReference = (r: string | ImageReference): ImageReference => (typeof r === 'string' ? parseReference(r) : r);
 
@@ -84,7 +82,7 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
   const from = await openStore(srcRef, { ...(opts.insecure ? { insecure: true } : {}), ...(opts.srcCredential ? { credential: opts.srcCredential } : {}) });
   if (opts.manifestFile !== undefined) {
     const { ManifestFileStore } = await import('./manifest-file.js');
-    from.store = (await ManifestFileStore.open(opts.manifestFile, from.store)) as unknown as typeof from.store;
+    from.store = await ManifestFileStore.open(opts.manifestFile, from.store);
     delete from.reference;
   }
   let descriptor: Descriptor;
@@ -92,7 +90,7 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
   try {
     const to = await openStore(dstRef, { create: true, ...(opts.insecure ? { insecure: true } : {}), ...(opts.dstCredential ? { credential: opts.dstCredential } : {}) });
     // Registry to registry on one host: the source repository is the first place to mount from.
-    if (isRegistry(from.store) && isRegistry(to.store) && from.store.host === to.store.host) to.store.addMountSource(from.store.repository);
+    if (isRemoteRepository(from.store) && isRemoteRepository(to.store) && from.store.host === to.store.host) to.store.addMountSource(from.store.repository);
     // A docker archive holds one image of one platform, with plain tar layers that other places want
     // compressed (as skopeo does both).
     const platform = opts.platform ?? (dstRef.transport === 'docker-archive' ? hostPlatform() : undefined);
@@ -110,7 +108,7 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
           ...(opts.level !== undefined ? { level: opts.level } : {}),
           ...(opts.ignoreSignatures ? { ignoreSignatures: true } : {}),
           ...(opts.warn ? { warn: opts.warn } : {}),
-          destinationIsRegistry: isRegistry(to.store),
+          destinationIsRegistry: isRemoteRepository(to.store),
           ...(opts.signal ? { signal: opts.signal } : {}),
           ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
         });
@@ -126,7 +124,7 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
       await to.abort?.();
       throw err;
     }
-    if (isRegistry(from.store) || isRegistry(to.store)) {
+    if (isRemoteRepository(from.store) || isRemoteRepository(to.store)) {
       const { blobLocations } = await import('../registry/blob-locations.js');
       await blobLocations.save().catch(() => undefined); // a cache: failing to save loses nothing
     }
@@ -144,7 +142,7 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
  * signatures would no longer match), and those of an index that was not copied (a platform picked
  * from it) are named in a warning.
  */
-async function copyReferrers(src: object, to: Awaited<ReturnType<typeof openStore>>, copied: CopiedImage, opts: CopyOptions): Promise<void> {
+async function copyReferrers(src: object, to: OpenedStore<Store>, copied: CopiedImage, opts: CopyOptions): Promise<void> {
   const { referrers, attach } = await import('../artifact/artifact.js');
   const { copyGraph } = await import('../content/copy.js');
   const lookup = src as Parameters<typeof referrers>[0];
@@ -177,8 +175,7 @@ async function copyReferrers(src: object, to: Awaited<ReturnType<typeof openStor
         ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       });
       // A layout (or the one behind an oci-archive being written) lists it in index.json.
-      const layout = to.layout ?? (typeof (to.store as { addRoot?: unknown }).addRoot === 'function' ? (to.store as unknown as { addRoot(d: Descriptor): Promise<void> }) : undefined);
-      if (layout) await layout.addRoot(desc);
+      if (canAddRoot(to.store)) await to.store.addRoot(desc);
       await attach(to.store, desc, subject);
       queue.push(desc);
     }

@@ -1,12 +1,13 @@
 import type { ImageReference } from '../reference/transport.js';
 import { formatReference } from '../reference/transport.js';
 import { OciLayout } from '../layout/layout.js';
-import type { Store } from '../content/store.js';
+import type { ReadOnlyStore, Store } from '../content/store.js';
 import { OciToolError } from '../util/errors.js';
 import type { Credential } from '../registry/auth/credentials.js';
 
-export interface OpenedStore {
-  store: Store;
+/** An opened place: a store that can be read (`ReadOnlyStore`), or, opened for writing, written (`Store`). */
+export interface OpenedStore<S extends ReadOnlyStore = ReadOnlyStore> {
+  store: S;
   /** The tag or digest inside the store that the reference names, if any. */
   reference?: string;
   /** The layout, when the store is one (commands like gc and verify need its extra powers). */
@@ -31,7 +32,9 @@ export interface OpenOptions {
  * The one place that branches on the transport: opens the store a reference names. Everything after
  * this works on the Store interfaces.
  */
-export async function openStore(ref: ImageReference, opts: OpenOptions = {}): Promise<OpenedStore> {
+export function openStore(ref: ImageReference, opts: OpenOptions & { create: true }): Promise<OpenedStore<Store>>;
+export function openStore(ref: ImageReference, opts?: OpenOptions): Promise<OpenedStore>;
+export async function openStore(ref: ImageReference, opts: OpenOptions = {}): Promise<OpenedStore<Store> | OpenedStore> {
   switch (ref.transport) {
     case 'oci': {
       const layout = opts.create ? await OciLayout.init(ref.dir) : await OciLayout.open(ref.dir);
@@ -51,7 +54,7 @@ export async function openStore(ref: ImageReference, opts: OpenOptions = {}): Pr
       if (opts.create) throw new OciToolError('UNSUPPORTED', `${formatReference(ref)}: dir: is a source only; write to oci:DIR instead`);
       const { DirStore } = await import('./dir-store.js');
       const store = new DirStore(ref.dir);
-      return { store: store as unknown as Store };
+      return { store };
     }
     case 'docker-archive': {
       const [{ DockerArchiveSource }, { DockerArchiveWriter }] = await Promise.all([import('../archive/source.js'), import('../archive/writer.js')]);
@@ -62,7 +65,7 @@ export async function openStore(ref: ImageReference, opts: OpenOptions = {}): Pr
         return { store: w, commit: () => w.commit(), abort: () => w.abort() };
       }
       const src = await DockerArchiveSource.open(ref.file, ref.ref);
-      return { store: src as unknown as Store, close: src.close };
+      return { store: src, close: src.close };
     }
     case 'oci-archive': {
       const [{ OciArchiveSource }, { OciArchiveWriter }] = await Promise.all([import('../archive/source.js'), import('../archive/writer.js')]);
@@ -71,7 +74,7 @@ export async function openStore(ref: ImageReference, opts: OpenOptions = {}): Pr
         return { store: w.layout, commit: () => w.commit(), abort: () => w.abort() };
       }
       const src = await OciArchiveSource.open(ref.file);
-      return { store: src as unknown as Store, close: src.close, ...(ref.tag !== undefined ? { reference: ref.tag } : {}) };
+      return { store: src, close: src.close, ...(ref.tag !== undefined ? { reference: ref.tag } : {}) };
     }
   }
 }

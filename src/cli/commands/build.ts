@@ -1,4 +1,4 @@
-import type { Store } from '../../content/store.js';
+import type { ReadOnlyStore } from '../../content/store.js';
 import { registryOpen, registryOptions } from '../registry-args.js';
 import type { LayerSpec } from '../../image/build.js';
 import type { Descriptor } from '../../spec/types.js';
@@ -114,7 +114,7 @@ export default defineCommand({
     const platform = platformArg(args.platform);
     const created = createdSeconds(args.created);
     const registry = await registryOpen(args);
-    let base: { store: Store; descriptor: Descriptor; name: string } | undefined;
+    let base: { store: ReadOnlyStore; descriptor: Descriptor; name: string } | undefined;
     const opened = args.from ? await openStore(parseImageArg(args.from), registry) : undefined;
     try {
       if (opened) base = { store: opened.store, descriptor: await opened.store.resolve(opened.reference ?? ''), name: args.from! };

@@ -1,3 +1,4 @@
+import { isTagger } from '../../content/store.js';
 import { resolve } from 'node:path';
 import { registryOpen, registryOptions } from '../registry-args.js';
 import { openStore } from '../../transport/open.js';
@@ -39,7 +40,9 @@ export default defineCommand({
         tag = dst.ref.tag;
       } else if (!DOCKER_TAG.test(tag)) throw new OciToolError('USAGE', `tag: invalid tag "${args.tag}"`);
     } else throw new OciToolError('UNSUPPORTED', `tag: ${args.src}: only layouts and registries can be tagged`);
+    // A layout is opened as it is (never created); a registry with push access.
     const { store, reference } = await openStore(src, { create: src.transport === 'docker', ...(await registryOpen(args)) });
+    if (!isTagger(store)) throw new OciToolError('UNSUPPORTED', `tag: ${args.src}: cannot be tagged`);
     const desc = await store.resolve(reference ?? '');
     await store.tag(desc, tag);
     out.info(`tagged ${desc.digest} as ${tag}`);
