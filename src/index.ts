@@ -20,7 +20,7 @@ export { RegistryError, type RegistryErrorDetail } from './registry/errors.js';
 export { resolveCredentials, parseCreds, type Credential } from './registry/auth/credentials.js';
 export { BlobLocations } from './registry/blob-locations.js';
 export { copy, destinationTag, type CopyOptions, type CopyResult } from './transport/copy.js';
-export { buildImage, platformOf, type BuildOptions, type BuildResult, type LayerSpec } from './image/build.js';
+export { build, buildImage, platformOf, type BuildOptions, type BuildToOptions, type BuildResult, type LayerSpec } from './image/build.js';
 export { applyConfigChanges, makeImageConfig, type ConfigChanges } from './image/config.js';
 export { createIndex, type IndexOptions, type IndexSource } from './image/index-build.js';
 export { walkTree, compareNames, type TreeEntry, type WalkTreeOptions } from './layer/walk.js';

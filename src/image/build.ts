@@ -2,6 +2,8 @@ import { worthRetrying, type CopyEvent } from '../content/copy.js';
 import { fetchConfig, type ManifestNode } from '../content/graph.js';
 import { canAddRoot, underLease, type Fetcher, type Store } from '../content/store.js';
 import { ImageWriter } from './image-writer.js';
+import { formatReference, parseReference, type ImageReference } from '../reference/transport.js';
+import type { Credential } from '../registry/auth/credentials.js';
 import { EntryConverter } from '../layer/entries.js';
 import { diffAgainst, diffEntries, type DiffStats, type LowerTree } from '../layer/diff.js';
 import type { TreeEntry } from '../layer/walk.js';
@@ -84,10 +86,59 @@ const isoSeconds = (seconds: number): string => new Date(seconds * 1000).toISOSt
  * reproducible, so the bytes are the same): no spool file is kept for a retry.
  */
 export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
-  return underLease(opts.destination, () => build(opts)); // gc keeps what it stores until it is tagged
+  return underLease(opts.destination, () => buildInto(opts)); // gc keeps what it stores until it is tagged
 }
 
-async function build(opts: BuildOptions): Promise<BuildResult> {
+export interface BuildToOptions extends Omit<BuildOptions, 'destination' | 'tag' | 'base'> {
+  /** The base image's reference (`docker://…`, `oci:DIR:TAG`, archives…); default: scratch. */
+  from?: string | ImageReference;
+  /** Credentials for the base's and the destination's registries (default: docker config files, helpers). */
+  srcCredential?: Credential;
+  dstCredential?: Credential;
+  /** Allow plain HTTP and unverified TLS to registries. */
+  insecure?: boolean;
+}
+
+/**
+ * buildImage between references: opens the base (`from`) and the destination `to` (created for
+ * writing; its tag, if it names one, is the image's), builds, and commits an archive destination (or
+ * drops it on failure).
+ *
+ *   await build('docker://registry.example/team/app:v1', {
+ *     from: 'docker://registry.example/library/node:20',
+ *     layers: [{ kind: 'add', src: './dist', dest: '/app' }],
+ *     config: { workdir: '/app', entrypoint: ['node', 'server.js'] },
+ *   });
+ */
+export async function build(to: string | ImageReference, opts: BuildToOptions = {}): Promise<BuildResult> {
+  const { openStore } = await import('../transport/open.js');
+  const { destinationTag } = await import('../transport/copy.js');
+  const ref = (r: string | ImageReference): ImageReference => (typeof r === 'string' ? parseReference(r) : r);
+  const dstRef = ref(to);
+  const { from, srcCredential, dstCredential, insecure, ...rest } = opts;
+  const base = from !== undefined ? await openStore(ref(from), { ...(insecure ? { insecure } : {}), ...(srcCredential ? { credential: srcCredential } : {}) }) : undefined;
+  try {
+    const dest = await openStore(dstRef, { create: true, ...(insecure ? { insecure } : {}), ...(dstCredential ? { credential: dstCredential } : {}) });
+    const tag = destinationTag(dstRef);
+    try {
+      const result = await buildImage({
+        ...rest,
+        destination: dest.store,
+        ...(tag !== undefined ? { tag } : {}),
+        ...(base ? { base: { store: base.store, descriptor: await base.store.resolve(base.reference ?? ''), name: formatReference(ref(from!)) } } : {}),
+      });
+      await dest.commit?.();
+      return result;
+    } catch (err) {
+      await dest.abort?.();
+      throw err;
+    }
+  } finally {
+    await base?.close?.();
+  }
+}
+
+async function buildInto(opts: BuildOptions): Promise<BuildResult> {
   const format = opts.format ?? 'oci';
   const dest = opts.destination;
   let baseNode: ManifestNode | undefined;

@@ -1,9 +1,5 @@
-import type { ReadOnlyStore } from '../../content/store.js';
 import { registryOpen, registryOptions } from '../registry-args.js';
 import type { LayerSpec } from '../../image/build.js';
-import type { Descriptor } from '../../spec/types.js';
-import { openStore } from '../../transport/open.js';
-import { destinationTag } from '../../transport/copy.js';
 import { checkCompressionLevel, LEVELS_HELP } from '../../layer/levels.js';
 import { OciToolError } from '../../util/errors.js';
 import { parseKeyValues } from '../../image/config.js';
@@ -114,63 +110,51 @@ export default defineCommand({
     const platform = platformArg(args.platform);
     const created = createdSeconds(args.created);
     const registry = await registryOpen(args);
-    let base: { store: ReadOnlyStore; descriptor: Descriptor; name: string } | undefined;
-    const opened = args.from ? await openStore(parseImageArg(args.from), registry) : undefined;
-    try {
-      if (opened) base = { store: opened.store, descriptor: await opened.store.resolve(opened.reference ?? ''), name: args.from! };
-      // Any destination: new layers stream into it (a layout, a registry), or into a private spool
-      // for an archive; base layers are mounted or streamed by the copy that writes the image.
-      const to = await openStore(dst, { create: true, ...(registry.insecure ? { insecure: true } : {}), ...(registry.credential ? { credential: registry.credential } : {}) });
-      const tagName = destinationTag(dst);
-      const stopSignal = args['stop-signal'];
-      const progress = progressReporter(out);
-      // The layer engine (tree walk, tar, gzip) loads only when building.
-      const { buildImage } = await import('../../image/build.js');
-      let result;
-      try {
-        result = await buildImage({
-          destination: to.store,
-          ...(tagName !== undefined ? { tag: tagName } : {}),
-          ...(base ? { base } : {}),
-          ...(platform ? { platform } : {}),
-          layers,
-          config: {
-            env: args.env,
-            ...(entrypoint ? { entrypoint } : {}),
-            ...(cmd ? { cmd } : {}),
-            ...(args.workdir !== undefined ? { workdir: args.workdir } : {}),
-            ...(args.user !== undefined ? { user: args.user } : {}),
-            labels: parseKeyValues(args.label, '--label'),
-            expose: args.expose,
-            volumes: args.volume,
-            ...(stopSignal !== undefined ? { stopSignal } : {}),
-          },
-          annotations: parseKeyValues(args.annotation, '--annotation'),
-          exclude: args.exclude,
-          ...(args['ignore-file'] ? { ignoreFile: args['ignore-file'] } : {}),
-          chown: { uid: Number(chown[1]), gid: Number(chown[2]) },
-          ...(created !== undefined ? { created } : {}),
-          compression: args.compression,
-          ...(level !== undefined ? { level } : {}),
-          format: args.format,
-          warn: (m) => out.warn(m),
-          onProgress: (e) => progress.onProgress(e),
-          onLayer: (layer, spec, stats) => {
-            const what = spec.kind === 'add' ? `--add ${spec.src}:${spec.dest}` : `--diff ${spec.lower} ${spec.upper}`;
-            const extra = stats ? ` (+${stats.added} ~${stats.changed} -${stats.deleted})` : '';
-            out.info(`layer ${layer.descriptor.digest} ${humanSize(layer.descriptor.size)} (${humanSize(layer.uncompressedSize)} uncompressed) from ${what}${extra}`);
-          },
-        });
-        await to.commit?.();
-      } catch (err) {
-        await to.abort?.();
-        throw err;
-      }
-      progress.finish();
-      out.info(`config ${result.config.digest}`);
-      out.result(result.manifest.digest);
-    } finally {
-      await opened?.close?.();
-    }
+    const fromRef = args.from !== undefined ? parseImageArg(args.from) : undefined;
+    const stopSignal = args['stop-signal'];
+    const progress = progressReporter(out);
+    // The layer engine (tree walk, tar, gzip) loads only when building. Any destination: new layers
+    // stream into it (a layout, a registry) or a private spool (an archive); base layers are mounted,
+    // streamed or fetched by the copy that writes the image, never downloaded first.
+    const { build } = await import('../../image/build.js');
+    const result = await build(dst, {
+      ...(fromRef ? { from: fromRef } : {}),
+      ...(registry.insecure ? { insecure: true } : {}),
+      // --creds are the destination registry's, and the base's only on that same host (or when the
+      // destination is no registry): a password never goes to another registry.
+      ...(registry.credential && dst.transport === 'docker' ? { dstCredential: registry.credential } : {}),
+      ...(registry.credential && fromRef?.transport === 'docker' && (dst.transport !== 'docker' || dst.ref.domain === fromRef.ref.domain) ? { srcCredential: registry.credential } : {}),
+      ...(platform ? { platform } : {}),
+      layers,
+      config: {
+        env: args.env,
+        ...(entrypoint ? { entrypoint } : {}),
+        ...(cmd ? { cmd } : {}),
+        ...(args.workdir !== undefined ? { workdir: args.workdir } : {}),
+        ...(args.user !== undefined ? { user: args.user } : {}),
+        labels: parseKeyValues(args.label, '--label'),
+        expose: args.expose,
+        volumes: args.volume,
+        ...(stopSignal !== undefined ? { stopSignal } : {}),
+      },
+      annotations: parseKeyValues(args.annotation, '--annotation'),
+      exclude: args.exclude,
+      ...(args['ignore-file'] ? { ignoreFile: args['ignore-file'] } : {}),
+      chown: { uid: Number(chown[1]), gid: Number(chown[2]) },
+      ...(created !== undefined ? { created } : {}),
+      compression: args.compression,
+      ...(level !== undefined ? { level } : {}),
+      format: args.format,
+      warn: (m) => out.warn(m),
+      onProgress: (e) => progress.onProgress(e),
+      onLayer: (layer, spec, stats) => {
+        const what = spec.kind === 'add' ? `--add ${spec.src}:${spec.dest}` : `--diff ${spec.lower} ${spec.upper}`;
+        const extra = stats ? ` (+${stats.added} ~${stats.changed} -${stats.deleted})` : '';
+        out.info(`layer ${layer.descriptor.digest} ${humanSize(layer.descriptor.size)} (${humanSize(layer.uncompressedSize)} uncompressed) from ${what}${extra}`);
+      },
+    });
+    progress.finish();
+    out.info(`config ${result.config.digest}`);
+    out.result(result.manifest.digest);
   },
 });
