@@ -1,6 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Argv } from 'yargs';
 import { attach, packArtifact, referrers, type ArtifactFile } from '../../artifact/artifact.js';
 import { pullArtifact } from '../../artifact/pull.js';
@@ -11,6 +8,8 @@ import type { Descriptor } from '../../spec/types.js';
 import { copy } from '../../transport/copy.js';
 import { openStore } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
+import { makeTempDir } from '../../util/fs.js';
+import { commandSignal } from '../interrupt.js';
 import { parseImageArg } from '../args.js';
 import { defineCommand, type GlobalFlags } from '../command.js';
 import { makeOutput, table } from '../output.js';
@@ -67,7 +66,9 @@ async function runPack(args: GlobalFlags & PackArgs): Promise<void> {
   }
   const epoch = process.env.SOURCE_DATE_EPOCH;
   if (epoch !== undefined && !/^\d+$/.test(epoch)) throw new OciToolError('USAGE', `SOURCE_DATE_EPOCH=${epoch}: expected whole seconds`);
-  const tmp = await mkdtemp(join(tmpdir(), 'ocitool-artifact-'));
+  const signal = commandSignal();
+  const temp = await makeTempDir('artifact');
+  const tmp = temp.path;
   try {
     const layout = await OciLayout.init(tmp);
     const desc = await packArtifact(layout, {
@@ -83,7 +84,7 @@ async function runPack(args: GlobalFlags & PackArgs): Promise<void> {
     const lease = dst.transport === 'oci' ? await (await OciLayout.init(dst.dir)).lease() : undefined;
     try {
       await lease?.hold(desc);
-      await copy({ transport: 'oci', dir: tmp, digest: desc.digest }, dst, { ...(registry.insecure ? { insecure: true } : {}), ...(registry.credential ? { dstCredential: registry.credential } : {}) });
+      await copy({ transport: 'oci', dir: tmp, digest: desc.digest }, dst, { signal, ...(registry.insecure ? { insecure: true } : {}), ...(registry.credential ? { dstCredential: registry.credential } : {}) });
       if (subject) {
         const target = await openStore(dst, { create: true, ...registry });
         try {
@@ -99,7 +100,7 @@ async function runPack(args: GlobalFlags & PackArgs): Promise<void> {
     }
     out.result(desc.digest);
   } finally {
-    await rm(tmp, { recursive: true, force: true });
+    await temp.remove();
   }
 }
 

@@ -1,0 +1,256 @@
+/**
+ * Ctrl-C in the middle of a copy, and a copy that fails half-way (issue 13): real ocitool processes,
+ * the signal sent to their process group as a terminal does. Each interrupted copy exits 130 within a
+ * second, says "interrupted" once as its last line, tags nothing, and leaves no temp file in the layout
+ * or in $TMPDIR (a folder of the test's own).
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cp, lstat, mkdir, mkdtemp, open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, ROOT, lastLine, ocitool } from './helpers/cli.js';
+import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
+import { startRegistry, type TestRegistry } from './helpers/registry.js';
+import { ok } from './helpers/tools.js';
+
+let work: string;
+let src: string;
+let layerDigest: string;
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'ocitool-interrupt-'));
+  // 64 MiB of random bytes as base64 text (86 MB): gzip takes seconds over it, and a slow upload longer.
+  await mkdir(join(work, 'tree'));
+  await writeFile(join(work, 'tree', 'data.txt'), randomBytes(64 << 20).toString('base64'));
+  src = join(work, 'src');
+  await ok(ocitool(['build', '-q', '--compression', 'none', '--tag', `oci:${src}:v1`, '--add', join(work, 'tree')]));
+  const index = JSON.parse(await readFile(join(src, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+  const manifest = JSON.parse(await readFile(join(src, 'blobs', 'sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as { layers: { digest: string }[] };
+  layerDigest = manifest.layers[0]!.digest;
+}, 60_000);
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+/** Every regular file under `dirs` (missing ones are empty) with its size. */
+async function filesUnder(...dirs: string[]): Promise<{ path: string; size: number }[]> {
+  const out: { path: string; size: number }[] = [];
+  for (const dir of dirs) {
+    const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
+    for (const e of entries) {
+      if (!e.isFile()) continue;
+      const path = join(e.parentPath, e.name);
+      const s = await lstat(path).catch(() => undefined);
+      if (s) out.push({ path, size: s.size });
+    }
+  }
+  return out;
+}
+
+/** What is in a folder (nothing when it is missing). */
+const entriesOf = async (dir: string): Promise<string[]> => (await readdir(dir).catch(() => [])).sort();
+
+interface Interrupted {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+  /** From the (first) signal to the exit. */
+  ms: number;
+}
+
+/**
+ * Runs ocitool in its own process group with TMPDIR=`tmp`, waits until `ready()` says the copy is in
+ * the middle (at most 30 s), sends SIGINT to the group (`times` times, `gapMs` apart) and waits for the exit.
+ */
+async function interrupt(args: string[], tmp: string, ready: (stderr: string) => Promise<boolean>, times = 1, gapMs = 20, program = [BIN]): Promise<Interrupted> {
+  const child = spawn(process.execPath, [...program, ...args], { cwd: ROOT, detached: true, env: { ...process.env, TMPDIR: tmp }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdout.resume();
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  let done = false;
+  void exited.then(() => (done = true));
+  try {
+    const deadline = Date.now() + 30_000;
+    while (!(await ready(stderr))) {
+      if (done) throw new Error(`ocitool ended before it was interrupted:\n${stderr}`);
+      if (Date.now() > deadline) throw new Error(`the copy never got to the middle:\n${stderr}`);
+      await sleep(20);
+    }
+    const t0 = Date.now();
+    for (let i = 0; i < times; i++) {
+      if (i > 0) await sleep(gapMs);
+      process.kill(-child.pid!, 'SIGINT');
+    }
+    const end = await Promise.race([exited, sleep(10_000).then(() => undefined)]);
+    if (!end) throw new Error(`ocitool still runs 10 s after SIGINT:\n${stderr}`);
+    // The streams may deliver their last bytes just after the exit event.
+    await new Promise((r) => (child.stderr.readableEnded ? r(undefined) : child.stderr.once('end', r)));
+    return { ...end, stderr, ms: Date.now() - t0 };
+  } finally {
+    if (!done) process.kill(-child.pid!, 'SIGKILL');
+  }
+}
+
+/** A file of at least `min` bytes is being written under one of `dirs`. */
+const writing = (min: number, ...dirs: string[]) => async (): Promise<boolean> => (await filesUnder(...dirs)).some((f) => f.size >= min);
+
+function expectInterrupted(r: Interrupted, verb = 'copy'): void {
+  if (r.code !== 130) throw new Error(`exit ${r.code} (signal ${r.signal}):\n${r.stderr}`);
+  expect(r.ms).toBeLessThan(1000);
+  const lines = r.stderr.trimEnd().split('\n');
+  expect(lines.at(-1)).toBe(`ocitool: ${verb}: interrupted`);
+  expect(lines.filter((l) => l.includes('interrupted'))).toHaveLength(1);
+  expect(r.stderr).not.toMatch(/ at |abort/i); // no stack, no raw AbortError text
+}
+
+async function freshTmp(name: string): Promise<string> {
+  const dir = join(work, name);
+  await mkdir(dir);
+  return dir;
+}
+
+const tagsOf = async (layout: string): Promise<string[]> => {
+  const raw = await readFile(join(layout, 'index.json'), 'utf8').catch(() => '{"manifests":[]}');
+  return (JSON.parse(raw) as { manifests: { annotations?: Record<string, string> }[] }).manifests.flatMap((m) => m.annotations?.['org.opencontainers.image.ref.name'] ?? []);
+};
+
+describe('Ctrl-C in the middle of a copy', () => {
+  it('a recompressing layout to layout copy: exit 130 within a second, no tag, no temp file left', async () => {
+    const tmp = await freshTmp('tmp-layout');
+    const dst = join(work, 'dst-layout');
+    const r = await interrupt(['copy', '--compression', 'gzip', `oci:${src}:v1`, `oci:${dst}:v1`], tmp, writing(4 << 20, join(dst, '.ocitool', 'tmp'), tmp));
+    expectInterrupted(r);
+    expect(await tagsOf(dst)).toEqual([]);
+    expect(await entriesOf(join(dst, '.ocitool', 'tmp'))).toEqual([]);
+    expect(await entriesOf(tmp)).toEqual([]);
+    // What was stored is whole: the layout verifies.
+    await ok(ocitool(['verify', dst]));
+  }, 60_000);
+
+  it.each(['oci-archive', 'docker-archive'])('while writing %s: exit 130, no archive, no temp file beside it or in TMPDIR', async (transport) => {
+    const tmp = await freshTmp(`tmp-${transport}`);
+    const out = join(work, `out-${transport}`);
+    await mkdir(out);
+    const r = await interrupt(['copy', '--compression', 'gzip', `oci:${src}:v1`, `${transport}:${join(out, 'image.tar')}`], tmp, writing(4 << 20, tmp, out));
+    expectInterrupted(r);
+    expect(await entriesOf(out)).toEqual([]);
+    expect(await entriesOf(tmp)).toEqual([]);
+  }, 60_000);
+
+  describe('a push to a registry behind a slow proxy', () => {
+    let reg: TestRegistry;
+    let proxy: FaultProxy;
+    let uploading = 0;
+    beforeAll(async () => {
+      reg = await startRegistry();
+      proxy = await startFaultProxy(reg.host, (_n, method, path) => {
+        const upload = (method === 'PATCH' || method === 'PUT') && path.includes('/blobs/uploads/');
+        if (upload && uploading === 0) uploading = Date.now();
+        return upload ? 'slow-request' : 'none';
+      });
+    }, 30_000);
+    afterAll(async () => {
+      await proxy?.stop();
+      await reg?.stop();
+    });
+    /** Half a second into the first upload. */
+    const midUpload = async (): Promise<boolean> => uploading > 0 && Date.now() - uploading > 500;
+    const noTag = async (repo: string): Promise<void> => {
+      const res = await fetch(`${reg.url}/v2/${repo}/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+      expect(res.status).toBe(404);
+    };
+
+    it('Ctrl-C mid-upload: exit 130 within a second, one line, no tag in the registry', async () => {
+      uploading = 0;
+      const tmp = await freshTmp('tmp-push');
+      const r = await interrupt(['push', `oci:${src}:v1`, `docker://${proxy.host}/lib/big:v1`], tmp, midUpload);
+      expectInterrupted(r, 'push');
+      await noTag('lib/big');
+      expect(await entriesOf(tmp)).toEqual([]);
+    }, 60_000);
+
+  });
+});
+
+describe('a command that does not wind down', () => {
+  /**
+   * A stand-in command (the CLI's own interrupt module, built) that holds a temp file and ignores its
+   * signal: what the second Ctrl-C and the grace period are there for.
+   */
+  async function stubborn(name: string): Promise<{ script: string; tmp: string }> {
+    const tmp = await freshTmp(`tmp-${name}`);
+    const held = join(tmp, 'held-temp');
+    const script = join(work, `${name}.mjs`);
+    await writeFile(
+      script,
+      `import { writeFileSync } from 'node:fs';
+import { catchInterrupts } from ${JSON.stringify(join(ROOT, 'dist', 'cli', 'interrupt.js'))};
+import { holdTemp } from ${JSON.stringify(join(ROOT, 'dist', 'util', 'fs.js'))};
+const i = catchInterrupts();
+i.name = 'stubborn';
+writeFileSync(${JSON.stringify(held)}, 'x');
+holdTemp(${JSON.stringify(held)});
+i.signal.addEventListener('abort', () => process.stderr.write('aborted\\n'));
+process.stderr.write('ready\\n');
+setInterval(() => undefined, 1000);
+`,
+    );
+    return { script, tmp };
+  }
+
+  const run = (script: string, tmp: string, signals: number, gapMs: number) =>
+    interrupt([], tmp, async (stderr) => stderr.includes('ready'), signals, gapMs, [script]);
+
+  it('a second Ctrl-C ends it at once (130), its held temp files removed, one line', async () => {
+    const { script, tmp } = await stubborn('twice');
+    const r = await run(script, tmp, 2, 300);
+    expect(r.code).toBe(130);
+    expect(r.ms).toBeLessThan(1000); // the first signal alone would take GRACE_MS (3 s)
+    expect(r.stderr).toBe('ready\naborted\nocitool: stubborn: interrupted\n');
+    expect(await entriesOf(tmp)).toEqual([]);
+  }, 30_000);
+
+  it('one Ctrl-C that the command ignores: the process still ends (130) after the grace period, temp files removed', async () => {
+    const { script, tmp } = await stubborn('grace');
+    const r = await run(script, tmp, 1, 0);
+    expect(r.code).toBe(130);
+    expect(r.ms).toBeGreaterThanOrEqual(2900);
+    expect(r.ms).toBeLessThan(5000);
+    expect(lastLine(r.stderr)).toBe('ocitool: stubborn: interrupted');
+    expect(await entriesOf(tmp)).toEqual([]);
+  }, 30_000);
+});
+
+describe('a copy that fails half-way leaves nothing behind', () => {
+  it('a corrupted layer copied to oci-archive: one line naming the blob, exit 1, no archive, nothing in TMPDIR', async () => {
+    const bad = join(work, 'bad');
+    await cp(src, bad, { recursive: true });
+    const blob = join(bad, 'blobs', 'sha256', layerDigest.slice(7));
+    const fh = await open(blob, 'r+');
+    try {
+      const b = Buffer.alloc(1);
+      await fh.read(b, 0, 1, 40 << 20);
+      b[0] = b[0]! ^ 0xff;
+      await fh.write(b, 0, 1, 40 << 20);
+    } finally {
+      await fh.close();
+    }
+    const tmp = await freshTmp('tmp-bad');
+    const out = join(work, 'out-bad');
+    await mkdir(out);
+    for (const extra of [[], ['--compression', 'gzip']]) {
+      const r = await ocitool(['copy', ...extra, `oci:${bad}:v1`, `oci-archive:${join(out, 'image.tar')}`], { env: { TMPDIR: tmp } });
+      expect(r.code).toBe(1);
+      const errors = r.stderr.trimEnd().split('\n').filter((l) => l.startsWith('ocitool:'));
+      expect(errors).toHaveLength(1);
+      expect(lastLine(r.stderr)).toBe(errors[0]);
+      expect(errors[0]).toContain(layerDigest);
+      expect(errors[0]).not.toMatch(/ENOTEMPTY|rmdir/);
+      expect(await entriesOf(out)).toEqual([]);
+      expect(await entriesOf(tmp)).toEqual([]);
+    }
+  }, 60_000);
+});
