@@ -9,8 +9,8 @@ import { OciToolError } from '../util/errors.js';
 import { removeHeldTempsNow } from '../util/fs.js';
 
 export const EXIT_INTERRUPTED = 130;
-/** How long an interrupted command may take to wind down before the process ends anyway. */
-export const GRACE_MS = 3000;
+/** How long an interrupted command may take to wind down before the process ends anyway (within a second of the signal). */
+export const GRACE_MS = 900;
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 
 export interface Interrupts {
