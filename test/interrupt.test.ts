@@ -182,6 +182,35 @@ describe('Ctrl-C in the middle of a copy', () => {
   });
 });
 
+describe('Ctrl-C typed at a terminal', () => {
+  it('the bars and the echoed ^C are erased, then one line; exit 130', async () => {
+    const tmp = await freshTmp('tmp-pty');
+    const dst = join(work, 'dst-pty');
+    // script(1) runs ocitool on a pty; a ^C written to it goes through the line discipline as typed.
+    const command = `${process.execPath} ${BIN} copy --compression gzip oci:${src}:v1 oci:${dst}:v1; echo rc=$?`;
+    const child = spawn('script', ['-qfc', command, '/dev/null'], { cwd: ROOT, env: { ...process.env, TMPDIR: tmp, COLUMNS: '100' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let screen = '';
+    child.stdout.on('data', (c: Buffer) => (screen += c.toString()));
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    try {
+      const deadline = Date.now() + 30_000;
+      // A bar for the layer being recompressed.
+      while (!/\] [0-9.]+ (B|KiB|MiB)\/\d+ MiB/.test(screen) || !(await writing(4 << 20, join(dst, '.ocitool', 'tmp'))())) {
+        if (Date.now() > deadline) throw new Error(`no bar:\n${screen}`);
+        await sleep(20);
+      }
+      child.stdin.write('\x03');
+      await Promise.race([exited, sleep(10_000)]);
+    } finally {
+      child.kill('SIGKILL');
+    }
+    const after = screen.slice(screen.lastIndexOf('^C'));
+    expect(after).toMatch(/^\^C\r\x1b\[\d+A\x1b\[Jocitool: copy: interrupted\r\nrc=130\r\n$/);
+    expect(await tagsOf(dst)).toEqual([]);
+    expect(await entriesOf(tmp)).toEqual([]);
+  }, 60_000);
+});
+
 describe('a command that does not wind down', () => {
   /**
    * A stand-in command (the CLI's own interrupt module, built) that holds a temp file and ignores its
