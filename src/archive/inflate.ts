@@ -8,23 +8,26 @@
  *
  * Interruption: while such a directory exists, SIGINT, SIGTERM and SIGHUP remove it at once
  * (synchronously), stop the decompression in progress, and, when nobody else handles the signal,
- * end the process by it as if ocitool had not been listening. A normal exit removes it too.
+ * end the process by it as if ocitool had not been listening. It is held among the process's temps
+ * (util/fs.ts), so an exit removes it too.
  */
 import { createReadStream, createWriteStream, rmSync } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { OciToolError } from '../util/errors.js';
+import { holdTemp, removeQuietly } from '../util/fs.js';
 
 export const INFLATE_RATIO = 100;
 export const INFLATE_FLOOR = 64 * 1024 * 1024;
 export const MAX_INFLATED_ENV = 'OCITOOL_MAX_INFLATED';
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-const live = new Set<string>();
+/** Each directory with the function that forgets it among the process's held temps (util/fs.ts). */
+const live = new Map<string, () => void>();
 const running = new Set<AbortController>();
 
 function onSignal(sig: NodeJS.Signals): void {
@@ -38,7 +41,10 @@ function onSignal(sig: NodeJS.Signals): void {
 }
 
 function removeAll(): void {
-  for (const dir of live) rmSync(dir, { recursive: true, force: true });
+  for (const [dir, release] of live) {
+    rmSync(dir, { recursive: true, force: true });
+    release();
+  }
   live.clear();
 }
 
@@ -50,8 +56,6 @@ function listen(on: boolean): void {
     if (on) process.prependListener(s, onSignal);
     else process.removeListener(s, onSignal);
   }
-  if (on) process.on('exit', removeAll);
-  else process.removeListener('exit', removeAll);
 }
 
 /** The bound for a compressed file of `compressed` bytes. */
@@ -85,12 +89,14 @@ class Bound extends Transform {
 export async function inflateToTemp(file: string, what: string): Promise<{ path: string; cleanup: () => Promise<void> }> {
   const limit = inflateLimit((await stat(file)).size);
   const dir = await mkdtemp(join(tmpdir(), 'ocitool-archive-'));
-  live.add(dir);
+  live.set(dir, holdTemp(dir));
   listen(true);
   const cleanup = async (): Promise<void> => {
-    if (!live.delete(dir)) return;
+    const release = live.get(dir);
+    if (!release) return;
+    live.delete(dir);
     if (live.size === 0) listen(false);
-    await rm(dir, { recursive: true, force: true });
+    if (await removeQuietly(dir)) release(); // never throws: a cleanup does not replace the outcome
   };
   const abort = new AbortController();
   running.add(abort);

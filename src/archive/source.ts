@@ -17,6 +17,7 @@ import { MediaType, isManifestType } from '../spec/media-types.js';
 import { checkImageConfig, checkIndex, detectManifestType, parseJson } from '../spec/parse.js';
 import { Annotation, type Descriptor, type ImageIndex } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
+import { abortWith } from '../util/fs.js';
 import { inflateToTemp } from './inflate.js';
 import { TarIndex, type TarMember } from './tar-index.js';
 
@@ -46,9 +47,11 @@ async function openTar(file: string, what: string): Promise<{ tar: TarIndex; cle
   }
 }
 
-/** Streams a member verified against `desc`. */
-function verifiedMember(tar: TarIndex, m: TarMember, desc: Descriptor, what: string): Readable {
-  return pipelineCb(tar.stream(m), new VerifyingStream(desc, what), () => undefined);
+/** Streams a member verified against `desc`; `signal` destroys the stream (and closes the file). */
+function verifiedMember(tar: TarIndex, m: TarMember, desc: Descriptor, what: string, signal: AbortSignal | undefined): Readable {
+  signal?.throwIfAborted();
+  const out = pipelineCb(tar.stream(m), new VerifyingStream(desc, what), () => undefined);
+  return signal ? abortWith(signal, out) : out;
 }
 
 interface ArchivedImage {
@@ -225,12 +228,12 @@ export class DockerArchiveSource implements ReadOnlyStore {
     return desc.digest === img.descriptor.digest || img.blobs.has(desc.digest);
   }
 
-  async fetch(desc: Descriptor): Promise<Readable> {
+  async fetch(desc: Descriptor, opts: { signal?: AbortSignal } = {}): Promise<Readable> {
     const img = await this.load();
     if (desc.digest === img.descriptor.digest) return markVerified(Readable.from([img.manifest]), desc.digest);
     const m = img.blobs.get(desc.digest);
     if (!m) throw new OciToolError('NOT_FOUND', `blob ${desc.digest} not found in ${this.name}`);
-    return verifiedMember(this.tar, m, desc, `blob ${desc.digest} in ${this.name}`);
+    return verifiedMember(this.tar, m, desc, `blob ${desc.digest} in ${this.name}`, opts.signal);
   }
 
   async blobSize(digest: string): Promise<number | undefined> {
@@ -316,10 +319,10 @@ export class OciArchiveSource implements ReadOnlyStore {
     return m !== undefined && (desc.size < 0 || m.size === desc.size);
   }
 
-  async fetch(desc: Descriptor): Promise<Readable> {
+  async fetch(desc: Descriptor, opts: { signal?: AbortSignal } = {}): Promise<Readable> {
     const m = this.member(desc.digest);
     if (!m) throw new OciToolError('NOT_FOUND', `blob ${desc.digest} not found in ${this.name} (truncated?)`);
-    return verifiedMember(this.tar, m, desc, `blob ${desc.digest} in ${this.name}`);
+    return verifiedMember(this.tar, m, desc, `blob ${desc.digest} in ${this.name}`, opts.signal);
   }
 
   async blobSize(digest: string): Promise<number | undefined> {

@@ -1,7 +1,11 @@
 /**
  * Archives as destinations. Both are written to a temp file beside the target and renamed into place
  * by commit(), after the copy succeeded; abort() removes the temp file, so a failed or interrupted
- * copy leaves no archive (and no half of one) behind.
+ * copy leaves no archive (and no half of one) behind. Neither abort() nor the cleanup after a failed
+ * commit() ever throws (the failure that led there is what gets reported), and every temp file and
+ * folder is held (util/fs.ts) until removed, so that an exit at once (a second Ctrl-C) removes it too.
+ * A `signal` (push's, commit's) stops the member being written: the archive is then broken, and only
+ * abort() is left to do.
  *
  * - docker-archive: the `docker save` shape that `docker load` and skopeo read: `<hex>.json` config,
  *   uncompressed `<diffID hex>.tar` layers (a compressed layer is decompressed into a temp file first:
@@ -9,8 +13,7 @@
  * - oci-archive: the image goes into an OCI layout in a temp directory, which commit() tars up.
  */
 import { constants, createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { access, mkdtemp, open, readdir, rename, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { access, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable, pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -24,7 +27,7 @@ import { isImageConfigType, isIndexType, isManifestType } from '../spec/media-ty
 import { MAX_JSON_BYTES, checkImageManifest, parseJson } from '../spec/parse.js';
 import type { Descriptor } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
-import { tempName } from '../util/fs.js';
+import { abortWith, holdTemp, makeTempDir, removeQuietly, tempName } from '../util/fs.js';
 
 /** A destination that must be finished (or dropped) once the copy is over. */
 export interface Committable {
@@ -43,9 +46,11 @@ class TarFileWriter {
   private queue: Promise<void> = Promise.resolve();
   /** The error that broke the archive: a member cut short cannot be taken back, so nothing more goes in. */
   private broken?: OciToolError;
+  private readonly release: () => void;
 
   constructor(readonly file: string) {
     this.temp = tempName(dirname(file), `.${basename(file)}`);
+    this.release = holdTemp(this.temp);
     this.pack = pack();
     this.out = createWriteStream(this.temp, { flags: 'wx' });
     this.done = pipeline(this.pack, this.out);
@@ -63,11 +68,13 @@ class TarFileWriter {
     }
   }
 
-  /** Adds an entry of `size` bytes from `content` (after the entries added before it). */
-  add(name: string, size: number, content: () => Readable | Promise<Readable>): Promise<void> {
+  /** Adds an entry of `size` bytes from `content` (after the entries added before it); `signal` stops it. */
+  add(name: string, size: number, content: () => Readable | Promise<Readable>, signal?: AbortSignal): Promise<void> {
     const next = this.queue.then(async () => {
       if (this.broken) throw this.broken;
-      const src = await content();
+      signal?.throwIfAborted();
+      const opened = await content();
+      const src = signal ? abortWith(signal, opened) : opened;
       await new Promise<void>((resolve, reject) => {
         const entry = this.pack.entry({ name, size, mode: 0o644, mtime: MTIME, uid: 0, gid: 0 }, (err) => (err ? reject(err) : resolve()));
         entry.on('error', reject); // a member shorter or longer than its size
@@ -77,6 +84,10 @@ class TarFileWriter {
         });
         src.pipe(entry);
       }).catch((err: unknown) => {
+        if (signal?.aborted) {
+          this.broken ??= new OciToolError('INTERRUPTED', `${this.file}: interrupted while writing ${name}`);
+          throw signal.reason;
+        }
         this.broken ??= err instanceof OciToolError ? err : new OciToolError('INVALID_ARCHIVE', `${this.file}: cannot write ${name} (${(err as Error).message})`);
         throw this.broken;
       });
@@ -100,13 +111,15 @@ class TarFileWriter {
       await fh.close();
     }
     await rename(this.temp, this.file);
+    this.release();
   }
 
+  /** Drops the archive: the temp file is removed. Never throws. */
   async abort(): Promise<void> {
     this.pack.destroy();
     this.out.destroy();
     await this.done.catch(() => undefined);
-    await rm(this.temp, { force: true });
+    if (await removeQuietly(this.temp)) this.release();
   }
 }
 
@@ -123,7 +136,8 @@ export class DockerArchiveWriter implements Store, Committable {
   private readonly manifests = new Map<string, Buffer>();
   private root?: Descriptor;
   private readonly repoTags: string[] = [];
-  private work?: Promise<string>;
+  /** The private folder for decompressed layers, made when the first is needed. */
+  private work?: Promise<{ path: string; remove: () => Promise<void> }>;
 
   constructor(readonly file: string) {
     this.name = `docker-archive:${file}`;
@@ -142,7 +156,8 @@ export class DockerArchiveWriter implements Store, Committable {
     return this.members.has(desc.digest) || this.manifests.has(desc.digest);
   }
 
-  async push(desc: Descriptor, content: Readable): Promise<void> {
+  async push(desc: Descriptor, input: Readable, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const content = opts.signal ? abortWith(opts.signal, input) : input;
     if (isIndexType(desc.mediaType)) {
       content.destroy();
       throw new OciToolError('UNSUPPORTED', `${this.name}: a docker archive holds single images, not an index: name a platform (--platform)`);
@@ -158,16 +173,16 @@ export class DockerArchiveWriter implements Store, Committable {
       await this.members.get(desc.digest);
       return;
     }
-    const p = this.store(desc, content);
+    const p = this.store(desc, content, opts.signal);
     this.members.set(desc.digest, p);
     await p;
   }
 
-  private async store(desc: Descriptor, content: Readable): Promise<string> {
+  private async store(desc: Descriptor, content: Readable, signal: AbortSignal | undefined): Promise<string> {
     const verified = isVerifiedFor(content, desc.digest) ? content : pipelineCb(content, new VerifyingStream(desc, `blob ${desc.digest}`), () => undefined);
     const hex = parseDigest(desc.digest).encoded;
     if (isImageConfigType(desc.mediaType)) {
-      await this.tar.add(`${hex}.json`, desc.size, () => verified);
+      await this.tar.add(`${hex}.json`, desc.size, () => verified, signal);
       return `${hex}.json`;
     }
     // Under 4 bytes nothing is compressed (and there is nothing to peek at).
@@ -177,22 +192,23 @@ export class DockerArchiveWriter implements Store, Committable {
       const name = `${hex}.tar`;
       if (!this.written.has(name)) {
         this.written.add(name);
-        await this.tar.add(name, desc.size, () => verified);
+        await this.tar.add(name, desc.size, () => verified, signal);
       } else verified.destroy();
       return name;
     }
     // Compressed: decompressed into a temp file first (a tar header needs the size).
-    this.work ??= mkdtemp(join(tmpdir(), 'ocitool-docker-archive-'));
-    const tmp = join(await this.work, hex);
+    this.work ??= makeTempDir('docker-archive');
+    const tmp = join((await this.work).path, hex);
     const diff = new HashingStream('sha256');
     try {
-      await pipeline(verified, decompressor(kind), diff, createWriteStream(tmp)).catch((err: unknown) => {
+      await pipeline(verified, decompressor(kind), diff, createWriteStream(tmp), signal ? { signal } : {}).catch((err: unknown) => {
+        if (signal?.aborted) throw signal.reason;
         throw asContentError(err, desc.digest, kind);
       });
       const name = `${parseDigest(diff.digest).encoded}.tar`;
       if (!this.written.has(name)) {
         this.written.add(name);
-        await this.tar.add(name, diff.size, () => createReadStream(tmp, { highWaterMark: 1 << 20 }));
+        await this.tar.add(name, diff.size, () => createReadStream(tmp, { highWaterMark: 1 << 20 }), signal);
       }
       return name;
     } finally {
@@ -222,13 +238,19 @@ export class DockerArchiveWriter implements Store, Committable {
       await this.abort();
       throw err;
     } finally {
-      if (this.work) await rm(await this.work, { recursive: true, force: true });
+      await this.removeWork();
     }
   }
 
+  /** Drops the archive and the decompressed layers. Never throws. */
   async abort(): Promise<void> {
     await this.tar.abort();
-    if (this.work) await rm(await this.work, { recursive: true, force: true });
+    await this.removeWork();
+  }
+
+  private async removeWork(): Promise<void> {
+    const work = await this.work?.catch(() => undefined);
+    await work?.remove();
   }
 }
 
@@ -237,23 +259,29 @@ export class OciArchiveWriter implements Committable {
   private constructor(
     readonly file: string,
     readonly layout: OciLayout,
-    private readonly dir: string,
+    private readonly dir: { path: string; remove: () => Promise<void> },
   ) {}
 
   static async create(file: string): Promise<OciArchiveWriter> {
     await TarFileWriter.checkWritable(file);
-    const dir = await mkdtemp(join(tmpdir(), 'ocitool-oci-archive-'));
-    const layout = await OciLayout.init(join(dir, 'layout'), { sync: false });
-    return new OciArchiveWriter(file, layout, dir);
+    const dir = await makeTempDir('oci-archive');
+    try {
+      const layout = await OciLayout.init(join(dir.path, 'layout'), { sync: false });
+      return new OciArchiveWriter(file, layout, dir);
+    } catch (err) {
+      await dir.remove();
+      throw err;
+    }
   }
 
-  async commit(): Promise<void> {
+  /** Tars the layout up into the archive (`signal` stops it: then nothing is left). */
+  async commit(opts: { signal?: AbortSignal } = {}): Promise<void> {
     const tar = new TarFileWriter(this.file);
     try {
-      const root = join(this.dir, 'layout');
+      const root = join(this.dir.path, 'layout');
       const add = async (rel: string): Promise<void> => {
         const s = await stat(join(root, rel));
-        await tar.add(rel, s.size, () => createReadStream(join(root, rel), { highWaterMark: 1 << 20 }));
+        await tar.add(rel, s.size, () => createReadStream(join(root, rel), { highWaterMark: 1 << 20 }), opts.signal);
       };
       await add('oci-layout');
       await add('index.json');
@@ -265,12 +293,13 @@ export class OciArchiveWriter implements Committable {
       await tar.abort();
       throw err;
     } finally {
-      await rm(this.dir, { recursive: true, force: true });
+      await this.dir.remove();
     }
   }
 
+  /** Drops the temp layout. Never throws. */
   async abort(): Promise<void> {
-    await rm(this.dir, { recursive: true, force: true });
+    await this.dir.remove();
   }
 }
 

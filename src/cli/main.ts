@@ -1,6 +1,7 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { OciToolError } from '../util/errors.js';
+import { EXIT_INTERRUPTED, catchInterrupts } from './interrupt.js';
 import type { Command, GlobalFlags } from './command.js';
 import { makeOutput } from './output.js';
 import { setRawArgv } from './raw-argv.js';
@@ -21,15 +22,20 @@ import { artifactCommand, referrersCommand } from './commands/artifact.js';
 // Each command's argument type differs; the registry of commands only needs their common shape.
 const COMMANDS = [init, build, indexCmd, copyCommand, pushCommand, pullCommand, convertCommand, ls, inspect, tag, rm, gc, verify, unpackCmd, repackCmd, artifactCommand, referrersCommand] as unknown as Command<Record<string, unknown>>[];
 
-/** Exit codes: 0 success, 1 failure, 2 usage error. */
+/** Exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted (see interrupt.ts). */
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
-/** Runs the CLI on `argv` (without node and script) and returns the exit code. Never throws. */
+/**
+ * Runs the CLI on `argv` (without node and script) and returns the exit code. Never throws. While it
+ * runs, SIGINT and SIGTERM interrupt the command (see interrupt.ts).
+ */
 export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
   setRawArgv(argv);
+  const interrupts = catchInterrupts();
+  const { signal } = interrupts;
   let code = EXIT_OK;
   let parser: Argv<GlobalFlags> = yargs(argv)
     .scriptName('ocitool')
@@ -51,13 +57,18 @@ export async function main(argv: string[]): Promise<number> {
     });
   for (const c of COMMANDS) {
     parser = parser.command(c.command, c.describe, c.builder, async (args) => {
-      await c.run(args as GlobalFlags & Record<string, unknown>, makeOutput(args));
+      interrupts.name = c.command.split(' ')[0]!;
+      await c.run(args as GlobalFlags & Record<string, unknown>, makeOutput(args), { signal });
     });
   }
   try {
     await parser.parseAsync();
   } catch (err) {
-    code = report(err, debug);
+    // Interrupted: whatever the command failed with on its way out (an aborted stream, say) is the
+    // interruption's doing; reported as it.
+    code = report(signal.aborted ? signal.reason : err, debug);
+  } finally {
+    interrupts.dispose();
   }
   return code;
 }
@@ -87,5 +98,8 @@ function causeChain(err: Error): string {
 
 /** Entry point used by bin/ocitool. */
 export async function run(): Promise<void> {
-  process.exitCode = await main(hideBin(process.argv));
+  const code = await main(hideBin(process.argv));
+  // Interrupted: end now, whatever still holds the event loop (idle connections, timers).
+  if (code === EXIT_INTERRUPTED) process.exit(code);
+  process.exitCode = code;
 }

@@ -104,4 +104,40 @@ describe('progressReporter', () => {
     play(progressReporter(out, { write: (s: string) => (screen += s), isTTY: true }, clock.now), clock);
     expect([info, raw, screen]).toEqual([[], [], '']);
   });
+
+  it('Ctrl-C (the signal aborts): the bars and an echoed ^C are erased at once, and nothing more is drawn', () => {
+    const { out } = capture();
+    const clock = fakeClock();
+    let screen = '';
+    const abort = new AbortController();
+    const r = progressReporter(out, { write: (s: string) => (screen += s), isTTY: true, columns: 80 }, clock.now, abort.signal);
+    r.onProgress({ type: 'blob-start', descriptor: layer });
+    r.onProgress({ type: 'blob-start', descriptor: config });
+    screen = '';
+    abort.abort();
+    // From the start of the line (where a ^C was echoed), up over both bars, cleared to the end.
+    expect(screen).toBe('\r\x1b[2A\x1b[J');
+    clock.advance(500);
+    r.onProgress({ type: 'blob-progress', descriptor: layer, bytes: 5 * 1024 * 1024 });
+    r.onProgress({ type: 'blob-done', descriptor: layer, bytes: layer.size, seconds: 1 });
+    r.finish();
+    expect(screen).toBe('\r\x1b[2A\x1b[J');
+  });
+
+  it('a failed copy: fail() clears the bars and prints no summary; not on a terminal, no line after it', () => {
+    const { out, info } = capture();
+    const clock = fakeClock();
+    let screen = '';
+    const tty = progressReporter(out, { write: (s: string) => (screen += s), isTTY: true, columns: 80 }, clock.now);
+    tty.onProgress({ type: 'blob-start', descriptor: layer });
+    tty.fail();
+    expect(screen.endsWith('\r\x1b[1A\x1b[J')).toBe(true);
+    const abort = new AbortController();
+    const plain = progressReporter(out, { write: () => true, isTTY: false }, clock.now, abort.signal);
+    plain.onProgress({ type: 'blob-done', descriptor: config, bytes: 500, seconds: 0 });
+    abort.abort();
+    plain.onProgress({ type: 'blob-done', descriptor: layer, bytes: layer.size, seconds: 1 });
+    plain.finish();
+    expect(info).toEqual([`copied ${config.digest} 500 B in 0.0 s`]);
+  });
 });

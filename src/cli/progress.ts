@@ -12,6 +12,11 @@ export interface ProgressReporter {
   onProgress(event: CopyEvent): void;
   /** Clears the bars and prints the summary line (not in --json or --quiet). */
   finish(): void;
+  /**
+   * The copy failed: clears the bars (the cursor left at the start of a clean line for the error) and
+   * shows nothing more. Also done the moment the reporter's signal aborts (Ctrl-C).
+   */
+  fail(): void;
 }
 
 interface Active {
@@ -32,8 +37,33 @@ const rate = (bytes: number, ms: number): string => `${humanSize(ms > 0 ? Math.r
  * - `--quiet`: nothing;
  * - stderr a terminal: a bar per blob in flight (bytes, rate), a line per blob finished, a summary;
  * - otherwise: a line per blob or manifest finished, and the summary.
+ * Once `signal` aborts (or fail() is called) the display is cleared and nothing more is shown, so that
+ * the error is the last line.
  */
-export function progressReporter(out: Output, term: TerminalLike = process.stderr, now: () => number = Date.now): ProgressReporter {
+export function progressReporter(out: Output, term: TerminalLike = process.stderr, now: () => number = Date.now, signal?: AbortSignal): ProgressReporter {
+  const reporter = makeReporter(out, term, now);
+  let over = false;
+  const fail = (): void => {
+    if (over) return;
+    over = true;
+    reporter.fail();
+  };
+  signal?.addEventListener('abort', fail, { once: true });
+  return {
+    onProgress: (e) => {
+      if (!over) reporter.onProgress(e);
+    },
+    finish: () => {
+      if (over) return;
+      over = true;
+      signal?.removeEventListener('abort', fail);
+      reporter.finish();
+    },
+    fail,
+  };
+}
+
+function makeReporter(out: Output, term: TerminalLike, now: () => number): ProgressReporter {
   const start = now();
   let copied = 0;
   let mounted = 0;
@@ -46,6 +76,7 @@ export function progressReporter(out: Output, term: TerminalLike = process.stder
         out.raw(`${JSON.stringify({ event: type, digest: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size, ...rest })}\n`);
       },
       finish: () => undefined,
+      fail: () => undefined,
     };
   }
   const count = (e: CopyEvent): void => {
@@ -78,7 +109,7 @@ export function progressReporter(out: Output, term: TerminalLike = process.stder
     const ms = now() - start;
     return `${copied} copied, ${mounted} mounted, ${skipped} already there (${humanSize(bytes)} in ${(ms / 1000).toFixed(1)} s, ${rate(bytes, ms)})`;
   };
-  if (out.quiet) return { onProgress: () => undefined, finish: () => undefined };
+  if (out.quiet) return { onProgress: () => undefined, finish: () => undefined, fail: () => undefined };
   if (!term.isTTY) {
     return {
       onProgress: (e) => {
@@ -87,6 +118,7 @@ export function progressReporter(out: Output, term: TerminalLike = process.stder
         if (line) out.info(line);
       },
       finish: () => out.info(summary()),
+      fail: () => undefined,
     };
   }
 
@@ -127,6 +159,12 @@ export function progressReporter(out: Output, term: TerminalLike = process.stder
     finish: () => {
       active.clear();
       draw(true, [summary()]);
+    },
+    fail: () => {
+      // From the start of the line, so that a ^C the terminal echoed below the bars goes with them.
+      term.write(drawn > 0 ? `\r${clear()}` : '\r\x1b[K');
+      drawn = 0;
+      active.clear();
     },
   };
 }

@@ -12,8 +12,7 @@
  *   stored at the destination while its diffID is computed.
  */
 import { createReadStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Writable, pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -27,6 +26,7 @@ import { MediaType, isForeignLayerType, isImageConfigType, isIndexType, isManife
 import { checkImageConfig, parseJson } from '../spec/parse.js';
 import type { Descriptor, ImageIndex, ImageManifest } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
+import { makeTempDir } from '../util/fs.js';
 import { knownDiffId, normalizeSchema1, readSchema1, schema1Config, schema1Layers, verifySchema1Signatures } from './schema1.js';
 import { ociConfigFromDocker } from './oci-config.js';
 
@@ -311,13 +311,13 @@ export function conversion(opts: ConvertOptions, tempDir: () => Promise<string>)
  */
 export async function convertGraph(src: Source, dst: Destination, root: Descriptor, opts: ConvertOptions = {}): Promise<Descriptor> {
   if (!isManifestType(root.mediaType) && !isIndexType(root.mediaType)) throw new OciToolError('UNSUPPORTED', `${root.digest}: not a manifest (${root.mediaType})`);
-  let tmp: Promise<string> | undefined;
-  const tempDir = (): Promise<string> => (tmp ??= mkdtemp(join(tmpdir(), 'ocitool-convert-')));
+  let tmp: ReturnType<typeof makeTempDir> | undefined;
+  const tempDir = async (): Promise<string> => (await (tmp ??= makeTempDir('convert'))).path;
   try {
     return await copyGraph(src, dst, root, { ...opts, transform: conversion(opts, tempDir) });
   } finally {
     // A cleanup failure never replaces the copy's own outcome.
-    if (tmp) await tmp.then((d) => rm(d, { recursive: true, force: true })).catch(() => undefined);
+    if (tmp) await tmp.then((d) => d.remove()).catch(() => undefined);
   }
 }
 

@@ -6,9 +6,6 @@
  * skips what the destination holds, mounts or streams the base's blobs, and stores the documents,
  * children before parents.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { copyGraph, type CopyGraphOptions } from '../content/copy.js';
 import { canPushStream, isRemoteRepository, type Fetcher, type Store, type StreamPusher } from '../content/store.js';
@@ -16,9 +13,10 @@ import { digestOf } from '../digest/digest.js';
 import { OciLayout } from '../layout/layout.js';
 import type { Descriptor } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
+import { makeTempDir } from '../util/fs.js';
 
 export class ImageWriter {
-  private spool?: Promise<{ dir: string; layout: OciLayout }>;
+  private spool?: Promise<{ dir: { path: string; remove: () => Promise<void> }; layout: OciLayout }>;
   private readonly documents = new Map<string, Buffer>();
 
   constructor(
@@ -33,8 +31,9 @@ export class ImageWriter {
     return (await this.spooled()).layout;
   }
 
-  private spooled(): Promise<{ dir: string; layout: OciLayout }> {
-    this.spool ??= mkdtemp(join(tmpdir(), 'ocitool-spool-')).then(async (dir) => ({ dir, layout: await OciLayout.init(dir) }));
+  private spooled(): Promise<{ dir: { path: string; remove: () => Promise<void> }; layout: OciLayout }> {
+    // Registered as in use: a second Ctrl-C or an exit removes it too.
+    this.spool ??= makeTempDir('spool').then(async (dir) => ({ dir, layout: await OciLayout.init(dir.path) }));
     return this.spool;
   }
 
@@ -67,6 +66,6 @@ export class ImageWriter {
 
   /** Removes the spool (a cleanup failure never replaces the caller's own outcome). */
   async close(): Promise<void> {
-    if (this.spool) await this.spool.then((s) => rm(s.dir, { recursive: true, force: true })).catch(() => undefined);
+    if (this.spool) await this.spool.then((s) => s.dir.remove()).catch(() => undefined);
   }
 }

@@ -1,6 +1,6 @@
 import { link, lstat, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
-import { Readable, Transform, addAbortSignal } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pipeline as pipelineCb } from 'node:stream';
 import { digestOf, hashAlgorithmOf, isValidDigest, parseDigest } from '../digest/digest.js';
@@ -11,7 +11,7 @@ import { MediaType, isManifestType } from '../spec/media-types.js';
 import { MAX_JSON_BYTES, checkIndex, detectManifestType, parseJson } from '../spec/parse.js';
 import { Annotation, type Descriptor, type ImageIndex, type OciLayoutHeader } from '../spec/types.js';
 import { OciToolError, errno } from '../util/errors.js';
-import { atomicWriteFile, fileHandleWriter, isTempName, tempName } from '../util/fs.js';
+import { abortWith, atomicWriteFile, fileHandleWriter, holdTemp, isTempName, tempName } from '../util/fs.js';
 import { kindOf, openRegular, readRegularFile } from './files.js';
 import { LeaseFile } from './lease.js';
 import { withFileLock } from './lock.js';
@@ -86,6 +86,7 @@ export class OciLayout implements Store, Collectable, StreamPusher {
   private async createEmptyIndex(): Promise<void> {
     await mkdir(this.tmpDir, { recursive: true });
     const tmp = tempName(this.tmpDir, 'write');
+    const release = holdTemp(tmp);
     try {
       const fh = await open(tmp, 'wx', 0o644);
       try {
@@ -99,6 +100,7 @@ export class OciLayout implements Store, Collectable, StreamPusher {
       if (errno(err) !== 'EEXIST') throw ioError(`cannot write ${this.indexPath}`, err);
     } finally {
       await unlink(tmp).catch(() => undefined);
+      release();
     }
   }
 
@@ -167,13 +169,19 @@ export class OciLayout implements Store, Collectable, StreamPusher {
     return size !== undefined && (desc.size < 0 || size === desc.size);
   }
 
-  /** The blob's bytes, verified against `desc` as they are read. */
-  async fetch(desc: Descriptor): Promise<Readable> {
+  /** The blob's bytes, verified against `desc` as they are read; `signal` destroys the stream (and closes the file). */
+  async fetch(desc: Descriptor, opts: { signal?: AbortSignal } = {}): Promise<Readable> {
+    opts.signal?.throwIfAborted();
     const missing = (): OciToolError => new OciToolError('NOT_FOUND', `blob ${desc.digest} not found in ${this.name}`);
     const { fh } = await openRegular(this.blobPath(desc.digest), `blob ${desc.digest} in ${this.name}`, { noFollow: true, missing });
+    if (opts.signal?.aborted) {
+      await fh.close();
+      opts.signal.throwIfAborted();
+    }
     const src = fh.createReadStream({ highWaterMark: 1 << 20 });
     const verifier = new VerifyingStream(desc, `blob ${desc.digest} in ${this.name}`);
-    return pipelineCb(src, verifier, () => undefined);
+    const out = pipelineCb(src, verifier, () => undefined);
+    return opts.signal ? abortWith(opts.signal, out) : out;
   }
 
   /** A whole small blob (manifest, config), verified. */
@@ -182,15 +190,24 @@ export class OciLayout implements Store, Collectable, StreamPusher {
   }
 
   /** Stores a blob that must match `desc`. A blob already present is not rewritten. */
-  async push(desc: Descriptor, content: Readable): Promise<void> {
-    await this.putBlob(content, desc);
+  async push(desc: Descriptor, content: Readable, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.putBlob(content, desc, opts);
   }
 
   /**
    * Streams `content` into the layout. With `expected`, the bytes must match it (else nothing is
-   * stored); without, the digest is computed (sha256). Returns the stored digest and size.
+   * stored); without, the digest is computed (sha256). Returns the stored digest and size. When
+   * `signal` aborts, the copy stops, the temp file goes, nothing is stored and its reason is thrown.
    */
   async putBlob(content: Readable, expected?: { digest: string; size: number; mediaType?: string }, opts: PushStreamOptions = {}): Promise<PutResult> {
+    const { signal } = opts;
+    const stop = (): void => {
+      if (signal?.aborted) {
+        content.destroy();
+        throw signal.reason;
+      }
+    };
+    stop();
     if (expected !== undefined) {
       hashAlgorithmOf(expected.digest);
       if (await this.exists(expected)) {
@@ -200,35 +217,44 @@ export class OciLayout implements Store, Collectable, StreamPusher {
     }
     await mkdir(this.tmpDir, { recursive: true });
     const tmp = tempName(this.tmpDir, 'blob');
+    const release = holdTemp(tmp);
     // A stream already verified for this digest (a registry or layout fetch) is not hashed twice.
     const trusted = expected !== undefined && isVerifiedFor(content, expected.digest);
     const check: Transform = expected ? new VerifyingStream(expected, `blob ${expected.digest}`) : new HashingStream('sha256');
+    const pipe = signal ? { signal } : {};
     try {
+      stop();
       const fh = await open(tmp, 'wx', 0o644);
       try {
-        if (trusted) await pipeline(content, fileHandleWriter(fh, this.sync));
-        else await pipeline(content, check, fileHandleWriter(fh, this.sync));
+        if (trusted) await pipeline(content, fileHandleWriter(fh, this.sync), pipe);
+        else await pipeline(content, check, fileHandleWriter(fh, this.sync), pipe);
       } finally {
         await fh.close();
       }
+      stop();
       const digest = expected?.digest ?? (check as HashingStream).digest;
       const size = expected ? expected.size : (check as HashingStream).size;
       opts.check?.({ digest, size });
       const dest = this.blobPath(digest);
       await this.record(digest, expected?.mediaType); // before the blob is visible: gc may be sweeping
       await mkdir(join(this.dir, 'blobs', digest.slice(0, digest.indexOf(':'))), { recursive: true });
+      stop();
       await rename(tmp, dest);
       return { digest, size: size >= 0 ? size : await this.statOrThrow(digest) };
     } catch (err) {
+      content.destroy();
       await unlink(tmp).catch(() => undefined);
+      // Interrupted: the reason, not the stream's AbortError or a half-read's error.
+      if (signal?.aborted) throw signal.reason;
       throw err;
+    } finally {
+      release();
     }
   }
 
   /** A stream of unknown digest, named by the digest it hashes to (StreamPusher). */
   async pushStream(content: Readable, opts: PushStreamOptions = {}): Promise<PutResult> {
-    opts.signal?.throwIfAborted();
-    return this.putBlob(opts.signal ? addAbortSignal(opts.signal, content) : content, undefined, opts);
+    return this.putBlob(content, undefined, opts);
   }
 
   /** Stores a small in-memory blob and returns its descriptor. */

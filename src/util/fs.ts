@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { writev as fsWritev } from 'node:fs';
-import { Writable } from 'node:stream';
+import { mkdir, mkdtemp, open, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
+import { rmSync, writev as fsWritev } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { Writable, type Readable } from 'node:stream';
 import { dirname, join } from 'node:path';
 
 /** A unique temp file name in `dir`, tagged with our pid so that gc can tell stale ones. */
@@ -20,10 +21,86 @@ export function pidOfTempName(name: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/**
+ * Temp files and folders this process is using. Each owner removes its own when it is done (or has
+ * failed); what is still held when the process has to end at once (a second Ctrl-C, process exit) is
+ * removed by removeHeldTempsNow.
+ */
+const held = new Set<string>();
+let exitHook = false;
+
+/** Records `path` as a temp in use; the function returned forgets it (call it once it is removed). */
+export function holdTemp(path: string): () => void {
+  held.add(path);
+  if (!exitHook) {
+    exitHook = true;
+    process.on('exit', removeHeldTempsNow);
+  }
+  return () => void held.delete(path);
+}
+
+/** Removes every temp still held, synchronously, ignoring failures (best effort: the process is ending). */
+export function removeHeldTempsNow(): void {
+  for (const path of held) {
+    try {
+      rmSync(path, { recursive: true, force: true, maxRetries: 2 });
+    } catch {
+      /* best effort */
+    }
+  }
+  held.clear();
+}
+
+/**
+ * Removes a file or folder (recursively, retried while a writer still adds to it) and says whether it
+ * is gone; never throws: a cleanup must not replace the failure it follows.
+ */
+export async function removeQuietly(path: string): Promise<boolean> {
+  try {
+    await rm(path, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+    return true;
+  } catch {
+    return false; // what is left of a held temp is removed at exit
+  }
+}
+
+/** A new private folder in $TMPDIR (`ocitool-PREFIX-…`), held until `remove` (which never throws) removes it. */
+export async function makeTempDir(prefix: string): Promise<{ path: string; remove: () => Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), `ocitool-${prefix}-`));
+  const release = holdTemp(path);
+  return {
+    path,
+    remove: async () => {
+      if (await removeQuietly(path)) release();
+    },
+  };
+}
+
+/**
+ * Destroys `stream` with the signal's reason when `signal` aborts (at once if it has), so whoever
+ * reads it fails with that reason (and an unread stream does not crash the process); the listener
+ * goes when the stream closes. Returns `stream`.
+ */
+export function abortWith<T extends Readable>(signal: AbortSignal, stream: T): T {
+  const onAbort = (): void => {
+    // Whoever reads it gets the error; a stream nobody reads any more (its reader gave up first) must
+    // not crash the process with it.
+    stream.on('error', () => undefined);
+    stream.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+  };
+  if (signal.aborted) onAbort();
+  else {
+    signal.addEventListener('abort', onAbort, { once: true });
+    stream.once('close', () => signal.removeEventListener('abort', onAbort));
+  }
+  return stream;
+}
+
 /** Writes `data` to a temp file in `tmpDir`, syncs it, renames it over `path`, and syncs the directory. */
 export async function atomicWriteFile(path: string, data: string | Uint8Array, tmpDir: string): Promise<void> {
   await mkdir(tmpDir, { recursive: true });
   const tmp = tempName(tmpDir, 'write');
+  const release = holdTemp(tmp);
   try {
     const fh = await open(tmp, 'wx', 0o644);
     try {
@@ -36,6 +113,8 @@ export async function atomicWriteFile(path: string, data: string | Uint8Array, t
   } catch (err) {
     await unlink(tmp).catch(() => undefined);
     throw err;
+  } finally {
+    release();
   }
   await syncDir(dirname(path));
 }

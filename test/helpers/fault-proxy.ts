@@ -10,9 +10,10 @@ import type { AddressInfo } from 'node:net';
  * 'drop': cut the response body halfway; 'drop-request': pass half the request body on, then cut both
  * connections (an upload interrupted mid-body); 'corrupt': flip a byte of the response body;
  * 'no-length': pass the answer on without its Content-Length; `{ relocate: ORIGIN }`: pass the answer
- * on with its Location header moved to ORIGIN (scheme://host:port, path and query kept).
+ * on with its Location header moved to ORIGIN (scheme://host:port, path and query kept); 'slow' and
+ * 'slow-request': the response body, or the request body (an upload), passed on at about 2 MB/s.
  */
-export type Fault = 'none' | '503' | '429' | 'drop' | 'drop-request' | 'corrupt' | 'slow' | 'no-length' | { redirect: string } | { unauthorized: string } | { relocate: string };
+export type Fault = 'none' | '503' | '429' | 'drop' | 'drop-request' | 'corrupt' | 'slow' | 'slow-request' | 'no-length' | { redirect: string } | { unauthorized: string } | { relocate: string };
 
 export interface FaultProxy {
   host: string;
@@ -94,6 +95,17 @@ export async function startFaultProxy(target: string, decide: (n: number, method
       upRes.pipe(res);
     });
     up.on('error', () => res.destroy());
+    if (fault === 'slow-request') {
+      req.on('data', (c: Buffer) => {
+        req.pause();
+        up.write(c, () => setTimeout(() => req.resume(), 20));
+      });
+      req.on('end', () => up.end());
+      req.on('close', () => {
+        if (!req.complete) up.destroy();
+      });
+      return;
+    }
     if (fault === 'drop-request') {
       const half = Math.floor(Number(req.headers['content-length'] ?? 0) / 2);
       let passed = 0;

@@ -8,6 +8,7 @@ import type { Descriptor } from '../../spec/types.js';
 import { destinationTag } from '../../transport/copy.js';
 import { openStore } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
+import { commandSignal } from '../interrupt.js';
 import { parseImageArg } from '../args.js';
 import { defineCommand, type GlobalFlags } from '../command.js';
 import { makeOutput, table } from '../output.js';
@@ -67,6 +68,7 @@ async function runPack(args: GlobalFlags & PackArgs): Promise<void> {
   const dst = args.tag !== undefined ? parseImageArg(args.tag) : untagged(subjectRef!);
   const tag = destinationTag(dst);
   // Straight into the destination: no temp layout, layers streamed as they are read.
+  const signal = commandSignal();
   const target = await openStore(dst, { create: true, ...registry });
   try {
     // Into a layout, a lease holds the artifact until index.json lists it (against a concurrent gc).
@@ -78,6 +80,7 @@ async function runPack(args: GlobalFlags & PackArgs): Promise<void> {
         ...(epoch !== undefined ? { created: Number(epoch) } : {}),
         ...(subject ? { subject } : {}),
         ...(args['media-type'] ? { defaultMediaType: args['media-type'] } : {}),
+        ...(signal ? { signal } : {}),
       });
       if (tag !== undefined) await target.store.tag(d, tag);
       else if (canAddRoot(target.store)) await target.store.addRoot(d);

@@ -95,7 +95,7 @@ export default defineCommand({
       .option('compression-level', { type: 'number', describe: LEVELS_HELP })
       .option('format', { choices: ['oci', 'docker'] as const, default: 'oci' as const }),
     ),
-  run: async (args, out) => {
+  run: async (args, out, { signal }) => {
     const dst = parseImageArg(args.tag);
     if (dst.transport === 'dir' || (dst.transport === 'oci' && dst.digest !== undefined) || (dst.transport === 'docker' && dst.ref.digest !== undefined)) {
       throw new OciToolError('UNSUPPORTED', `build --tag ${args.tag}: expected oci:DIR[:TAG], docker://NAME[:TAG], docker-archive:FILE[:NAME:TAG] or oci-archive:FILE[:TAG]`);
@@ -112,12 +112,13 @@ export default defineCommand({
     const registry = await registryOpen(args);
     const fromRef = args.from !== undefined ? parseImageArg(args.from) : undefined;
     const stopSignal = args['stop-signal'];
-    const progress = progressReporter(out);
+    const progress = progressReporter(out, process.stderr, Date.now, signal);
     // The layer engine (tree walk, tar, gzip) loads only when building. Any destination: new layers
     // stream into it (a layout, a registry) or a private spool (an archive); base layers are mounted,
     // streamed or fetched by the copy that writes the image, never downloaded first.
     const { build } = await import('../../image/build.js');
     const result = await build(dst, {
+      signal,
       ...(fromRef ? { from: fromRef } : {}),
       ...(registry.insecure ? { insecure: true } : {}),
       // --creds are the destination registry's, and the base's only on that same host (or when the
@@ -152,6 +153,9 @@ export default defineCommand({
         const extra = stats ? ` (+${stats.added} ~${stats.changed} -${stats.deleted})` : '';
         out.info(`layer ${layer.descriptor.digest} ${humanSize(layer.descriptor.size)} (${humanSize(layer.uncompressedSize)} uncompressed) from ${what}${extra}`);
       },
+    }).catch((err: unknown) => {
+      progress.fail();
+      throw err;
     });
     progress.finish();
     out.info(`config ${result.config.digest}`);

@@ -29,7 +29,7 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull' | 'convert', describe: s
         .option('referrers', { type: 'boolean', default: false, describe: "also copy the image's referrers (signatures, SBOMs…) and theirs" })
         .option('manifest', { type: 'string', describe: 'copy the image of this manifest file, its blobs read from SRC (a layout, dir: or registry)' })
         .option('ignore-signatures', { type: 'boolean', default: false, describe: 'convert a signed schema 1 manifest whose signatures do not verify' }),
-    run: async (args, out) => {
+    run: async (args, out, { signal }) => {
       const srcRef = parseImageArg(args.src);
       const dstRef = parseImageArg(args.dst);
       if (direction === 'push' && dstRef.transport !== 'docker') throw new OciToolError('USAGE', `push: ${args.dst}: the destination must be a registry (docker://…); use copy`);
@@ -48,11 +48,8 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull' | 'convert', describe: s
       const srcCredential = args['src-creds'] !== undefined ? parseCreds(args['src-creds']) : sharedSide === 'src' ? shared : undefined;
       const dstCredential = args['dest-creds'] !== undefined ? parseCreds(args['dest-creds']) : sharedSide === 'dst' ? shared : undefined;
       const platform = args.platform !== undefined ? parsePlatform(args.platform) : args['all-platforms'] ? undefined : hostPlatform();
-      const progress = progressReporter(out);
-      // Ctrl-C cancels requests in flight; temp files are removed as their writers fail.
-      const abort = new AbortController();
-      const onSigint = (): void => abort.abort(new OciToolError('INTERRUPTED', `${verb}: interrupted`));
-      process.once('SIGINT', onSigint);
+      // Ctrl-C (main's signal) cancels requests in flight; temp files are removed as their writers fail.
+      const progress = progressReporter(out, process.stderr, Date.now, signal);
       try {
         const { descriptor } = await copy(srcRef, dstRef, {
           concurrency: args.concurrency,
@@ -64,7 +61,7 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull' | 'convert', describe: s
           ...(args.manifest !== undefined ? { manifestFile: args.manifest } : {}),
           ...(args.referrers ? { referrers: true } : {}),
           warn: (m) => out.warn(m),
-          signal: abort.signal,
+          signal,
           onProgress: (e) => progress.onProgress(e),
           ...(platform ? { platform } : {}),
           ...(srcCredential ? { srcCredential } : {}),
@@ -73,8 +70,9 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull' | 'convert', describe: s
         progress.finish();
         if (out.json) out.raw(`${JSON.stringify({ event: 'done', digest: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size })}\n`);
         else out.result(descriptor.digest);
-      } finally {
-        process.removeListener('SIGINT', onSigint);
+      } catch (err) {
+        progress.fail();
+        throw err;
       }
     },
   });

@@ -18,7 +18,7 @@ export default defineCommand({
       .option('rootless', { type: 'boolean', describe: 'record ownership instead of applying it, make no device nodes (default when not root)' })
       .option('skip-unsafe', { type: 'boolean', default: false, describe: 'skip entries that would reach outside DIR, with a warning, instead of failing' })
       .option('state', { type: 'boolean', default: true, describe: 'write DIR.ocitool-state.json for repack (--no-state to skip)' }),
-  run: async (args, out) => {
+  run: async (args, out, { signal }) => {
     // Repeated flags arrive as an array (yargs' duplicate-arguments-array); an `array` option would
     // also swallow the positional arguments after it.
     const list = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
@@ -26,6 +26,7 @@ export default defineCommand({
     const gidMap = list(args['gid-map']).map((s) => parseIdMapping(s, '--gid-map'));
     const result = await unpack(parseImageArg(args.src), args.dir, {
       ...(await registryOpen(args)),
+      signal,
       platform: args.platform !== undefined ? parsePlatform(args.platform) : hostPlatform(),
       ...(uidMap.length ? { uidMap } : {}),
       ...(gidMap.length ? { gidMap } : {}),
