@@ -13,6 +13,9 @@
  *   unpack  ocitool unpack  vs  umoci unpack --rootless, the transfer section's image, root filesystem
  *          on the work disk and on tmpfs, runs interleaved.
  *
+ *   app    ocitool build --from docker://R/base --tag docker://R/app  vs  containerify 4.1, the
+ *          bench/fixture Node app onto a registry base (base-layer bytes downloaded counted).
+ *
  *   npm run bench                  every section
  *   npm run bench -- transfer      one section (BENCH_REPEAT=5 for more runs)
  */
@@ -25,6 +28,7 @@ import { benchBuild, nodeModulesTree } from './build.js';
 import { benchTransfer } from './transfer.js';
 import { benchConvert } from './convert.js';
 import { benchUnpack } from './unpack.js';
+import { benchApp } from './app.js';
 
 const only = process.argv.slice(2);
 
@@ -43,6 +47,7 @@ async function main(): Promise<void> {
     if (want('transfer')) lines.push(...(await benchTransfer(work)));
     if (want('convert')) lines.push(...(await benchConvert(work)));
     if (want('unpack')) lines.push(...(await benchUnpack(work)));
+    if (want('app')) lines.push(...(await benchApp(work)));
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -49,6 +49,18 @@ export interface RootLister {
 }
 export const canAddRoot = (s: object): s is RootLister => typeof (s as Partial<RootLister>).addRoot === 'function';
 
+/** A store that lists its tags (a registry repository). */
+export interface TagLister {
+  listTags(): Promise<string[]>;
+}
+export const canListTags = (s: object): s is TagLister => typeof (s as Partial<TagLister>).listTags === 'function';
+
+/** A store that lists the images it holds as index entries (an archive; a layout has readIndex). */
+export interface ImageLister {
+  list(): Promise<Descriptor[]>;
+}
+export const canListImages = (s: object): s is ImageLister => typeof (s as Partial<ImageLister>).list === 'function';
+
 /** A repository in a registry: blobs of another repository on the same host can be mounted into it. */
 export interface RemoteRepository {
   readonly host: string;

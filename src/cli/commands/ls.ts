@@ -1,10 +1,10 @@
-import { Annotation, type Descriptor } from '../../spec/types.js';
+import { Annotation } from '../../spec/types.js';
 import { formatPlatform } from '../../spec/platform.js';
 import { MediaType } from '../../spec/media-types.js';
 import { openStore, type OpenedStore } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
 import { registryOpen, registryOptions } from '../registry-args.js';
-import type { RegistryStore } from '../../registry/store.js';
+import { canListImages, canListTags } from '../../content/store.js';
 import { parseImageArg } from '../args.js';
 import { defineCommand, type GlobalFlags } from '../command.js';
 import { humanSize, table, type Output } from '../output.js';
@@ -37,16 +37,16 @@ export default defineCommand({
 });
 
 async function list({ layout, store }: OpenedStore, args: GlobalFlags & { layout: string }, out: Output): Promise<void> {
-  if ('listTags' in store) {
-    const registry = store as RegistryStore;
-    const tags = await registry.listTags();
+  if (canListTags(store)) {
+    const tags = await store.listTags();
     if (args.json) out.jsonOut(tags);
     else for (const t of tags) out.result(t);
     return;
   }
-  const listable = store as unknown as { list?: () => Promise<Descriptor[]> };
-  if (!layout && !listable.list) throw new OciToolError('UNSUPPORTED', `ls: ${args.layout}: cannot be listed`);
-  const entries = layout ? (await layout.readIndex()).manifests : await listable.list!();
+  let entries;
+  if (layout) entries = (await layout.readIndex()).manifests;
+  else if (canListImages(store)) entries = await store.list();
+  else throw new OciToolError('UNSUPPORTED', `ls: ${args.layout}: cannot be listed`);
   if (args.json) {
     out.jsonOut(
       entries.map((d) => ({
