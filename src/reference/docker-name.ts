@@ -33,7 +33,11 @@ const PATH_COMPONENT_RE = /^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$/;
 const TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const IDENTIFIER_RE = /^[a-f0-9]{64}$/;
 
-const quote = (s: string): string => JSON.stringify(s);
+/**
+ * A reference quoted for a message, with a `USER:PASSWORD@` before the host replaced by `***@`: a
+ * password typed into a reference never reaches a message.
+ */
+export const quote = (s: string): string => JSON.stringify(s.replace(/^((?:[a-z][a-z0-9-]*:)?(?:\/\/)?)[^/@:[]*:[^/@]*@(?=[^/@]*\/)/, '$1***@'));
 
 /**
  * Parses a docker image name (`ubuntu`, `user/repo:tag`, `host:5000/a/b@sha256:…`) into its normalised
@@ -56,6 +60,7 @@ export function parseDockerName(s: string, context: string = s): DockerReference
 /** The normalised reference, or the reason it does not parse. */
 function parseNormalized(s: string): DockerReference | string {
   if (s === '') return 'repository name must have at least one component';
+  if (/^[^/@:[]*:[^/@]*@[^/]*\//.test(s)) return 'credentials do not go in a reference: give them with --creds (or a docker config file)';
   if (IDENTIFIER_RE.test(s)) return 'a 64-character hexadecimal string is an image ID, not a repository name';
 
   // Names and tags never contain '@', so the first '@' starts the digest.

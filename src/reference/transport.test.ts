@@ -186,3 +186,19 @@ describe('isValidRefName', () => {
     expect(isValidRefName(s)).toBe(false);
   });
 });
+
+describe('credentials typed into a reference', () => {
+  it('are refused and never echoed: the message shows ***@ instead', () => {
+    for (const input of ['docker://u:SECRETPASS@127.0.0.1:5000/x:y', 'docker://admin:SECRETPASS@registry.example/team/app']) {
+      let message = '';
+      try {
+        parseReference(input);
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).toMatch(/credentials do not go in a reference/);
+      expect(message).toContain('***@');
+      expect(message).not.toContain('SECRETPASS');
+    }
+  });
+});

@@ -5,7 +5,7 @@
 import { resolve as pathResolve } from 'node:path';
 import { parseDigest } from '../digest/digest.js';
 import { OciToolError } from '../util/errors.js';
-import { formatDockerReference, parseDockerName, type DockerReference } from './docker-name.js';
+import { formatDockerReference, parseDockerName, quote, type DockerReference } from './docker-name.js';
 
 export type ImageReference =
   | { transport: 'oci'; dir: string; tag?: string; digest?: string }
@@ -26,7 +26,6 @@ const REF_NAME_RE = new RegExp(`^${REF_COMPONENT}(?:/${REF_COMPONENT})*$`);
 const DIGEST_SHAPE_RE = /^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$/;
 const REGISTERED_ALGORITHMS: ReadonlySet<string> = new Set(['sha256', 'sha384', 'sha512', 'blake3']);
 
-const quote = (s: string): string => JSON.stringify(s);
 
 function fail(input: string, why: string): never {
   throw new OciToolError('INVALID_REFERENCE', `invalid reference ${quote(input)}: ${why}`);
