@@ -149,3 +149,28 @@ describe('concurrent writers of index.json', () => {
     await rm(join(dir, '.ocitool'), { recursive: true, force: true });
   }, 120_000);
 });
+
+describe('writers never write through a linked folder of the layout', () => {
+  it('a linked .ocitool/tmp or blobs/sha256: copy and tag refuse in one line, and the folder linked to stays empty', async () => {
+    const { readdir } = await import('node:fs/promises');
+    const src = join(work, 'linked-src');
+    await writeTestImage(await OciLayout.init(src), { tag: 'v1', seed: 'linked' });
+    for (const rel of ['.ocitool/tmp', 'blobs/sha256']) {
+      const dir = join(work, `linked-${rel.replace(/\W/g, '-')}`);
+      const outside = join(work, `outside-${rel.replace(/\W/g, '-')}`);
+      await mkdir(outside, { recursive: true });
+      const img = await writeTestImage(await OciLayout.init(dir), { tag: 'before', seed: 'linked' });
+      await rm(join(dir, rel), { recursive: true, force: true });
+      await mkdir(join(dir, rel, '..'), { recursive: true });
+      await symlink(outside, join(dir, rel));
+      const tries = [['copy', `oci:${src}:v1`, `oci:${dir}:v1`], ...(rel === '.ocitool/tmp' ? [['tag', `oci:${dir}@${img.manifest.digest}`, 'x']] : [])];
+      for (const args of tries) {
+        const r = await ocitool(args, { timeoutMs: 10_000 });
+        expect(r.code, `${rel}: ${args[0]}`).toBe(1);
+        expect(r.stderr.trim().split('\n').filter((l) => l.startsWith('ocitool:')), r.stderr).toHaveLength(1);
+        expect(r.stderr).toContain(`${rel} is a symbolic link: ocitool writes only inside the layout`);
+      }
+      expect(await readdir(outside)).toEqual([]);
+    }
+  });
+});

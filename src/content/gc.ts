@@ -1,7 +1,7 @@
 import { lstat, mkdir, readdir, rename, rmdir, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isValidDigest, parseDigest } from '../digest/digest.js';
-import { PRIVATE_DIR, type OciLayout } from '../layout/layout.js';
+import type { OciLayout } from '../layout/layout.js';
 import { scanLeases } from '../layout/lease.js';
 import { isManifestType } from '../spec/media-types.js';
 import type { Descriptor } from '../spec/types.js';
@@ -145,16 +145,6 @@ async function restoreAbandonedTrash(layout: OciLayout): Promise<void> {
 
 /** Refuses a layout whose blob folders or private folders are links (or not folders): gc deletes in them. */
 async function refuseLinkedFolders(layout: OciLayout): Promise<void> {
-  const refuse = (rel: string, why: string): OciToolError => new OciToolError('INVALID_LAYOUT', `gc of ${layout.name} refused, nothing removed: ${rel} ${why}`);
-  const check = async (rel: string, mustBeDir: boolean): Promise<boolean> => {
-    const s = await lstat(join(layout.dir, rel)).catch(() => undefined);
-    if (s === undefined) return false;
-    if (s.isSymbolicLink()) throw refuse(rel, 'is a symbolic link (gc deletes only inside the layout)');
-    if (mustBeDir && !s.isDirectory()) throw refuse(rel, 'is not a directory');
-    return s.isDirectory();
-  };
-  if (await check('blobs', true)) for (const alg of await readdir(join(layout.dir, 'blobs'))) await check(`blobs/${alg}`, false);
-  await check(PRIVATE_DIR, true);
-  await check(`${PRIVATE_DIR}/tmp`, true);
-  await check(`${PRIVATE_DIR}/leases`, true);
+  const bad = await layout.linkedFolder();
+  if (bad) throw new OciToolError('INVALID_LAYOUT', `gc of ${layout.name} refused, nothing removed: ${bad.rel} ${bad.why}${bad.why === 'is a symbolic link' ? ' (gc deletes only inside the layout)' : ''}`);
 }

@@ -72,6 +72,7 @@ export class OciLayout implements Store, Collectable, StreamPusher {
       throw new OciToolError('INVALID_LAYOUT', `${dir}: directory is not empty and is not an OCI layout (no oci-layout file)`);
     }
     // oci-layout goes last: its presence says the layout is complete.
+    await layout.confined();
     await mkdir(join(layout.dir, 'blobs', 'sha256'), { recursive: true });
     if (!entries.includes('index.json')) await layout.createEmptyIndex();
     const header: OciLayoutHeader = { imageLayoutVersion: LAYOUT_VERSION };
@@ -84,6 +85,7 @@ export class OciLayout implements Store, Collectable, StreamPusher {
    * that an init racing another writer (that has initialised and tagged since) loses nothing.
    */
   private async createEmptyIndex(): Promise<void> {
+    await this.confined();
     await mkdir(this.tmpDir, { recursive: true });
     const tmp = tempName(this.tmpDir, 'write');
     const release = holdTemp(tmp);
@@ -124,6 +126,44 @@ export class OciLayout implements Store, Collectable, StreamPusher {
     }
     await layout.readIndex();
     return layout;
+  }
+
+  /**
+   * The first of the layout's own folders (`blobs`, `blobs/ALG`, the private folder and its `tmp` and
+   * `leases`) that is a symbolic link or not a folder, and why; undefined when all are as they should
+   * be (or absent). Writers and gc refuse such a layout: through a link they would write or delete
+   * outside it.
+   */
+  async linkedFolder(): Promise<{ rel: string; why: string } | undefined> {
+    const check = async (rel: string): Promise<{ rel: string; why: string } | undefined | 'dir'> => {
+      const s = await lstat(join(this.dir, rel)).catch(() => undefined);
+      if (s === undefined) return undefined;
+      if (s.isSymbolicLink()) return { rel, why: 'is a symbolic link' };
+      if (!s.isDirectory()) return { rel, why: 'is not a directory' };
+      return 'dir';
+    };
+    const blobs = await check('blobs');
+    if (blobs === 'dir') {
+      for (const alg of await readdir(join(this.dir, 'blobs'))) {
+        const r = await check(`blobs/${alg}`);
+        if (r !== 'dir' && r !== undefined) return r;
+      }
+    } else if (blobs) return blobs;
+    for (const rel of [PRIVATE_DIR, `${PRIVATE_DIR}/tmp`, `${PRIVATE_DIR}/leases`]) {
+      const r = await check(rel);
+      if (r !== 'dir' && r !== undefined) return r;
+    }
+    return undefined;
+  }
+
+  private confinedCheck?: Promise<void>;
+
+  /** Refuses (once per layout object) to write into a layout whose own folders are links. */
+  private confined(): Promise<void> {
+    this.confinedCheck ??= this.linkedFolder().then((bad) => {
+      if (bad) throw new OciToolError('INVALID_LAYOUT', `${this.name}: ${bad.rel} ${bad.why}: ocitool writes only inside the layout`);
+    });
+    return this.confinedCheck;
   }
 
   get indexPath(): string {
@@ -215,6 +255,7 @@ export class OciLayout implements Store, Collectable, StreamPusher {
         return { digest: expected.digest, size: await this.statOrThrow(expected.digest) };
       }
     }
+    await this.confined();
     await mkdir(this.tmpDir, { recursive: true });
     const tmp = tempName(this.tmpDir, 'blob');
     const release = holdTemp(tmp);
@@ -339,6 +380,7 @@ export class OciLayout implements Store, Collectable, StreamPusher {
 
   /** Runs `fn` while holding the index lock (gc uses it so that no tag appears mid-sweep). */
   async withIndexLock<T>(fn: () => Promise<T>): Promise<T> {
+    await this.confined();
     await mkdir(join(this.dir, PRIVATE_DIR), { recursive: true });
     return withFileLock(join(this.dir, PRIVATE_DIR, 'index.lock'), fn, { what: `${this.dir}/index.json` });
   }
@@ -442,6 +484,7 @@ export class OciLayout implements Store, Collectable, StreamPusher {
    * and then tag hold one from before their first blob until after the tag (see withLease).
    */
   async lease(): Promise<Lease> {
+    await this.confined();
     if (this.leaseState === undefined) {
       const file = LeaseFile.create(this.leaseDir);
       this.leaseState = { file, refs: 0 };
