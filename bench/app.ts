@@ -5,6 +5,7 @@
  * ocitool reads only the base's manifest and config and mounts its layers; the base-layer bytes it
  * downloads are counted from the registry's request log (the goal is zero).
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -22,7 +23,8 @@ export async function benchApp(work: string): Promise<string[]> {
     const baseLayout = join(work, 'app-base');
     await ocitool(['build', '-q', '--tag', `oci:${baseLayout}:base`, ...baseTrees], { SOURCE_DATE_EPOCH: '1700000000' });
     await ocitool(['copy', '-q', '--insecure', `oci:${baseLayout}:base`, `docker://${reg.host}/base:v1`]);
-    const baseLayers = (JSON.parse((await ocitool(['inspect', `oci:${baseLayout}:base`])).stdout) as { layers: { digest: string; size: number }[] }).layers;
+    // (Not through the wrapper: `node -e … inspect` would start node's debugger.)
+    const baseLayers = (JSON.parse(execFileSync(join(ROOT, 'bin/ocitool'), ['inspect', `oci:${baseLayout}:base`]).toString()) as { layers: { digest: string; size: number }[] }).layers;
     const baseBytes = baseLayers.reduce((n, l) => n + l.size, 0);
     const containerify = join(ROOT, 'node_modules', '.bin', 'containerify');
     const ours: number[] = [];
