@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request as undiciRequest, type Dispatcher } from './undici.js';
 import { OciToolError } from '../util/errors.js';
@@ -7,6 +8,7 @@ import { RegistryError, describeStatus, parseErrorBody, parseRetryAfter, retryab
 import { certificateError, dispatcherFor, isLoopbackHost, transferFailure } from './network.js';
 import { HttpResponse } from './response.js';
 import { registryTimeoutMs } from './timeout.js';
+import { StreamedBody } from './streamed-body.js';
 
 export interface RegistryHttpOptions {
   credential?: Credential;
@@ -22,8 +24,11 @@ export interface RegistryHttpOptions {
 
 export interface RequestOptions {
   headers?: Record<string, string>;
-  /** A body; it is sent again on a retry. */
-  body?: Buffer;
+  /**
+   * A body. A buffer is sent again on a retry; a stream is sent once (read ahead of the socket, see
+   * StreamedBody), so a request with one is never retried here: the caller recovers.
+   */
+  body?: Buffer | Readable;
   /** Scopes the request needs, e.g. `repository:foo/bar:pull`. */
   scopes: string[];
   /** What the request is about, for error messages. */
@@ -41,7 +46,7 @@ const MAX_TOKEN_BODY = 1024 * 1024;
 interface SendInit {
   method?: string;
   headers?: Record<string, string>;
-  body?: Buffer | string;
+  body?: Buffer | string | Readable;
   signal?: AbortSignal;
   /** Wait for the answer's headers at most this long (default: the request bound). */
   headersTimeout?: number;
@@ -71,6 +76,7 @@ export class RegistryHttp {
   readonly apiHost: string;
   private basePromise?: Promise<string>;
   private readonly tokens = new Map<string, CachedToken>();
+  private readonly pendingTokens = new Map<string, Promise<CachedToken | undefined>>();
   /** The last Bearer challenge: lets an expired token be renewed before a request instead of after a 401. */
   private bearer?: Challenge;
   private basic?: string;
@@ -118,16 +124,34 @@ export class RegistryHttp {
   }
 
   private async fetch(url: URL, init: SendInit, label: string): Promise<HttpResponse> {
-    const raw = await undiciRequest(url, {
-      method: (init.method ?? 'GET') as Dispatcher.HttpMethod,
-      headers: init.headers ?? {},
-      ...(init.body !== undefined ? { body: init.body } : {}),
-      ...(init.signal ? { signal: init.signal } : {}),
-      headersTimeout: init.headersTimeout ?? this.timeoutMs,
-      bodyTimeout: this.timeoutMs,
-      dispatcher: dispatcherFor(url, this.insecure, this.timeoutMs),
-    });
-    return new HttpResponse(raw, url.href, label, this.timeoutMs);
+    let body = init.body;
+    let signal = init.signal;
+    let streamed: StreamedBody | undefined;
+    if (body instanceof Readable) {
+      // The bound of a streamed body is kept by StreamedBody (undici's headers timeout would run
+      // from the request's start, and end a long upload).
+      const stop = new AbortController();
+      streamed = new StreamedBody(body, init.headersTimeout ?? this.timeoutMs, (err) => stop.abort(err));
+      body = streamed;
+      signal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+    }
+    try {
+      const raw = await undiciRequest(url, {
+        method: (init.method ?? 'GET') as Dispatcher.HttpMethod,
+        headers: init.headers ?? {},
+        ...(body !== undefined ? { body } : {}),
+        ...(signal ? { signal } : {}),
+        headersTimeout: streamed ? 0 : (init.headersTimeout ?? this.timeoutMs),
+        bodyTimeout: this.timeoutMs,
+        dispatcher: dispatcherFor(url, this.insecure, this.timeoutMs),
+      });
+      return new HttpResponse(raw, url.href, label, this.timeoutMs);
+    } catch (err) {
+      // The stream's own failure (a digest mismatch) is the cause, not the request undici gave up.
+      throw streamed?.failure ?? err;
+    } finally {
+      streamed?.answered();
+    }
   }
 
   /**
@@ -136,7 +160,8 @@ export class RegistryHttp {
    * share of it, so a registry that never answers costs the bound once, not once per attempt.
    */
   async request(method: string, pathOrUrl: string, ro: RequestOptions): Promise<HttpResponse> {
-    const attempts = Math.max(1, ro.attempts ?? this.opts.attempts ?? 4);
+    const streamed = ro.body instanceof Readable;
+    const attempts = streamed ? 1 : Math.max(1, ro.attempts ?? this.opts.attempts ?? 4);
     const timeout = this.timeoutMs;
     let reauthed = false;
     const url = new URL(pathOrUrl, await this.base());
@@ -161,7 +186,7 @@ export class RegistryHttp {
         }
         throw transferFailure(label, err, timeout);
       }
-      if (res.status === 401 && !reauthed) {
+      if (res.status === 401 && !reauthed && !streamed) {
         const c = pickChallenge(parseChallenges(res.headers.get('www-authenticate')));
         if (c && (await this.authenticate(c, ro.scopes, true))) {
           await res.cancel();
@@ -223,7 +248,14 @@ export class RegistryHttp {
     }
     if (c.scheme !== 'bearer' || !c.params.realm) return false;
     this.bearer = c;
-    const token = await this.fetchToken(c, scopes);
+    // Requests that start together with no token share one token request (not one each).
+    const key = scopeKey(scopes);
+    let pending = this.pendingTokens.get(key);
+    if (!pending) {
+      pending = this.fetchToken(c, scopes).finally(() => this.pendingTokens.delete(key));
+      this.pendingTokens.set(key, pending);
+    }
+    const token = await pending;
     if (!token) return false;
     const old = this.tokens.get(scopeKey(scopes));
     this.tokens.set(scopeKey(scopes), token);

@@ -3,6 +3,8 @@ import { Agent, ProxyAgent, type Dispatcher } from './undici.js';
 import { OciToolError } from '../util/errors.js';
 import { RegistryTimeout } from './errors.js';
 import { formatSeconds } from './timeout.js';
+import { maxConnectionsPerHost } from './upload-settings.js';
+import { UPLOAD_STALLED } from './streamed-body.js';
 
 /**
  * The connections under every registry request: one keep-alive pool per TLS policy, and a proxy
@@ -116,11 +118,14 @@ const pools = new Map<string, Dispatcher>();
 export function dispatcherFor(url: URL, insecure: boolean, timeoutMs: number, env: ProxyEnv = proxyEnvFrom()): Dispatcher {
   const proxy = proxyFor(url, env);
   const connectTimeout = Math.min(timeoutMs, MAX_CONNECT_MS);
-  const key = `${insecure ? 'insecure' : 'verified'} ${connectTimeout} ${proxy ?? 'direct'}`;
+  // A cap on connections per origin (requests past it wait for one): the copy's limiter bounds its
+  // requests, and this bounds everything else too (auth, status queries, a library caller's own).
+  const connections = maxConnectionsPerHost();
+  const key = `${insecure ? 'insecure' : 'verified'} ${connectTimeout} ${connections} ${proxy ?? 'direct'}`;
   let d = pools.get(key);
   if (!d) {
     const tls = { rejectUnauthorized: !insecure };
-    const timeouts = { connectTimeout, keepAliveTimeout: KEEP_ALIVE_MS };
+    const timeouts = { connectTimeout, keepAliveTimeout: KEEP_ALIVE_MS, connections };
     d = proxy ? new ProxyAgent({ uri: proxy, requestTls: tls, ...timeouts }) : new Agent({ connect: tls, ...timeouts });
     pools.set(key, d);
   }
@@ -131,6 +136,7 @@ const TIMEOUT_PHRASES: Record<string, string> = {
   UND_ERR_HEADERS_TIMEOUT: 'no answer within',
   UND_ERR_BODY_TIMEOUT: 'the answer stalled for',
   UND_ERR_CONNECT_TIMEOUT: 'could not connect within',
+  [UPLOAD_STALLED]: 'the registry took no byte of the upload for',
 };
 
 /** What kind of timeout ended an exchange, as a phrase, if a timeout is what it was. */
