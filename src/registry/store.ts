@@ -211,7 +211,9 @@ export class RegistryStore implements Store, StreamPusher {
     const what = `upload of blob ${desc.digest} to ${this.repository}`;
     // Verified on the way out: the final PUT (which commits the blob) happens only after the whole
     // stream has hashed right.
-    const verified = isVerifiedFor(content, desc.digest) ? content : pipelineCb(content, new VerifyingStream(desc, `blob ${desc.digest}`), () => undefined);
+    const verifiedOf = (s: Readable): Readable => (isVerifiedFor(s, desc.digest) ? s : pipelineCb(s, new VerifyingStream(desc, `blob ${desc.digest}`), () => undefined));
+    const verified = verifiedOf(content);
+    const reopen = reopenerOf(content);
     const started = this.startedUploads.get(desc.digest);
     this.startedUploads.delete(desc.digest);
     try {
@@ -222,7 +224,7 @@ export class RegistryStore implements Store, StreamPusher {
         await up.commit(desc.digest, desc.size, bytes);
       } else {
         if (chunk) await up.chunks(verified, chunk);
-        else await up.stream(verified, desc.size >= 0 ? desc.size : undefined, reopenerOf(content));
+        else await up.stream(verified, desc.size >= 0 ? desc.size : undefined, reopen && (async () => verifiedOf(await reopen())));
         await up.commit(desc.digest, desc.size);
       }
     } finally {
