@@ -15,6 +15,7 @@ import { DEFAULT_CONNECTIONS_PER_HOST } from '../src/registry/upload-settings.js
 import { MediaType } from '../src/spec/media-types.js';
 import { ocitool } from './helpers/cli.js';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
+import { startFakeServer } from './helpers/fake-registry.js';
 import { writeTestImage } from './helpers/images.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
 import { ok } from './helpers/tools.js';
@@ -108,12 +109,26 @@ describe('requests in flight to one registry', () => {
   });
 
   it('a library caller starting 40 requests at once gets at most the per-host connection cap', async () => {
-    await withProxy(async (p) => {
-      const s = storeAt(p.host, 'bound/library');
+    // A registry that takes 100 ms over each answer, so that the requests would all overlap.
+    let open = 0;
+    let peak = 0;
+    const slow = await startFakeServer((req, res) => {
+      open++;
+      peak = Math.max(peak, open);
+      req.resume();
+      setTimeout(() => {
+        open--;
+        res.writeHead(req.url === '/v2/' ? 200 : 404, { 'content-length': '0' }).end();
+      }, 100);
+    });
+    try {
+      const s = storeAt(slow.host, 'bound/library');
       const descs = Array.from({ length: 40 }, (_, i) => ({ mediaType: MediaType.OciLayerGzip, digest: sha256(Buffer.from(String(i))), size: 1 }));
       expect(await Promise.all(descs.map((d) => s.exists(d)))).toEqual(descs.map(() => false));
-      expect(p.log.filter((l) => l.method === 'HEAD')).toHaveLength(40);
-      expect(p.peakInFlight()).toBeLessThanOrEqual(DEFAULT_CONNECTIONS_PER_HOST);
-    });
+      expect(slow.seen.filter((q) => q.method === 'HEAD')).toHaveLength(40);
+      expect(peak).toBeLessThanOrEqual(DEFAULT_CONNECTIONS_PER_HOST);
+    } finally {
+      await slow.stop();
+    }
   });
 });
