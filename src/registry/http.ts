@@ -124,24 +124,15 @@ export class RegistryHttp {
   }
 
   private async fetch(url: URL, init: SendInit, label: string): Promise<HttpResponse> {
-    let body = init.body;
-    let signal = init.signal;
-    let streamed: StreamedBody | undefined;
-    if (body instanceof Readable) {
-      // The bound of a streamed body is kept by StreamedBody (undici's headers timeout would run
-      // from the request's start, and end a long upload).
-      const stop = new AbortController();
-      streamed = new StreamedBody(body, init.headersTimeout ?? this.timeoutMs, (err) => stop.abort(err));
-      body = streamed;
-      signal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
-    }
+    const streamed = init.body instanceof Readable ? new StreamedBody(init.body) : undefined;
+    const body = streamed ?? init.body;
     try {
       const raw = await undiciRequest(url, {
         method: (init.method ?? 'GET') as Dispatcher.HttpMethod,
         headers: init.headers ?? {},
         ...(body !== undefined ? { body } : {}),
-        ...(signal ? { signal } : {}),
-        headersTimeout: streamed ? 0 : (init.headersTimeout ?? this.timeoutMs),
+        ...(init.signal ? { signal: init.signal } : {}),
+        headersTimeout: init.headersTimeout ?? this.timeoutMs,
         bodyTimeout: this.timeoutMs,
         dispatcher: dispatcherFor(url, this.insecure, this.timeoutMs),
       });
@@ -149,8 +140,6 @@ export class RegistryHttp {
     } catch (err) {
       // The stream's own failure (a digest mismatch) is the cause, not the request undici gave up.
       throw streamed?.failure ?? err;
-    } finally {
-      streamed?.answered();
     }
   }
 

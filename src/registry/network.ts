@@ -4,7 +4,6 @@ import { OciToolError } from '../util/errors.js';
 import { RegistryTimeout } from './errors.js';
 import { formatSeconds } from './timeout.js';
 import { maxConnectionsPerHost } from './upload-settings.js';
-import { UPLOAD_STALLED } from './streamed-body.js';
 
 /**
  * The connections under every registry request: one keep-alive pool per TLS policy, and a proxy
@@ -136,7 +135,6 @@ const TIMEOUT_PHRASES: Record<string, string> = {
   UND_ERR_HEADERS_TIMEOUT: 'no answer within',
   UND_ERR_BODY_TIMEOUT: 'the answer stalled for',
   UND_ERR_CONNECT_TIMEOUT: 'could not connect within',
-  [UPLOAD_STALLED]: 'the registry took no byte of the upload for',
 };
 
 /** What kind of timeout ended an exchange, as a phrase, if a timeout is what it was. */
