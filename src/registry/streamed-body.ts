@@ -1,8 +1,8 @@
-import { PassThrough, pipeline, type Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { OciToolError } from '../util/errors.js';
 
 /** Bytes read ahead of the socket for a streamed request body: reading and sending overlap. */
-const READ_AHEAD = 8 * 1024 * 1024;
+const READ_AHEAD = 4 * 1024 * 1024;
 
 /**
  * A request body streamed from `source` through a read-ahead buffer, so that the source is read
@@ -19,11 +19,14 @@ export class StreamedBody extends PassThrough {
 
   constructor(source: Readable) {
     super({ highWaterMark: READ_AHEAD });
-    source.once('error', (err) => {
+    // The source's errors go on to the body, which undici then reports. Piped, not in a pipeline:
+    // undici drops the body once the request is done, which must not destroy (and error) the source,
+    // whose owner ends it.
+    source.on('error', (err) => {
       if (err instanceof OciToolError) this.failure ??= err;
+      this.destroy(err);
     });
-    // pipeline passes the source's errors on to the body, which undici then reports.
-    pipeline(source, this, () => undefined);
+    source.pipe(this);
     this.on('error', () => undefined);
   }
 }
