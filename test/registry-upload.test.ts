@@ -131,4 +131,16 @@ describe('requests in flight to one registry', () => {
       await slow.stop();
     }
   });
+
+  it('requests that start together without a token share one token request', async () => {
+    const tokenReg = await startRegistry({ auth: 'token' });
+    try {
+      const s = new RegistryStore(tokenReg.host, 'tok/shared', { push: true, credential: { username: tokenReg.username!, password: tokenReg.password!, source: 'test' }, locations: new BlobLocations(join(work, 'loc-tok.json')) });
+      const descs = Array.from({ length: 20 }, (_, i) => ({ mediaType: MediaType.OciLayerGzip, digest: sha256(Buffer.from(`t${i}`)), size: 1 }));
+      expect(await Promise.all(descs.map((d) => s.exists(d)))).toEqual(descs.map(() => false));
+      expect(tokenReg.tokenServer!.requests.filter((r) => r.status === 200)).toHaveLength(1);
+    } finally {
+      await tokenReg.stop();
+    }
+  });
 });

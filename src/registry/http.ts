@@ -153,6 +153,7 @@ export class RegistryHttp {
     const attempts = streamed ? 1 : Math.max(1, ro.attempts ?? this.opts.attempts ?? 4);
     const timeout = this.timeoutMs;
     let reauthed = false;
+    const sent: { auth?: string } = {};
     const url = new URL(pathOrUrl, await this.base());
     const label = `${this.host}: ${ro.what}`;
     const deadline = Date.now() + timeout;
@@ -162,7 +163,7 @@ export class RegistryHttp {
       ro.signal?.throwIfAborted();
       let res: HttpResponse;
       try {
-        res = await this.send(method, url, ro, label, Math.max(deadline - Date.now(), minAttempt));
+        res = await this.send(method, url, ro, label, Math.max(deadline - Date.now(), minAttempt), sent);
       } catch (err) {
         if (err instanceof OciToolError) throw err;
         if (ro.signal?.aborted) throw ro.signal.reason;
@@ -177,7 +178,7 @@ export class RegistryHttp {
       }
       if (res.status === 401 && !reauthed && !streamed) {
         const c = pickChallenge(parseChallenges(res.headers.get('www-authenticate')));
-        if (c && (await this.authenticate(c, ro.scopes, true))) {
+        if (c && (await this.authenticate(c, ro.scopes, sent))) {
           await res.cancel();
           reauthed = true;
           continue;
@@ -195,7 +196,8 @@ export class RegistryHttp {
     }
   }
 
-  private async send(method: string, url: URL, ro: RequestOptions, label: string, waitMs: number): Promise<HttpResponse> {
+  /** Sends one attempt (following redirects); `sent.auth` says which Authorization the registry got. */
+  private async send(method: string, url: URL, ro: RequestOptions, label: string, waitMs: number, sent: { auth?: string }): Promise<HttpResponse> {
     // The one rule for credentials, on every request and every hop: only the registry's own origin
     // (scheme, host and port) gets them, never an upload Location or a redirect that names another.
     const home = new URL(await this.base()).origin;
@@ -204,6 +206,7 @@ export class RegistryHttp {
       const headers: Record<string, string> = { 'user-agent': 'ocitool', ...(ro.headers ?? {}) };
       if (target.origin === home) {
         const auth = await this.authHeader(ro.scopes);
+        sent.auth = auth;
         if (auth) headers.authorization = auth;
       }
       const res = await this.fetch(target, { method, headers, ...(ro.body !== undefined ? { body: ro.body } : {}), ...(ro.signal ? { signal: ro.signal } : {}), headersTimeout: waitMs }, label);
@@ -223,15 +226,19 @@ export class RegistryHttp {
     const t = this.tokens.get(scopeKey(scopes));
     if (t && t.expires > Date.now()) return t.header;
     // Expired (or never asked for these scopes): renew now rather than after a 401.
-    if (this.bearer && (await this.authenticate(this.bearer, scopes, false).catch(() => false))) return this.tokens.get(scopeKey(scopes))?.header;
+    if (this.bearer && (await this.authenticate(this.bearer, scopes).catch(() => false))) return this.tokens.get(scopeKey(scopes))?.header;
     return undefined;
   }
 
-  /** Answers a challenge; returns whether there is now something new to send. */
-  private async authenticate(c: Challenge, scopes: string[], after401: boolean): Promise<boolean> {
+  /**
+   * Answers a challenge; returns whether there is now something new to send. `refused` is set after a
+   * 401: what that request carried (a token renewed since by another request is simply used).
+   */
+  private async authenticate(c: Challenge, scopes: string[], refused?: { auth?: string }): Promise<boolean> {
     const cred = this.opts.credential;
     if (c.scheme === 'basic') {
-      if (!cred?.username || cred.password === undefined || this.basic) return false;
+      if (this.basic) return refused !== undefined && refused.auth !== this.basic; // set since by another request
+      if (!cred?.username || cred.password === undefined) return false;
       this.basic = `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}`;
       return true;
     }
@@ -239,6 +246,8 @@ export class RegistryHttp {
     this.bearer = c;
     // Requests that start together with no token share one token request (not one each).
     const key = scopeKey(scopes);
+    const cached = this.tokens.get(key);
+    if (refused && cached && cached.expires > Date.now() && cached.header !== refused.auth) return true;
     let pending = this.pendingTokens.get(key);
     if (!pending) {
       pending = this.fetchToken(c, scopes).finally(() => this.pendingTokens.delete(key));
@@ -246,10 +255,9 @@ export class RegistryHttp {
     }
     const token = await pending;
     if (!token) return false;
-    const old = this.tokens.get(scopeKey(scopes));
-    this.tokens.set(scopeKey(scopes), token);
+    this.tokens.set(key, token);
     // After a 401 a token identical to the one refused changes nothing.
-    return !(after401 && old?.header === token.header);
+    return !(refused && refused.auth === token.header);
   }
 
   private async fetchToken(c: Challenge, scopes: string[]): Promise<CachedToken | undefined> {
