@@ -215,13 +215,33 @@ describe('streamed upload resume', () => {
     await s.push(desc, await layout.fetch(desc));
     expect(server.blobs.get(desc.digest)?.equals(data)).toBe(true);
     const patches = server.log.filter((l) => l.method === 'PATCH');
-    expect(patches).toHaveLength(2);
+    expect(patches, JSON.stringify(server.log)).toHaveLength(2);
     expect(patches[0]!.contentRange).toBeUndefined(); // one streamed PATCH
     const half = Math.floor(data.length / 2);
     expect(patches[1]!.contentRange).toBe(`${half}-${data.length - 1}`);
     // Resumed, not restarted: the bytes sent after the cut are the missing half only.
     expect(server.patchBytes()).toBeLessThan(data.length * 1.6);
     expect(server.log.filter((l) => l.method === 'POST')).toHaveLength(1);
+  });
+
+  it('a blob streamed from another registry resumes the same way (the source GETs the blob again)', async () => {
+    const source = await startSpecServer({});
+    try {
+      server = await startSpecServer({ cutPatch: 1 });
+      const data = randomBytes(4 * 1024 * 1024 + 99);
+      const desc = blobOf(data);
+      source.blobs.set(desc.digest, data);
+      const from = await store(source.host);
+      const to = await store(server.host);
+      await to.push(desc, await from.fetch(desc));
+      expect(server.blobs.get(desc.digest)?.equals(data)).toBe(true);
+      const patches = server.log.filter((l) => l.method === 'PATCH');
+      expect(patches[1]!.contentRange).toBe(`${Math.floor(data.length / 2)}-${data.length - 1}`);
+      expect(server.patchBytes()).toBeLessThan(data.length * 1.6);
+      expect(source.log.filter((l) => l.method === 'GET' && l.url.includes('/blobs/sha256:'))).toHaveLength(2);
+    } finally {
+      await source.stop();
+    }
   });
 
   it('a source that cannot be reopened is not resumed: the failure goes to the copy, which starts over', async () => {
