@@ -67,6 +67,17 @@ describe('pushStream (a blob whose digest is known at its end)', () => {
     expect(Buffer.concat(got).equals(data)).toBe(true);
   });
 
+  it('with a chunk size, in Content-Range chunks of it (the last one shorter)', async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 77);
+    await withProxy(async (p) => {
+      const s = new RegistryStore(p.host, 'stream/chunks', { push: true, chunkSize: 1024 * 1024, locations: new BlobLocations(join(work, 'loc-chunks.json')) });
+      expect(await s.pushStream(pieces(data))).toEqual({ digest: sha256(data), size: data.length });
+      const M = 1024 * 1024;
+      expect(p.log.filter((l) => l.method === 'PATCH').map((l) => l.contentRange)).toEqual([`0-${M - 1}`, `${M}-${2 * M - 1}`, `${2 * M}-${3 * M - 1}`, `${3 * M}-${3 * M + 76}`]);
+    });
+    expect(await storeAt(reg.host, 'stream/chunks').blobSize(sha256(data))).toBe(data.length);
+  });
+
   it('a check that throws stores nothing: no final PUT, the upload is cancelled, HEAD says 404', async () => {
     const data = randomBytes(2 * 1024 * 1024);
     await withProxy(async (p) => {

@@ -199,10 +199,13 @@ export class BlobUpload {
     if (got && got !== digest) throw new OciToolError('DIGEST_MISMATCH', `${this.t.name}: registry stored blob ${digest} as ${got}`);
   }
 
-  /** Drops the upload (best effort: a registry also forgets uploads left alone). */
+  /**
+   * Drops the upload (best effort, given 2 s: a registry also forgets uploads left alone, and a copy
+   * that was cancelled should not wait on this).
+   */
   async cancel(): Promise<void> {
     try {
-      const res = await this.t.http.request('DELETE', this.url.href, { scopes: this.t.scopes, what: `cancel of ${this.what}`, attempts: 1, ok: () => true });
+      const res = await this.t.http.request('DELETE', this.url.href, { scopes: this.t.scopes, what: `cancel of ${this.what}`, attempts: 1, ok: () => true, signal: AbortSignal.timeout(2_000) });
       await res.cancel();
     } catch {
       /* best effort */
