@@ -155,3 +155,13 @@ describe('requests in flight to one registry', () => {
     }
   });
 });
+
+describe('--chunk-size', () => {
+  it('takes a number of bytes of at least 64 KiB: anything else is a usage error (exit 2, one line)', async () => {
+    for (const bad of ['1000', '8M', '-5', '']) {
+      const r = await ocitool(['push', '--chunk-size', bad, `oci:${join(work, 'none')}:x`, `docker://${reg.host}/flags/x:1`]);
+      expect(r.code).toBe(2);
+      expect(r.stderr.trim().split('\n')).toEqual([`ocitool: --chunk-size ${bad}: expected a number of bytes of at least 65536, e.g. --chunk-size 8388608`]);
+    }
+  });
+});
