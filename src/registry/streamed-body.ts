@@ -2,7 +2,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { OciToolError } from '../util/errors.js';
 
 /** Bytes read ahead of the socket for a streamed request body: reading and sending overlap. */
-const READ_AHEAD = 4 * 1024 * 1024;
+const READ_AHEAD = 1024 * 1024;
 
 /**
  * A request body streamed from `source` through a read-ahead buffer, so that the source is read
