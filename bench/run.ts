@@ -6,7 +6,8 @@
  *          on a ~110 MB node_modules tree (bench/fixture, installed with npm ci --ignore-scripts)
  *          and on /usr/share; plus ocitool's peak RSS.
  *   transfer  ocitool push / pull  vs  skopeo copy, a ~700 MB 7-layer image to and from a fresh local
- *          registry (distribution, loopback), runs interleaved; plus ocitool's peak RSS.
+ *          registry (distribution, loopback); push of a one-layer ~240 MB image (/usr/share) to a fresh
+ *          registry, and its copy from one registry to another; runs interleaved; plus peak RSS.
  *   convert  ocitool convert --compression gzip  vs  skopeo copy --dest-compress (layout to layout), and
  *          a gzip image to docker-archive: (decompressing every layer) with both; /usr/share/{doc,man,
  *          locale}, runs interleaved.

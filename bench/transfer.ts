@@ -1,8 +1,9 @@
 /**
- * The registry benchmark: push and pull of a ~700 MB multi-layer image to and from a fresh local
- * registry (Debian's distribution, no auth, on loopback), ocitool against `skopeo copy`, interleaved
- * run by run so that both see the same machine. Each run gets a registry of its own (nothing already
- * stored) and an empty blob-location cache (no cross-repository mounts).
+ * The registry benchmark, ocitool against `skopeo copy` on Debian's distribution (no auth, loopback):
+ * push and pull of a ~700 MB multi-layer image, push of a one-layer ~240 MB image, and a copy of that
+ * image from one registry to another; interleaved run by run so that both see the same machine. Each
+ * run gets a registry of its own (nothing already stored) and an empty blob-location cache (no
+ * cross-repository mounts).
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -57,7 +58,26 @@ export async function benchImage(work: string): Promise<BenchImage> {
   return { layout, ref, layers: manifest.layers.length, blobBytes };
 }
 
+/**
+ * A one-layer image of ~240 MB (compressed): /usr/share in a single gzip layer, built once per bench
+ * run with ocitool build. One large blob is where an upload that waits between chunks loses most.
+ */
+async function oneLayerImage(work: string): Promise<BenchImage> {
+  const layout = join(work, 'one-layer');
+  const ref = `oci:${layout}:bench`;
+  if (!existsSync(join(layout, 'index.json'))) {
+    process.stderr.write('transfer: building the one-layer image of /usr/share…\n');
+    await ocitool(['build', '--tag', ref, '--add', '/usr/share:/usr/share', '-q'], { SOURCE_DATE_EPOCH: '1700000000' });
+  }
+  let blobBytes = 0;
+  const blobs = join(layout, 'blobs', 'sha256');
+  for (const name of await readdir(blobs)) blobBytes += (await stat(join(blobs, name))).size;
+  return { layout, ref, layers: 1, blobBytes };
+}
+
 interface Pair {
+  what: string;
+  bytes: number;
   ours: number[];
   theirs: number[];
   rssKiB: number;
@@ -65,10 +85,16 @@ interface Pair {
 
 const mb = (n: number): string => `${(n / 1e6).toFixed(0)} MB`;
 
+/**
+ * Four cases, each ocitool against `skopeo copy`, interleaved run by run (the order alternating) so
+ * that both see the same machine: push and pull of the 7-layer image, push of the one-layer image to
+ * a fresh registry, and a copy of the one-layer image from one registry to another (both on loopback).
+ */
 export async function benchTransfer(work: string): Promise<string[]> {
   for (const cmd of ['docker-registry', 'skopeo']) execFileSync('sh', ['-c', `command -v ${cmd}`]);
   const img = await benchImage(work);
-  process.stderr.write(`transfer: ${img.layers} layers, ${mb(img.blobBytes)} of blobs\n`);
+  const one = await oneLayerImage(work);
+  process.stderr.write(`transfer: ${img.layers} layers, ${mb(img.blobBytes)} of blobs; one layer, ${mb(one.blobBytes)}\n`);
   // Every run writes into new directories, all removed only at the end: on this machine's ext4
   // (mounted with discard), writing right after a large deletion costs several times more kernel time,
   // which would land on whichever tool runs next.
@@ -78,9 +104,6 @@ export async function benchTransfer(work: string): Promise<string[]> {
     made.push(dir);
     return dir;
   };
-  let out = '';
-  const push: Pair = { ours: [], theirs: [], rssKiB: 0 };
-  const pull: Pair = { ours: [], theirs: [], rssKiB: 0 };
   const skopeoCopy = (src: string, dst: string): Promise<Timed> => run('skopeo', ['copy', '-q', '--src-tls-verify=false', '--dest-tls-verify=false', src, dst]);
   const withRegistry = async <T>(fn: (host: string) => Promise<T>): Promise<T> => {
     const reg = await startRegistry({ storage: fresh('registry') });
@@ -92,59 +115,98 @@ export async function benchTransfer(work: string): Promise<string[]> {
   };
   const freshCache = async (): Promise<NodeJS.ProcessEnv> => ({ OCITOOL_CACHE_DIR: await mkdtemp(join(work, 'cache-')) });
   // Dirty pages left by the previous step (the registry storing an image, a layout just written) are
-  // flushed before every timed run, so that no contender pays for another's writeback; and the order
-  // alternates run by run.
+  // flushed before every timed run, so that no contender pays for another's writeback.
   const settle = (): void => void execFileSync('sync');
-  const oursPush = async (): Promise<void> => {
-    const t = await withRegistry(async (host) => {
+  const pair = (what: string, bytes: number): Pair => ({ what, bytes, ours: [], theirs: [], rssKiB: 0 });
+  const ours = (p: Pair, t: Timed): void => {
+    p.ours.push(t.seconds);
+    p.rssKiB = Math.max(p.rssKiB, t.maxRssKiB ?? 0);
+  };
+  const push7 = pair(`push ${mb(img.blobBytes)} (${img.layers} layers)`, img.blobBytes);
+  const pull7 = pair(`pull ${mb(img.blobBytes)} (${img.layers} layers)`, img.blobBytes);
+  const push1 = pair(`push ${mb(one.blobBytes)} (1 layer)`, one.blobBytes);
+  const copy1 = pair(`registry-to-registry copy ${mb(one.blobBytes)} (1 layer)`, one.blobBytes);
+
+  /** Push of `image` to a fresh registry, by ocitool or skopeo. */
+  const pushCase = (p: Pair, image: BenchImage) => [
+    async (): Promise<void> => {
+      const t = await withRegistry(async (host) => {
+        const env = await freshCache();
+        settle();
+        return ocitool(['push', '-q', image.ref, `docker://${host}/bench/img:1`], env);
+      });
+      ours(p, t);
+    },
+    async (): Promise<void> => {
+      const t = await withRegistry(async (host) => {
+        settle();
+        return skopeoCopy(image.ref, `docker://${host}/bench/img:1`);
+      });
+      p.theirs.push(t.seconds);
+    },
+  ];
+  /** Pull from a registry skopeo filled, into an empty layout each time. */
+  const pullCase = [
+    async (host: string): Promise<void> => {
+      const out = fresh('pulled');
       const env = await freshCache();
       settle();
-      return ocitool(['push', '-q', img.ref, `docker://${host}/bench/img:1`], env);
-    });
-    push.ours.push(t.seconds);
-    push.rssKiB = Math.max(push.rssKiB, t.maxRssKiB ?? 0);
-  };
-  const theirPush = async (): Promise<void> => {
-    const t = await withRegistry(async (host) => {
+      const o = await ocitool(['pull', '-q', `docker://${host}/bench/img:1`, `oci:${out}:1`], env);
+      ours(pull7, o);
+      const expected = o.stdout.trim().split('\n').pop();
+      const got = JSON.parse(execFileSync('skopeo', ['inspect', '--tls-verify=false', `docker://${host}/bench/img:1`]).toString()) as { Digest: string };
+      if (expected !== got.Digest) throw new Error(`ocitool pulled ${expected}, the registry has ${got.Digest}`);
+    },
+    async (host: string): Promise<void> => {
+      const out = fresh('pulled');
       settle();
-      return skopeoCopy(img.ref, `docker://${host}/bench/img:1`);
-    });
-    push.theirs.push(t.seconds);
-  };
-  const oursPull = async (host: string): Promise<void> => {
-    out = fresh('pulled');
-    const env = await freshCache();
-    settle();
-    const o = await ocitool(['pull', '-q', `docker://${host}/bench/img:1`, `oci:${out}:1`], env);
-    pull.ours.push(o.seconds);
-    pull.rssKiB = Math.max(pull.rssKiB, o.maxRssKiB ?? 0);
-    const expected = o.stdout.trim().split('\n').pop();
-    const got = JSON.parse(execFileSync('skopeo', ['inspect', '--tls-verify=false', `docker://${host}/bench/img:1`]).toString()) as { Digest: string };
-    if (expected !== got.Digest) throw new Error(`ocitool pulled ${expected}, the registry has ${got.Digest}`);
-  };
-  const theirPull = async (host: string): Promise<void> => {
-    out = fresh('pulled');
-    settle();
-    pull.theirs.push((await skopeoCopy(`docker://${host}/bench/img:1`, `oci:${out}:1`)).seconds);
-  };
+      pull7.theirs.push((await skopeoCopy(`docker://${host}/bench/img:1`, `oci:${out}:1`)).seconds);
+    },
+  ];
+  /** Copy from a registry skopeo filled to a fresh one. */
+  const copyCase = [
+    async (src: string): Promise<void> => {
+      const t = await withRegistry(async (host) => {
+        const env = await freshCache();
+        settle();
+        return ocitool(['copy', '-q', `docker://${src}/bench/one:1`, `docker://${host}/bench/one:1`], env);
+      });
+      ours(copy1, t);
+      const digest = t.stdout.trim().split('\n').pop();
+      const got = JSON.parse(execFileSync('skopeo', ['inspect', '--tls-verify=false', `docker://${src}/bench/one:1`]).toString()) as { Digest: string };
+      if (digest !== got.Digest) throw new Error(`ocitool copied ${digest}, the source has ${got.Digest}`);
+    },
+    async (src: string): Promise<void> => {
+      const t = await withRegistry(async (host) => {
+        settle();
+        return skopeoCopy(`docker://${src}/bench/one:1`, `docker://${host}/bench/one:1`);
+      });
+      copy1.theirs.push(t.seconds);
+    },
+  ];
+  const last = (p: Pair): string => `${p.ours.at(-1)!.toFixed(2)} s vs skopeo ${p.theirs.at(-1)!.toFixed(2)} s`;
   for (let i = 0; i < REPEAT; i++) {
-    const oursFirst = i % 2 === 0;
-    for (const step of oursFirst ? [oursPush, theirPush] : [theirPush, oursPush]) await step();
-    // Pull: from a registry skopeo filled, into an empty layout each time.
+    const ordered = <T>(xs: T[]): T[] => (i % 2 === 0 ? xs : [...xs].reverse());
+    for (const step of ordered(pushCase(push7, img))) await step();
     await withRegistry(async (host) => {
       await skopeoCopy(img.ref, `docker://${host}/bench/img:1`);
-      for (const step of oursFirst ? [oursPull, theirPull] : [theirPull, oursPull]) await step(host);
+      for (const step of ordered(pullCase)) await step(host);
     });
-    process.stderr.write(`  run ${i + 1}: push ${push.ours.at(-1)!.toFixed(2)} s vs skopeo ${push.theirs.at(-1)!.toFixed(2)} s; pull ${pull.ours.at(-1)!.toFixed(2)} s vs skopeo ${pull.theirs.at(-1)!.toFixed(2)} s\n`);
+    for (const step of ordered(pushCase(push1, one))) await step();
+    await withRegistry(async (src) => {
+      await skopeoCopy(one.ref, `docker://${src}/bench/one:1`);
+      for (const step of ordered(copyCase)) await step(src);
+    });
+    process.stderr.write(`  run ${i + 1}: push7 ${last(push7)}; pull7 ${last(pull7)}; push1 ${last(push1)}; copy1 ${last(copy1)}\n`);
   }
   for (const d of made) await rm(d, { recursive: true, force: true });
-  const line = (what: string, p: Pair): string[] => {
+  const line = (p: Pair): string[] => {
     const o = median(p.ours);
     const t = median(p.theirs);
     return [
-      `${what} ${mb(img.blobBytes)} (${img.layers} layers): ocitool ${o.toFixed(2)} s (${(img.blobBytes / 1e6 / o).toFixed(0)} MB/s, peak RSS ${(p.rssKiB / 1024).toFixed(0)} MiB), skopeo copy ${t.toFixed(2)} s`,
-      `  ratio ocitool/skopeo = ${(o / t).toFixed(2)} (goal <= 0.9); runs: ocitool ${p.ours.map((x) => x.toFixed(2)).join(', ')}; skopeo ${p.theirs.map((x) => x.toFixed(2)).join(', ')}`,
+      `${p.what}: ocitool ${o.toFixed(2)} s (${(p.bytes / 1e6 / o).toFixed(0)} MB/s, peak RSS ${(p.rssKiB / 1024).toFixed(0)} MiB), skopeo copy ${t.toFixed(2)} s`,
+      `  ratio ocitool/skopeo = ${(o / t).toFixed(2)} (goal <= 0.8); runs: ocitool ${p.ours.map((x) => x.toFixed(2)).join(', ')}; skopeo ${p.theirs.map((x) => x.toFixed(2)).join(', ')}`,
     ];
   };
-  return [...line('push', push), ...line('pull', pull)];
+  return [push7, pull7, push1, copy1].flatMap(line);
 }

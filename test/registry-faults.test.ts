@@ -104,8 +104,8 @@ describe('through a misbehaving proxy', () => {
   });
 });
 
-describe('chunked uploads', () => {
-  // A 20 MiB layer goes up in 8 MiB PATCH chunks (Content-Range), then the digest in the PUT.
+describe('uploads', () => {
+  // A 20 MiB layer: one streaming PATCH by default; 8 MiB PATCH chunks (Content-Range) with --chunk-size.
   let bigLayout: string;
   let bigDigest: string;
   beforeAll(async () => {
@@ -119,11 +119,73 @@ describe('chunked uploads', () => {
 
   const patches = (p: FaultProxy) => p.log.filter((l) => l.method === 'PATCH');
 
-  it('sends large blobs in Content-Range chunks and survives 503s on them', async () => {
+  it('sends a large blob as one streaming PATCH, then the digest in an empty PUT', async () => {
+    await withProxy(
+      () => 'none',
+      async (p) => {
+        const r = await ocitool(['push', `oci:${bigLayout}:v1`, `docker://${p.host}/faults/streamed:v1`], { env: { OCITOOL_CACHE_DIR: join(work, 'c3') } });
+        if (r.code !== 0) throw new Error(r.stderr);
+        expect(lastLine(r.stdout)).toBe(bigDigest);
+        expect(patches(p)).toHaveLength(1);
+        expect(patches(p)[0]!.contentRange).toBeUndefined();
+        // The layer went up once: 20 MiB and a bit of tar headers, no more.
+        expect(p.bytesIn.PATCH).toBeGreaterThan(20 * 1024 * 1024);
+        expect(p.bytesIn.PATCH).toBeLessThan(21 * 1024 * 1024);
+        expect(p.bytesIn.PUT ?? 0).toBeLessThan(4096); // the config; the layer's PUT is empty
+      },
+    );
+    await ok(ocitool(['pull', `docker://${reg.host}/faults/streamed:v1`, `oci:${join(work, 'streamed-check')}:v1`]));
+    await ok(ocitool(['verify', '--diff-ids', join(work, 'streamed-check')]));
+  });
+
+  it('honours OCI-Chunk-Min-Length from the registry: chunks of that size', async () => {
+    await withProxy(
+      (_n, method, path) => (method === 'POST' && path.includes('/blobs/uploads/') ? { addHeaders: { 'oci-chunk-min-length': String(4 * 1024 * 1024) } } : 'none'),
+      async (p) => {
+        const r = await ocitool(['push', `oci:${bigLayout}:v1`, `docker://${p.host}/faults/minchunk:v1`], { env: { OCITOOL_CACHE_DIR: join(work, 'c3m') } });
+        if (r.code !== 0) throw new Error(r.stderr);
+        const M = 4 * 1024 * 1024;
+        const sent = patches(p).map((l) => l.contentRange);
+        expect(sent).toHaveLength(6); // 20 MiB and the tar headers in 4 MiB chunks
+        expect(sent.slice(0, 2)).toEqual([`0-${M - 1}`, `${M}-${2 * M - 1}`]);
+      },
+    );
+    await ok(ocitool(['pull', `docker://${reg.host}/faults/minchunk:v1`, `oci:${join(work, 'minchunk-check')}:v1`]));
+    await ok(ocitool(['verify', '--diff-ids', join(work, 'minchunk-check')]));
+  });
+
+  it('a final PUT that the registry committed but whose answer was lost (504, cut connection) is no failure', async () => {
+    for (const lost of ['504', 'drop'] as const) {
+      let done = false;
+      await withProxy(
+        (_n, method, path) => {
+          if (method === 'PUT' && path.includes('digest=') && !done) {
+            done = true;
+            return { lost };
+          }
+          return 'none';
+        },
+        async (p) => {
+          const r = await ocitool(['push', `oci:${bigLayout}:v1`, `docker://${p.host}/faults/lost-${lost}:v1`], { env: { OCITOOL_CACHE_DIR: join(work, `c-lost-${lost}`) } });
+          if (r.code !== 0) throw new Error(r.stderr);
+          expect(lastLine(r.stdout)).toBe(bigDigest);
+          // The blob was asked for (HEAD) after the PUT failed, and not uploaded again.
+          const i = p.log.findIndex((l) => typeof l.fault === 'object' && 'lost' in l.fault);
+          expect(i).toBeGreaterThan(-1);
+          expect(p.log.slice(i + 1).some((l) => l.method === 'HEAD' && l.path.includes(p.log[i]!.path.match(/digest=(sha256%3A|sha256:)([0-9a-f]{64})/)![2]!))).toBe(true);
+          expect(p.log.filter((l) => l.method === 'PATCH')).toHaveLength(1);
+        },
+      );
+      await ok(ocitool(['pull', `docker://${reg.host}/faults/lost-${lost}:v1`, `oci:${join(work, `lost-${lost}-check`)}:v1`]));
+      await ok(ocitool(['verify', '--diff-ids', join(work, `lost-${lost}-check`)]));
+    }
+  });
+
+  it('--chunk-size: Content-Range chunks of that size, surviving 503s on them', async () => {
     await withProxy(
       (n, method) => (method === 'PATCH' && n % 3 === 0 ? '503' : 'none'),
       async (p) => {
-        const r = await ocitool(['push', `oci:${bigLayout}:v1`, `docker://${p.host}/faults/chunked:v1`], { env: { OCITOOL_CACHE_DIR: join(work, 'c4') } });
+        const r = await ocitool(['push', '--chunk-size', String(8 * 1024 * 1024), `oci:${bigLayout}:v1`, `docker://${p.host}/faults/chunked:v1`], { env: { OCITOOL_CACHE_DIR: join(work, 'c4') } });
         if (r.code !== 0) throw new Error(r.stderr);
         expect(lastLine(r.stdout)).toBe(bigDigest);
         const sent = patches(p).filter((l) => l.fault === 'none').map((l) => l.contentRange);
@@ -136,7 +198,7 @@ describe('chunked uploads', () => {
     await ok(ocitool(['verify', '--diff-ids', join(work, 'chunked-check')]));
   });
 
-  it('recovers when an upload is cut off mid-chunk (asks the registry where it got to, resumes or starts over)', async () => {
+  it('recovers when an upload is cut off mid-PATCH (asks the registry where it got to, resumes or starts over)', async () => {
     let cut = false;
     await withProxy(
       (_n, method) => {

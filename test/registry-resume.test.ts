@@ -12,6 +12,10 @@ import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RegistryStore } from '../src/registry/store.js';
 import { BlobLocations } from '../src/registry/blob-locations.js';
+import { OciLayout } from '../src/layout/layout.js';
+import { markReopenable } from '../src/content/reopen.js';
+import { worthRetrying } from '../src/content/copy.js';
+import type { Descriptor } from '../src/spec/types.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +24,8 @@ interface SpecServer {
   host: string;
   log: { method: string; url: string; contentRange?: string; range?: string; status: number }[];
   blobs: Map<string, Buffer>;
+  /** PATCH body bytes the server took in. */
+  patchBytes(): number;
   stop(): Promise<void>;
 }
 
@@ -39,6 +45,7 @@ async function startSpecServer(opts: { cutPatch?: number; cutGet?: boolean; rang
   const blobs = new Map<string, Buffer>();
   const uploads = new Map<string, Buffer>();
   let patches = 0;
+  let received = 0;
   const cutDone = new Set<string>();
   let nextId = 1;
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -67,7 +74,9 @@ async function startSpecServer(opts: { cutPatch?: number; cutGet?: boolean; rang
         if (req.method === 'GET') return send(204, { location: `/v2/r/blobs/uploads/${id}`, range: rangeOf(have) });
         if (req.method === 'PATCH') {
           patches++;
-          const start = Number(/^(\d+)-/.exec(req.headers['content-range'] ?? '')?.[1] ?? -1);
+          // A PATCH without Content-Range is a streamed upload: it appends.
+          const cr = req.headers['content-range'];
+          const start = cr === undefined ? have.length : Number(/^(\d+)-/.exec(cr)?.[1] ?? -1);
           if (start !== have.length) {
             await readAll(req);
             return send(416, { range: rangeOf(have) });
@@ -76,6 +85,7 @@ async function startSpecServer(opts: { cutPatch?: number; cutGet?: boolean; rang
             const half = Math.floor(Number(req.headers['content-length']) / 2);
             let got = 0;
             req.on('data', (c: Buffer) => {
+              received += c.length;
               const take = c.subarray(0, Math.max(0, half - got));
               got += take.length;
               uploads.set(id, Buffer.concat([uploads.get(id)!, take]));
@@ -85,6 +95,7 @@ async function startSpecServer(opts: { cutPatch?: number; cutGet?: boolean; rang
             return;
           }
           const body = await readAll(req);
+          received += body.length;
           const now = Buffer.concat([have, body]);
           uploads.set(id, now);
           return send(202, { location: `/v2/r/blobs/uploads/${id}`, range: rangeOf(now) });
@@ -124,6 +135,7 @@ async function startSpecServer(opts: { cutPatch?: number; cutGet?: boolean; rang
     host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
     log,
     blobs,
+    patchBytes: () => received,
     stop: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -133,8 +145,10 @@ async function startSpecServer(opts: { cutPatch?: number; cutGet?: boolean; rang
 
 let server: SpecServer | undefined;
 let cacheDir: string | undefined;
+const dirs: string[] = [];
 afterEach(async () => {
   await server?.stop();
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
   if (cacheDir) await rm(cacheDir, { recursive: true, force: true });
   server = undefined;
   cacheDir = undefined;
@@ -180,6 +194,89 @@ describe('chunked upload resume', () => {
     wrong[150_000] = wrong[150_000]! ^ 1;
     const s = await store(server.host, 64 * 1024);
     await expect(s.push(blobOf(data), Readable.from([wrong]))).rejects.toThrow(/hashes to sha256:[0-9a-f]{64}, expected/);
+    expect(server.log.some((l) => l.method === 'PUT')).toBe(false);
+    expect(server.blobs.size).toBe(0);
+  });
+});
+
+describe('streamed upload resume', () => {
+  const layoutWith = async (data: Buffer): Promise<{ layout: OciLayout; desc: Descriptor }> => {
+    const dir = await mkdtemp(join(tmpdir(), 'ocitool-resume-layout-'));
+    dirs.push(dir);
+    const layout = await OciLayout.init(dir);
+    return { layout, desc: await layout.putBytes(data, 'application/octet-stream') };
+  };
+
+  it('a streamed PATCH cut halfway resumes from the Range the registry reports (a layout blob is reopened, its prefix not sent again)', async () => {
+    server = await startSpecServer({ cutPatch: 1 });
+    const data = randomBytes(6 * 1024 * 1024 + 4321);
+    const { layout, desc } = await layoutWith(data);
+    const s = await store(server.host);
+    await s.push(desc, await layout.fetch(desc));
+    expect(server.blobs.get(desc.digest)?.equals(data)).toBe(true);
+    const patches = server.log.filter((l) => l.method === 'PATCH');
+    expect(patches, JSON.stringify(server.log)).toHaveLength(2);
+    expect(patches[0]!.contentRange).toBeUndefined(); // one streamed PATCH
+    const half = Math.floor(data.length / 2);
+    expect(patches[1]!.contentRange).toBe(`${half}-${data.length - 1}`);
+    // Resumed, not restarted: the bytes sent after the cut are the missing half only.
+    expect(server.patchBytes()).toBeLessThan(data.length * 1.6);
+    expect(server.log.filter((l) => l.method === 'POST')).toHaveLength(1);
+  });
+
+  it('a blob streamed from another registry resumes the same way (the source GETs the blob again)', async () => {
+    const source = await startSpecServer({});
+    try {
+      server = await startSpecServer({ cutPatch: 1 });
+      const data = randomBytes(4 * 1024 * 1024 + 99);
+      const desc = blobOf(data);
+      source.blobs.set(desc.digest, data);
+      const from = await store(source.host);
+      const to = await store(server.host);
+      await to.push(desc, await from.fetch(desc));
+      expect(server.blobs.get(desc.digest)?.equals(data)).toBe(true);
+      const patches = server.log.filter((l) => l.method === 'PATCH');
+      expect(patches[1]!.contentRange).toBe(`${Math.floor(data.length / 2)}-${data.length - 1}`);
+      expect(server.patchBytes()).toBeLessThan(data.length * 1.6);
+      expect(source.log.filter((l) => l.method === 'GET' && l.url.includes('/blobs/sha256:'))).toHaveLength(2);
+    } finally {
+      await source.stop();
+    }
+  });
+
+  it('a source that cannot be reopened is not resumed: the failure goes to the copy, which starts over', async () => {
+    server = await startSpecServer({ cutPatch: 1 });
+    const data = randomBytes(3 * 1024 * 1024);
+    const s = await store(server.host);
+    const err = await s.push(blobOf(data), Readable.from([data])).catch((e: unknown) => e);
+    expect(worthRetrying(err)).toBe(true);
+    expect(server.log.filter((l) => l.method === 'PATCH')).toHaveLength(1);
+    expect(server.log.some((l) => l.method === 'PUT')).toBe(false);
+  });
+
+  it('a reopened source is verified whole: a prefix that changed since fails the push, nothing is committed', async () => {
+    server = await startSpecServer({ cutPatch: 1 });
+    const data = randomBytes(3 * 1024 * 1024);
+    const desc = blobOf(data);
+    const changed = Buffer.from(data);
+    changed[10] = changed[10]! ^ 1; // before the cut: the registry's copy of it is not sent again
+    const first = markReopenable(Readable.from([data]), async () => Readable.from([changed]));
+    const s = await store(server.host);
+    await expect(s.push(desc, first)).rejects.toThrow(/hashes to sha256:[0-9a-f]{64}, expected/);
+    // The resume was tried (the registry asked where it got to), and the reopened bytes were checked.
+    expect(server.log.some((l) => l.method === 'GET' && l.url.includes('/uploads/'))).toBe(true);
+    expect(server.log.some((l) => l.method === 'PUT')).toBe(false);
+    expect(server.blobs.size).toBe(0);
+  });
+
+  it('streamed content that does not match its digest is never committed', async () => {
+    server = await startSpecServer({});
+    const data = randomBytes(3 * 1024 * 1024);
+    const wrong = Buffer.from(data);
+    wrong[2_000_000] = wrong[2_000_000]! ^ 1;
+    const s = await store(server.host);
+    await expect(s.push(blobOf(data), Readable.from([wrong]))).rejects.toThrow(/hashes to sha256:[0-9a-f]{64}, expected/);
+    expect(server.log.filter((l) => l.method === 'PATCH').length).toBeLessThanOrEqual(1);
     expect(server.log.some((l) => l.method === 'PUT')).toBe(false);
     expect(server.blobs.size).toBe(0);
   });

@@ -1,6 +1,7 @@
 import type { Argv } from 'yargs';
 import { parseCreds, type Credential } from '../registry/auth/credentials.js';
 import { DEFAULT_TIMEOUT_SECONDS, parseTimeoutSeconds, setRegistryTimeout } from '../registry/timeout.js';
+import { DEFAULT_CONNECTIONS_PER_HOST, MIN_CHUNK_SIZE, setMaxConnectionsPerHost, setUploadChunkSize } from '../registry/upload-settings.js';
 import { OciToolError } from '../util/errors.js';
 
 /** The registry flags of commands that reach one registry: credentials, TLS and the request bound. */
@@ -10,6 +11,7 @@ export interface RegistryFlags {
   'password-stdin': boolean;
   insecure: boolean;
   timeout?: string;
+  'chunk-size'?: string;
 }
 
 /** Applies `--timeout` to every registry request of the process. */
@@ -20,8 +22,25 @@ function applyTimeout(args: { timeout?: unknown }): void {
   setRegistryTimeout(seconds);
 }
 
+/**
+ * Applies `--chunk-size`, and caps the connections to one registry at the command's `--concurrency`
+ * (where it has one) and two more: one per transfer, and spares for token and status requests.
+ */
+function applyUpload(args: { 'chunk-size'?: unknown; concurrency?: unknown }): void {
+  const c = args['chunk-size'];
+  if (c !== undefined) {
+    const n = /^\d+$/.test(String(c).trim()) ? Number(String(c).trim()) : NaN;
+    if (!Number.isSafeInteger(n) || n < MIN_CHUNK_SIZE) throw new OciToolError('USAGE', `--chunk-size ${String(c)}: expected a number of bytes of at least ${MIN_CHUNK_SIZE}, e.g. --chunk-size 8388608`);
+    setUploadChunkSize(n);
+  }
+  const k = args.concurrency;
+  setMaxConnectionsPerHost(typeof k === 'number' && Number.isSafeInteger(k) && k >= 1 ? k + 2 : DEFAULT_CONNECTIONS_PER_HOST);
+}
+
 export function registryOptions<T>(y: Argv<T>): Argv<T & RegistryFlags> {
   return y
+    .option('chunk-size', { type: 'string', describe: `upload blobs in PATCH chunks of this many bytes (at least ${MIN_CHUNK_SIZE}; default: one streaming PATCH per blob, chunks only when the registry asks)` })
+    .middleware(applyUpload)
     .option('timeout', {
       type: 'string',
       describe: `seconds a registry may take to answer (connecting, headers, retries together) or stay silent mid-body (default ${DEFAULT_TIMEOUT_SECONDS})`,

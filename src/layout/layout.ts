@@ -3,6 +3,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pipeline as pipelineCb } from 'node:stream';
+import { markReopenable } from '../content/reopen.js';
 import { digestOf, hashAlgorithmOf, isValidDigest, parseDigest } from '../digest/digest.js';
 import { HashingStream, VerifyingStream, isVerifiedFor } from '../digest/verify.js';
 import type { Collectable, PushStreamOptions, Store, StreamPusher } from '../content/store.js';
@@ -221,7 +222,8 @@ export class OciLayout implements Store, Collectable, StreamPusher {
     const src = fh.createReadStream({ highWaterMark: 1 << 20 });
     const verifier = new VerifyingStream(desc, `blob ${desc.digest} in ${this.name}`);
     const out = pipelineCb(src, verifier, () => undefined);
-    return opts.signal ? abortWith(opts.signal, out) : out;
+    // Reopenable: an upload of it that broke mid-way resumes instead of starting over.
+    return markReopenable(opts.signal ? abortWith(opts.signal, out) : out, () => this.fetch(desc, opts));
   }
 
   /** A whole small blob (manifest, config), verified. */

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request as undiciRequest, type Dispatcher } from './undici.js';
 import { OciToolError } from '../util/errors.js';
@@ -7,6 +8,7 @@ import { RegistryError, describeStatus, parseErrorBody, parseRetryAfter, retryab
 import { certificateError, dispatcherFor, isLoopbackHost, transferFailure } from './network.js';
 import { HttpResponse } from './response.js';
 import { registryTimeoutMs } from './timeout.js';
+import { StreamedBody } from './streamed-body.js';
 
 export interface RegistryHttpOptions {
   credential?: Credential;
@@ -22,8 +24,11 @@ export interface RegistryHttpOptions {
 
 export interface RequestOptions {
   headers?: Record<string, string>;
-  /** A body; it is sent again on a retry. */
-  body?: Buffer;
+  /**
+   * A body. A buffer is sent again on a retry; a stream is sent once (read ahead of the socket, see
+   * StreamedBody), so a request with one is never retried here: the caller recovers.
+   */
+  body?: Buffer | Readable;
   /** Scopes the request needs, e.g. `repository:foo/bar:pull`. */
   scopes: string[];
   /** What the request is about, for error messages. */
@@ -41,7 +46,7 @@ const MAX_TOKEN_BODY = 1024 * 1024;
 interface SendInit {
   method?: string;
   headers?: Record<string, string>;
-  body?: Buffer | string;
+  body?: Buffer | string | Readable;
   signal?: AbortSignal;
   /** Wait for the answer's headers at most this long (default: the request bound). */
   headersTimeout?: number;
@@ -71,6 +76,7 @@ export class RegistryHttp {
   readonly apiHost: string;
   private basePromise?: Promise<string>;
   private readonly tokens = new Map<string, CachedToken>();
+  private readonly pendingTokens = new Map<string, Promise<CachedToken | undefined>>();
   /** The last Bearer challenge: lets an expired token be renewed before a request instead of after a 401. */
   private bearer?: Challenge;
   private basic?: string;
@@ -118,16 +124,23 @@ export class RegistryHttp {
   }
 
   private async fetch(url: URL, init: SendInit, label: string): Promise<HttpResponse> {
-    const raw = await undiciRequest(url, {
-      method: (init.method ?? 'GET') as Dispatcher.HttpMethod,
-      headers: init.headers ?? {},
-      ...(init.body !== undefined ? { body: init.body } : {}),
-      ...(init.signal ? { signal: init.signal } : {}),
-      headersTimeout: init.headersTimeout ?? this.timeoutMs,
-      bodyTimeout: this.timeoutMs,
-      dispatcher: dispatcherFor(url, this.insecure, this.timeoutMs),
-    });
-    return new HttpResponse(raw, url.href, label, this.timeoutMs);
+    const streamed = init.body instanceof Readable ? new StreamedBody(init.body) : undefined;
+    const body = streamed ?? init.body;
+    try {
+      const raw = await undiciRequest(url, {
+        method: (init.method ?? 'GET') as Dispatcher.HttpMethod,
+        headers: init.headers ?? {},
+        ...(body !== undefined ? { body } : {}),
+        ...(init.signal ? { signal: init.signal } : {}),
+        headersTimeout: init.headersTimeout ?? this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+        dispatcher: dispatcherFor(url, this.insecure, this.timeoutMs),
+      });
+      return new HttpResponse(raw, url.href, label, this.timeoutMs);
+    } catch (err) {
+      // The stream's own failure (a digest mismatch) is the cause, not the request undici gave up.
+      throw streamed?.failure ?? err;
+    }
   }
 
   /**
@@ -136,9 +149,11 @@ export class RegistryHttp {
    * share of it, so a registry that never answers costs the bound once, not once per attempt.
    */
   async request(method: string, pathOrUrl: string, ro: RequestOptions): Promise<HttpResponse> {
-    const attempts = Math.max(1, ro.attempts ?? this.opts.attempts ?? 4);
+    const streamed = ro.body instanceof Readable;
+    const attempts = streamed ? 1 : Math.max(1, ro.attempts ?? this.opts.attempts ?? 4);
     const timeout = this.timeoutMs;
     let reauthed = false;
+    const sent: { auth?: string } = {};
     const url = new URL(pathOrUrl, await this.base());
     const label = `${this.host}: ${ro.what}`;
     const deadline = Date.now() + timeout;
@@ -148,7 +163,7 @@ export class RegistryHttp {
       ro.signal?.throwIfAborted();
       let res: HttpResponse;
       try {
-        res = await this.send(method, url, ro, label, Math.max(deadline - Date.now(), minAttempt));
+        res = await this.send(method, url, ro, label, Math.max(deadline - Date.now(), minAttempt), sent);
       } catch (err) {
         if (err instanceof OciToolError) throw err;
         if (ro.signal?.aborted) throw ro.signal.reason;
@@ -161,9 +176,9 @@ export class RegistryHttp {
         }
         throw transferFailure(label, err, timeout);
       }
-      if (res.status === 401 && !reauthed) {
+      if (res.status === 401 && !reauthed && !streamed) {
         const c = pickChallenge(parseChallenges(res.headers.get('www-authenticate')));
-        if (c && (await this.authenticate(c, ro.scopes, true))) {
+        if (c && (await this.authenticate(c, ro.scopes, sent))) {
           await res.cancel();
           reauthed = true;
           continue;
@@ -181,7 +196,8 @@ export class RegistryHttp {
     }
   }
 
-  private async send(method: string, url: URL, ro: RequestOptions, label: string, waitMs: number): Promise<HttpResponse> {
+  /** Sends one attempt (following redirects); `sent.auth` says which Authorization the registry got. */
+  private async send(method: string, url: URL, ro: RequestOptions, label: string, waitMs: number, sent: { auth?: string }): Promise<HttpResponse> {
     // The one rule for credentials, on every request and every hop: only the registry's own origin
     // (scheme, host and port) gets them, never an upload Location or a redirect that names another.
     const home = new URL(await this.base()).origin;
@@ -190,6 +206,7 @@ export class RegistryHttp {
       const headers: Record<string, string> = { 'user-agent': 'ocitool', ...(ro.headers ?? {}) };
       if (target.origin === home) {
         const auth = await this.authHeader(ro.scopes);
+        sent.auth = auth;
         if (auth) headers.authorization = auth;
       }
       const res = await this.fetch(target, { method, headers, ...(ro.body !== undefined ? { body: ro.body } : {}), ...(ro.signal ? { signal: ro.signal } : {}), headersTimeout: waitMs }, label);
@@ -209,26 +226,38 @@ export class RegistryHttp {
     const t = this.tokens.get(scopeKey(scopes));
     if (t && t.expires > Date.now()) return t.header;
     // Expired (or never asked for these scopes): renew now rather than after a 401.
-    if (this.bearer && (await this.authenticate(this.bearer, scopes, false).catch(() => false))) return this.tokens.get(scopeKey(scopes))?.header;
+    if (this.bearer && (await this.authenticate(this.bearer, scopes).catch(() => false))) return this.tokens.get(scopeKey(scopes))?.header;
     return undefined;
   }
 
-  /** Answers a challenge; returns whether there is now something new to send. */
-  private async authenticate(c: Challenge, scopes: string[], after401: boolean): Promise<boolean> {
+  /**
+   * Answers a challenge; returns whether there is now something new to send. `refused` is set after a
+   * 401: what that request carried (a token renewed since by another request is simply used).
+   */
+  private async authenticate(c: Challenge, scopes: string[], refused?: { auth?: string }): Promise<boolean> {
     const cred = this.opts.credential;
     if (c.scheme === 'basic') {
-      if (!cred?.username || cred.password === undefined || this.basic) return false;
+      if (this.basic) return refused !== undefined && refused.auth !== this.basic; // set since by another request
+      if (!cred?.username || cred.password === undefined) return false;
       this.basic = `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}`;
       return true;
     }
     if (c.scheme !== 'bearer' || !c.params.realm) return false;
     this.bearer = c;
-    const token = await this.fetchToken(c, scopes);
+    // Requests that start together with no token share one token request (not one each).
+    const key = scopeKey(scopes);
+    const cached = this.tokens.get(key);
+    if (refused && cached && cached.expires > Date.now() && cached.header !== refused.auth) return true;
+    let pending = this.pendingTokens.get(key);
+    if (!pending) {
+      pending = this.fetchToken(c, scopes).finally(() => this.pendingTokens.delete(key));
+      this.pendingTokens.set(key, pending);
+    }
+    const token = await pending;
     if (!token) return false;
-    const old = this.tokens.get(scopeKey(scopes));
-    this.tokens.set(scopeKey(scopes), token);
+    this.tokens.set(key, token);
     // After a 401 a token identical to the one refused changes nothing.
-    return !(after401 && old?.header === token.header);
+    return !(refused && refused.auth === token.header);
   }
 
   private async fetchToken(c: Challenge, scopes: string[]): Promise<CachedToken | undefined> {

@@ -3,6 +3,7 @@ import { Agent, ProxyAgent, type Dispatcher } from './undici.js';
 import { OciToolError } from '../util/errors.js';
 import { RegistryTimeout } from './errors.js';
 import { formatSeconds } from './timeout.js';
+import { maxConnectionsPerHost } from './upload-settings.js';
 
 /**
  * The connections under every registry request: one keep-alive pool per TLS policy, and a proxy
@@ -116,11 +117,14 @@ const pools = new Map<string, Dispatcher>();
 export function dispatcherFor(url: URL, insecure: boolean, timeoutMs: number, env: ProxyEnv = proxyEnvFrom()): Dispatcher {
   const proxy = proxyFor(url, env);
   const connectTimeout = Math.min(timeoutMs, MAX_CONNECT_MS);
-  const key = `${insecure ? 'insecure' : 'verified'} ${connectTimeout} ${proxy ?? 'direct'}`;
+  // A cap on connections per origin (requests past it wait for one): the copy's limiter bounds its
+  // requests, and this bounds everything else too (auth, status queries, a library caller's own).
+  const connections = maxConnectionsPerHost();
+  const key = `${insecure ? 'insecure' : 'verified'} ${connectTimeout} ${connections} ${proxy ?? 'direct'}`;
   let d = pools.get(key);
   if (!d) {
     const tls = { rejectUnauthorized: !insecure };
-    const timeouts = { connectTimeout, keepAliveTimeout: KEEP_ALIVE_MS };
+    const timeouts = { connectTimeout, keepAliveTimeout: KEEP_ALIVE_MS, connections };
     d = proxy ? new ProxyAgent({ uri: proxy, requestTls: tls, ...timeouts }) : new Agent({ connect: tls, ...timeouts });
     pools.set(key, d);
   }

@@ -96,6 +96,54 @@ describe('the request bound', () => {
     );
   });
 
+  /** A registry that takes uploads: POST, then PATCH (read whole) and PUT answered at once. */
+  const uploads = (req: IncomingMessage, res: ServerResponse): void => {
+    req.resume();
+    req.once('end', () => {
+      if (req.method === 'POST' || req.method === 'PATCH') res.writeHead(202, { location: '/v2/r/blobs/uploads/u1', 'content-length': '0' }).end();
+      else if (req.method === 'PUT') res.writeHead(201, { 'content-length': '0' }).end();
+      else res.writeHead(404, { 'content-length': '0' }).end();
+    });
+  };
+
+  it('a streamed upload from a slow source is no timeout: only bytes waiting for the registry count', async () => {
+    await withFake(uploads, async (s) => {
+      const store = new RegistryStore(s.host, 'r', { push: true, timeoutMs: 800 });
+      // 8 small pieces (never enough to fill the socket's buffer), 300 ms apart: 2.4 s in all, three
+      // times the bound.
+      const slow = Readable.from((async function* () {
+        for (let i = 0; i < 8; i++) {
+          await new Promise((r) => setTimeout(r, 300));
+          yield Buffer.alloc(1024, i);
+        }
+      })());
+      const put = await store.pushStream(slow);
+      expect(put.size).toBe(8 * 1024);
+      expect(s.seen.map((q) => q.method)).toEqual(['POST', 'PATCH', 'PUT']);
+    });
+  });
+
+  it('a registry that stops taking a streamed upload: one timeout line after the bound', async () => {
+    await withFake(
+      (req, res) => {
+        if (req.method === 'POST') {
+          req.resume();
+          res.writeHead(202, { location: '/v2/r/blobs/uploads/u1', 'content-length': '0' }).end();
+        } else if (req.method === 'PATCH') req.pause(); // never read, never answered
+        else uploads(req, res);
+      },
+      async (s) => {
+        const store = new RegistryStore(s.host, 'r', { push: true, timeoutMs: 800 });
+        const mib = Buffer.alloc(1024 * 1024, 7);
+        const started = Date.now();
+        const err = await store.pushStream(Readable.from(Array.from({ length: 64 }, () => mib))).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(RegistryTimeout);
+        expect((err as Error).message).toBe(`${s.host}: upload of a new blob to r: timed out: no answer within 0.8 s (--timeout)`);
+        expect(Date.now() - started).toBeLessThan(4_000);
+      },
+    );
+  });
+
   it('retries fit in the bound: a 503 with a long Retry-After is not waited for', async () => {
     await withFake(
       (req, res) => res.writeHead(503, { 'retry-after': '30', 'content-type': 'application/json' }).end('{"errors":[{"code":"UNAVAILABLE"}]}'),

@@ -1,23 +1,25 @@
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { pipeline as pipelineCb } from 'node:stream';
-import { fetchBytes, readCapped, type Store } from '../content/store.js';
+import { fetchBytes, readCapped, type PushStreamOptions, type Store, type StreamPusher } from '../content/store.js';
+import { markReopenable, reopenerOf } from '../content/reopen.js';
 import { digestOf, isValidDigest } from '../digest/digest.js';
-import { VerifyingStream, isVerifiedFor, markVerified } from '../digest/verify.js';
+import { HashingStream, VerifyingStream, isVerifiedFor, markVerified } from '../digest/verify.js';
 import { schema1Digest } from '../convert/schema1.js';
 import { MANIFEST_ACCEPT, MediaType, isManifestType, isSchema1Type } from '../spec/media-types.js';
 import { checkIndex, detectManifestType, parseJson, MAX_JSON_BYTES } from '../spec/parse.js';
 import type { Descriptor, ImageIndex } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
 import type { Credential } from './auth/credentials.js';
-import { RegistryError, RegistryTimeout } from './errors.js';
+import { BlobUpload, minChunkOf } from './upload.js';
+import { MIN_CHUNK_SIZE, uploadChunkSize } from './upload-settings.js';
 import { ResumingBody } from './resuming-body.js';
 import { listTags, type TagListOptions } from './tags.js';
 import { blobLocations, type BlobLocations } from './blob-locations.js';
 import { RegistryHttp, type RegistryHttpOptions } from './http.js';
 import type { HttpResponse } from './response.js';
 
-const DEFAULT_CHUNK = 8 * 1024 * 1024;
+/** Blobs up to this size go up in one PUT, read into memory (one request less than a PATCH). */
+const MONOLITHIC_MAX = 1024 * 1024;
 
 export interface RegistryStoreOptions extends RegistryHttpOptions {
   /** Ask for push access too (default: pull only). */
@@ -25,20 +27,23 @@ export interface RegistryStoreOptions extends RegistryHttpOptions {
   credential?: Credential;
   /** Where blobs were seen before (for cross-repository mounts); default the process-wide cache. */
   locations?: BlobLocations;
-  /** Blobs larger than this go up in chunks of this size (default 8 MiB); smaller ones in one PUT. */
+  /**
+   * Send blobs in PATCH chunks of this size (at least 64 KiB); default: the process's `--chunk-size`,
+   * else one streaming PATCH per blob (chunks only when the registry asks, OCI-Chunk-Min-Length).
+   */
   chunkSize?: number;
 }
 
 /** A repository in a registry, as a Store: the distribution API's blobs, uploads and manifests endpoints. */
-export class RegistryStore implements Store {
+export class RegistryStore implements Store, StreamPusher {
   readonly name: string;
   readonly http: RegistryHttp;
-  private readonly scopes: string[];
+  readonly scopes: string[];
   private readonly locations: BlobLocations;
-  private readonly chunkSize: number;
+  private readonly chunkSize: number | undefined;
   private readonly mountSources: string[] = [];
   /** Uploads a registry started in answer to a mount it did not do, by digest. */
-  private readonly startedUploads = new Map<string, string>();
+  private readonly startedUploads = new Map<string, { location: string; minChunk: number }>();
 
   constructor(
     readonly host: string,
@@ -47,7 +52,7 @@ export class RegistryStore implements Store {
   ) {
     this.name = `docker://${host}/${repository}`;
     this.locations = opts.locations ?? blobLocations;
-    this.chunkSize = Math.max(64 * 1024, opts.chunkSize ?? DEFAULT_CHUNK);
+    this.chunkSize = opts.chunkSize;
     this.http = new RegistryHttp(host, opts);
     this.scopes = [`repository:${repository}:${opts.push ? 'pull,push' : 'pull'}`];
   }
@@ -99,7 +104,8 @@ export class RegistryStore implements Store {
     const res = await get({});
     if (kind === 'blobs') await this.locations.record(this.host, this.repository, desc.digest);
     const body = new ResumingBody(res, (offset) => get({ range: `bytes=${offset}-` }), { what: `${what} (from ${this.host})`, ...(opts.signal ? { signal: opts.signal } : {}) });
-    return pipelineCb(body, new VerifyingStream(desc, `${what} (from ${this.host})`), () => undefined);
+    // Reopenable (a GET again), for a destination whose upload broke mid-way.
+    return markReopenable(pipelineCb(body, new VerifyingStream(desc, `${what} (from ${this.host})`), () => undefined), () => this.fetch(desc, opts));
   }
 
   /**
@@ -184,7 +190,7 @@ export class RegistryStore implements Store {
       // 202: the registry started an ordinary upload instead; push() will use it.
       const location = res?.status === 202 ? res.headers.get('location') : null;
       if (location) {
-        this.startedUploads.set(desc.digest, location);
+        this.startedUploads.set(desc.digest, { location, minChunk: minChunkOf(res!.headers.get('oci-chunk-min-length')) });
         return undefined;
       }
     }
@@ -192,10 +198,9 @@ export class RegistryStore implements Store {
   }
 
   /**
-   * Uploads a blob. Small blobs are read into memory and sent in one PUT; larger ones go up in
-   * chunks (PATCH with Content-Range), each held in memory until the registry has it, so that a chunk
-   * that fails is sent again from the offset the registry reports. A registry that lost the upload
-   * (or will not say where it is) gets a retryable error: the copy starts the blob over.
+   * Uploads a blob (see upload.ts): a small one in one PUT; a larger one as one streaming PATCH,
+   * resumed from where the registry got to when it breaks and the content can be reopened, or in
+   * chunks where the registry or `chunkSize` asks for them; then the final PUT, which commits.
    */
   async push(desc: Descriptor, content: Readable, opts: { signal?: AbortSignal } = {}): Promise<void> {
     if (isManifestType(desc.mediaType)) {
@@ -204,30 +209,23 @@ export class RegistryStore implements Store {
       return;
     }
     const what = `upload of blob ${desc.digest} to ${this.repository}`;
-    const signal = opts.signal ? { signal: opts.signal } : {};
     // Verified on the way out: the final PUT (which commits the blob) happens only after the whole
     // stream has hashed right.
-    const verified = isVerifiedFor(content, desc.digest) ? content : pipelineCb(content, new VerifyingStream(desc, `blob ${desc.digest}`), () => undefined);
+    const verifiedOf = (s: Readable): Readable => (isVerifiedFor(s, desc.digest) ? s : pipelineCb(s, new VerifyingStream(desc, `blob ${desc.digest}`), () => undefined));
+    const verified = verifiedOf(content);
+    const reopen = reopenerOf(content);
+    const started = this.startedUploads.get(desc.digest);
+    this.startedUploads.delete(desc.digest);
     try {
-      let location = this.startedUploads.get(desc.digest);
-      this.startedUploads.delete(desc.digest);
-      let minChunk = 0;
-      if (!location) {
-        const start = await this.http.request('POST', `/v2/${this.repository}/blobs/uploads/`, { scopes: this.scopes, what, headers: { 'content-length': '0' }, ...signal });
-        location = start.headers.get('location') ?? undefined;
-        minChunk = Number(start.headers.get('oci-chunk-min-length') ?? 0) || 0;
-        await start.cancel();
-        if (!location) throw new RegistryError(`${this.host}: ${what}: no Location in the upload answer`, start.status, []);
-      }
-      const base = await this.http.base();
-      let url = new URL(location, base);
-      const chunkSize = Math.max(this.chunkSize, minChunk);
-      if (desc.size >= 0 && desc.size <= chunkSize) {
+      const up = await BlobUpload.start(this, what, opts.signal, started);
+      const chunk = this.chunkFor(up);
+      if (desc.size >= 0 && desc.size <= (chunk ?? MONOLITHIC_MAX)) {
         const bytes = await readCapped(verified, Math.max(desc.size, 0), desc.digest);
-        await this.finishUpload(url, desc, bytes, what, opts.signal);
+        await up.commit(desc.digest, desc.size, bytes);
       } else {
-        url = await this.uploadChunks(url, verified, chunkSize, what, opts.signal);
-        await this.finishUpload(url, desc, Buffer.alloc(0), what, opts.signal);
+        if (chunk) await up.chunks(verified, chunk);
+        else await up.stream(verified, desc.size >= 0 ? desc.size : undefined, reopen && (async () => verifiedOf(await reopen())));
+        await up.commit(desc.digest, desc.size);
       }
     } finally {
       verified.destroy();
@@ -235,88 +233,40 @@ export class RegistryStore implements Store {
     await this.locations.record(this.host, this.repository, desc.digest);
   }
 
-  /** Sends `stream` in PATCH requests of `chunkSize` bytes; returns the location to finish at. */
-  private async uploadChunks(start: URL, stream: Readable, chunkSize: number, what: string, signal?: AbortSignal): Promise<URL> {
-    let url = start;
-    let offset = 0; // bytes the registry has
-    const buf = Buffer.allocUnsafe(chunkSize);
-    let fill = 0;
-    const flush = async (): Promise<void> => {
-      let sent = 0; // bytes of buf the registry has
-      for (let tries = 0; sent < fill; tries++) {
-        const body = buf.subarray(sent, fill);
-        try {
-          const res = await this.http.request('PATCH', url.href, {
-            scopes: this.scopes,
-            what: `${what} (bytes ${offset}-${offset + body.length - 1})`,
-            headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${offset + body.length - 1}` },
-            body,
-            // Not resent blindly: part of it may have arrived. The registry is asked where it got to.
-            attempts: 1,
-            ...(signal ? { signal } : {}),
-          });
-          await res.cancel();
-          url = new URL(res.headers.get('location') ?? url.href, url);
-          offset += body.length;
-          sent = fill;
-        } catch (err) {
-          // A registry that let the bound run out has had its time (and the request its retries).
-          if (signal?.aborted || tries >= 4 || err instanceof RegistryTimeout || (err instanceof RegistryError && (err.status === 401 || err.status === 403))) throw err;
-          const wait = err instanceof RegistryError && err.retryAfter !== undefined ? Math.min(err.retryAfter, 60) * 1000 : 100 * 2 ** tries;
-          await sleep(wait, undefined, signal ? { signal } : {});
-          // Where did the registry get to? Resume from there if it lies within this chunk.
-          const have = await this.uploadOffset(url, what, signal);
-          const chunkStart = offset - sent;
-          if (have === undefined || have < chunkStart || have > chunkStart + fill) {
-            throw new RegistryError(`${this.host}: ${what}: the registry lost the upload at byte ${offset} (${err instanceof Error ? err.message : String(err)})`, 503, [{ code: 'BLOB_UPLOAD_INVALID' }]);
-          }
-          sent = have - chunkStart;
-          offset = have;
-        }
-      }
-      fill = 0;
-    };
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      let pos = 0;
-      while (pos < chunk.length) {
-        const n = Math.min(chunk.length - pos, chunkSize - fill);
-        chunk.copy(buf, fill, pos, pos + n);
-        fill += n;
-        pos += n;
-        if (fill === chunkSize) await flush();
-      }
-    }
-    if (fill > 0) await flush();
-    return url;
-  }
-
-  /** The number of bytes an upload in progress holds, from its `Range: 0-N`; undefined if unknown. */
-  private async uploadOffset(url: URL, what: string, signal?: AbortSignal): Promise<number | undefined> {
+  /**
+   * A blob whose digest is known only at its end (StreamPusher): one streaming PATCH while hashing,
+   * `check` once the last byte is in, then the final PUT under the computed digest (committed even if
+   * the registry had the blob: asking first would cost as much as the PUT). Nothing is kept to replay:
+   * a failure throws (network trouble and retryable answers as such) and the caller makes the stream
+   * again; the upload is cancelled.
+   */
+  async pushStream(content: Readable, opts: PushStreamOptions = {}): Promise<{ digest: string; size: number }> {
+    opts.signal?.throwIfAborted();
+    const hashing = new HashingStream('sha256');
+    const hashed = pipelineCb(content, hashing, () => undefined);
+    let up: BlobUpload | undefined;
     try {
-      const res = await this.http.request('GET', url.href, { scopes: this.scopes, what: `status of ${what}`, ...(signal ? { signal } : {}) });
-      await res.cancel();
-      const range = res.headers.get('range');
-      if (!range || /^(bytes=)?0-0$/.test(range)) return 0; // distribution says 0-0 for an empty upload
-      const m = /^(?:bytes=)?0-(\d+)$/.exec(range);
-      return m ? Number(m[1]) + 1 : undefined;
-    } catch {
-      return undefined;
+      up = await BlobUpload.start(this, `upload of a new blob to ${this.repository}`, opts.signal);
+      const chunk = this.chunkFor(up);
+      if (chunk) await up.chunks(hashed, chunk);
+      else await up.stream(hashed, undefined);
+      const put = { digest: hashing.digest, size: hashing.size };
+      opts.check?.(put);
+      await up.commit(put.digest, put.size);
+      await this.locations.record(this.host, this.repository, put.digest);
+      return put;
+    } catch (err) {
+      hashed.destroy();
+      await up?.cancel();
+      throw err;
     }
   }
 
-  private async finishUpload(url: URL, desc: Descriptor, body: Buffer, what: string, signal?: AbortSignal): Promise<void> {
-    const put = new URL(url.href);
-    put.searchParams.set('digest', desc.digest);
-    const res = await this.http.request('PUT', put.href, {
-      scopes: this.scopes,
-      what,
-      headers: { 'content-type': 'application/octet-stream' },
-      body,
-      ...(signal ? { signal } : {}),
-    });
-    await res.cancel();
-    const got = res.headers.get('docker-content-digest');
-    if (got && got !== desc.digest) throw new OciToolError('DIGEST_MISMATCH', `${this.name}: registry stored blob ${desc.digest} as ${got}`);
+  /** The chunk size for an upload: the store's, the process's (`--chunk-size`), or what the registry asks; none means one PATCH. */
+  private chunkFor(up: BlobUpload): number | undefined {
+    const wanted = this.chunkSize ?? uploadChunkSize();
+    if (wanted === undefined && up.minChunk === 0) return undefined;
+    return Math.max(wanted ?? 0, up.minChunk, MIN_CHUNK_SIZE);
   }
 
   private async putManifest(desc: Descriptor, bytes: Buffer, ref: string, signal?: AbortSignal): Promise<void> {

@@ -11,14 +11,25 @@ import type { AddressInfo } from 'node:net';
  * connections (an upload interrupted mid-body); 'corrupt': flip a byte of the response body;
  * 'no-length': pass the answer on without its Content-Length; `{ relocate: ORIGIN }`: pass the answer
  * on with its Location header moved to ORIGIN (scheme://host:port, path and query kept); 'slow' and
- * 'slow-request': the response body, or the request body (an upload), passed on at about 2 MB/s.
+ * 'slow-request': the response body, or the request body (an upload), passed on at about 2 MB/s;
+ * `{ lost }`: the registry gets the request and answers, the client gets a 504 or a cut connection instead.
  */
-export type Fault = 'none' | '503' | '429' | 'drop' | 'drop-request' | 'corrupt' | 'slow' | 'slow-request' | 'no-length' | { redirect: string } | { unauthorized: string } | { relocate: string };
+export type Fault =
+  | 'none' | '503' | '429' | 'drop' | 'drop-request' | 'corrupt' | 'slow' | 'slow-request' | 'no-length'
+  | { redirect: string } | { unauthorized: string } | { relocate: string }
+  /** Pass the request on (the registry acts on it), then lose its answer: a 504 instead, or a cut connection. */
+  | { lost: '504' | 'drop' }
+  /** Pass the answer on with these headers added. */
+  | { addHeaders: Record<string, string> };
 
 export interface FaultProxy {
   host: string;
   /** Requests seen, with the fault applied to each. */
   log: { method: string; path: string; fault: Fault; range?: string; contentRange?: string }[];
+  /** The most requests that were open at once (received, answer not yet finished). */
+  peakInFlight(): number;
+  /** Request body bytes the proxy received, by method. */
+  bytesIn: Record<string, number>;
   stop(): Promise<void>;
 }
 
@@ -26,7 +37,14 @@ export interface FaultProxy {
 export async function startFaultProxy(target: string, decide: (n: number, method: string, path: string) => Fault): Promise<FaultProxy> {
   const log: FaultProxy['log'] = [];
   let n = 0;
+  let open = 0;
+  let peak = 0;
+  const bytesIn: Record<string, number> = {};
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    open++;
+    peak = Math.max(peak, open);
+    res.once('close', () => open--);
+    req.on('data', (c: Buffer) => (bytesIn[req.method ?? 'GET'] = (bytesIn[req.method ?? 'GET'] ?? 0) + c.length));
     const fault = decide(++n, req.method ?? 'GET', req.url ?? '/');
     const range = req.headers.range;
     const contentRange = req.headers['content-range'];
@@ -51,7 +69,15 @@ export async function startFaultProxy(target: string, decide: (n: number, method
     }
     const [host, port] = target.split(':');
     const up = httpRequest({ host, port: Number(port), method: req.method, path: req.url, headers: req.headers }, (upRes) => {
-      const headers = { ...upRes.headers };
+      if (typeof fault === 'object' && 'lost' in fault) {
+        upRes.resume();
+        upRes.once('end', () => {
+          if (fault.lost === 'drop') res.socket?.destroy();
+          else res.writeHead(504, { 'content-type': 'text/html' }).end('<html><body>504 Gateway Time-out</body></html>');
+        });
+        return;
+      }
+      const headers = { ...upRes.headers, ...(typeof fault === 'object' && 'addHeaders' in fault ? fault.addHeaders : {}) };
       if (fault === 'no-length') delete headers['content-length'];
       if (typeof fault === 'object' && 'relocate' in fault && headers.location) {
         const moved = new URL(headers.location, `http://${req.headers.host ?? target}`);
@@ -130,6 +156,8 @@ export async function startFaultProxy(target: string, decide: (n: number, method
   return {
     host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
     log,
+    peakInFlight: () => peak,
+    bytesIn,
     stop: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
