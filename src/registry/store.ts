@@ -206,6 +206,7 @@ export class RegistryStore implements Store, StreamPusher {
     if (isManifestType(desc.mediaType)) {
       const bytes = await readCapped(content, MAX_JSON_BYTES, desc.digest);
       await this.putManifest(desc, bytes, desc.digest, opts.signal);
+      this.remember(desc.digest, bytes);
       return;
     }
     const what = `upload of blob ${desc.digest} to ${this.repository}`;
@@ -288,7 +289,21 @@ export class RegistryStore implements Store, StreamPusher {
   }
 
   async tag(desc: Descriptor, tag: string): Promise<void> {
-    const bytes = await fetchBytes(this, desc);
+    // A manifest this store just pushed is tagged from its bytes: no GET to read it back.
+    const bytes = this.pushedManifests.get(desc.digest) ?? (await fetchBytes(this, desc));
     await this.putManifest(desc, bytes, tag);
+  }
+
+  /** The last few manifests pushed (at most 16 MiB together), for tag(). */
+  private readonly pushedManifests = new Map<string, Buffer>();
+  private remember(digest: string, bytes: Buffer): void {
+    this.pushedManifests.set(digest, bytes);
+    let total = 0;
+    for (const b of this.pushedManifests.values()) total += b.length;
+    for (const [k, b] of this.pushedManifests) {
+      if (total <= 16 << 20) break;
+      this.pushedManifests.delete(k);
+      total -= b.length;
+    }
   }
 }
