@@ -14,7 +14,7 @@ import { EntryConverter } from '../layer/entries.js';
 import { addEntries } from '../layer/sources.js';
 import { writeLayer } from '../layer/write.js';
 import type { CopyGraphOptions } from '../content/copy.js';
-import { ImageWriter } from '../image/image-writer.js';
+import { ImageWriter, withRemakes } from '../image/image-writer.js';
 import { EMPTY_JSON_DIGEST, MediaType, isManifestType } from '../spec/media-types.js';
 import { checkIndex, parseJson, parseManifest } from '../spec/parse.js';
 import { Annotation, type Descriptor, type ImageIndex, type ImageManifest } from '../spec/types.js';
@@ -74,8 +74,8 @@ export async function packArtifact(destination: Store, opts: PackArtifactOptions
         throw new OciToolError('NOT_FOUND', `artifact pack: ${f.path}: no such file or directory`);
       }
       if (st.isDirectory()) {
-        const conv = new EntryConverter(opts.created !== undefined ? { mtimeClamp: opts.created } : {});
-        const written = await writeLayer(sink, addEntries(f.path, title, conv), { compression: 'gzip', ...sig });
+        const convOpts = opts.created !== undefined ? { mtimeClamp: opts.created } : {};
+        const written = await withRemakes(`artifact layer ${f.path}`, () => writeLayer(sink, addEntries(f.path, title, new EntryConverter(convOpts)), { compression: 'gzip', ...sig }), sig);
         layers.push({
           mediaType: f.mediaType ?? MediaType.OciLayerGzip,
           digest: written.descriptor.digest,
@@ -83,7 +83,7 @@ export async function packArtifact(destination: Store, opts: PackArtifactOptions
           annotations: { [Annotation.Title]: title, [TAR_DIGEST_ANNOTATION]: written.diffId, [UNPACK_ANNOTATION]: 'true' },
         });
       } else if (st.isFile()) {
-        const put = await sink.pushStream(createReadStream(f.path, { highWaterMark: 1 << 20 }), sig);
+        const put = await withRemakes(`artifact file ${f.path}`, () => sink.pushStream(createReadStream(f.path, { highWaterMark: 1 << 20 }), sig), sig);
         layers.push({ mediaType: f.mediaType ?? opts.defaultMediaType ?? 'application/octet-stream', digest: put.digest, size: put.size, annotations: { [Annotation.Title]: title } });
       } else {
         throw new OciToolError('USAGE', `artifact pack: ${f.path} is neither a file nor a directory`);

@@ -161,3 +161,25 @@ describe('worthRetrying', () => {
     expect(worthRetrying(new Error('Size mismatch'))).toBe(false);
   });
 });
+
+describe('copyGraph keeps bytes when parents disagree on a shared blob\'s media type', () => {
+  it('an index of a Docker and an OCI manifest sharing config and layer keeps its digest', async () => {
+    const src = await OciLayout.init(join(dir, 'shared-src'));
+    const layer = await src.putBytes(randomBytes(500), MediaType.DockerLayerGzip);
+    const config = await src.putBytes('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}', MediaType.DockerConfig);
+    const docker = await src.putBytes(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.DockerManifest, config, layers: [layer] }), MediaType.DockerManifest);
+    const oci = await src.putBytes(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: { ...config, mediaType: MediaType.OciConfig }, layers: [{ ...layer, mediaType: MediaType.OciLayerGzip }] }), MediaType.OciManifest);
+    const index = await src.putBytes(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [docker, oci] }), MediaType.OciIndex);
+    const dst = await OciLayout.init(join(dir, 'shared-dst'));
+    expect(await copyGraph(src, dst, index)).toEqual(index);
+    for (const d of [index, docker, oci]) expect((await dst.fetchBytes(d)).equals(await src.fetchBytes(d))).toBe(true);
+  });
+});
+
+describe('worthRetrying and timeouts', () => {
+  it('a registry timeout is final, whatever network error it carries as its cause', async () => {
+    const { RegistryTimeout } = await import('../registry/errors.js');
+    const cause = Object.assign(new Error('Headers Timeout Error'), { code: 'UND_ERR_HEADERS_TIMEOUT' });
+    expect(worthRetrying(new RegistryTimeout('127.0.0.1:1: timed out', { cause }))).toBe(false);
+  });
+});

@@ -100,7 +100,8 @@ function isNetworkError(err: unknown): boolean {
  * archive or layout, a local file that cannot be read, and a bug.
  */
 export function worthRetrying(err: unknown): boolean {
-  if (err instanceof OciToolError && (err as OciToolError & { retryable?: boolean }).retryable === true) return true;
+  // An error that says whether it is retryable (a registry's answer, a timeout) has the last word.
+  if (err instanceof OciToolError && typeof (err as OciToolError & { retryable?: unknown }).retryable === 'boolean') return (err as OciToolError & { retryable: boolean }).retryable;
   return isNetworkError(err);
 }
 
@@ -149,7 +150,6 @@ class Meter extends Transform {
   }
 }
 
-const sameDescriptor = (a: Descriptor, b: Descriptor): boolean => a.digest === b.digest && a.mediaType === b.mediaType && a.size === b.size;
 
 /** A descriptor pointing at `to`, the other fields of `from` (platform, annotations…) kept in their order. */
 const repointed = (from: Descriptor, to: Descriptor): Descriptor => ({ ...from, mediaType: to.mediaType, digest: to.digest, size: to.size });
@@ -157,7 +157,10 @@ const repointed = (from: Descriptor, to: Descriptor): Descriptor => ({ ...from, 
 /** A manifest or index with its children replaced by the results of copying them. */
 function rewritten(node: ManifestNode, results: Map<string, Descriptor>): Buffer {
   const doc = JSON.parse(node.bytes.toString('utf8')) as Record<string, unknown>;
-  const map = (d: Descriptor): Descriptor => repointed(d, results.get(d.digest) ?? d);
+  const map = (d: Descriptor): Descriptor => {
+    const r = results.get(d.digest);
+    return r && r.digest !== d.digest ? repointed(d, r) : d;
+  };
   const p = node.parsed;
   if (p.kind === 'index') doc.manifests = p.index.manifests.map(map);
   if (p.kind === 'manifest') {
@@ -266,7 +269,9 @@ export async function copyGraph(src: Fetcher & { readonly name?: string }, dst: 
           done.set(c.digest, await visit(c));
         }),
     );
-    if (children.every((c) => sameDescriptor(c, done.get(c.digest)!))) {
+    // Changed means another digest: a blob two parents name with different media types is the same
+    // blob, and the node keeps its bytes (only a transform decides to retype).
+    if (children.every((c) => done.get(c.digest)!.digest === c.digest)) {
       await limited(async () => {
         if (transform && (await dst.exists(desc))) {
           emit({ type: 'manifest-skip', descriptor: desc });

@@ -176,7 +176,12 @@ export function conversion(opts: ConvertOptions, tempDir: () => Promise<string>)
       hashed.catch(() => undefined);
       const tapped = stream.pipe(new Tap(unpack, hashed));
       stream.on('error', (err) => tapped.destroy(err));
-      await dst.push(desc, tapped, sig);
+      try {
+        await dst.push(desc, tapped, sig);
+      } catch (err) {
+        stream.destroy(); // an unpiped source would hold its connection until its body timeout
+        throw err;
+      }
       await hashed.catch((err: unknown) => {
         throw asContentError(err, desc.digest, kind);
       });

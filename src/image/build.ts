@@ -1,7 +1,7 @@
-import { worthRetrying, type CopyEvent } from '../content/copy.js';
+import type { CopyEvent } from '../content/copy.js';
 import { fetchConfig, type ManifestNode } from '../content/graph.js';
 import { canAddRoot, underLease, type Fetcher, type Store } from '../content/store.js';
-import { ImageWriter } from './image-writer.js';
+import { ImageWriter, withRemakes } from './image-writer.js';
 import { formatReference, parseReference, type ImageReference } from '../reference/transport.js';
 import type { Credential } from '../registry/auth/credentials.js';
 import { EntryConverter } from '../layer/entries.js';
@@ -64,8 +64,6 @@ export interface BuildOptions {
   onProgress?: (event: CopyEvent) => void;
 }
 
-/** How often a new layer is built again after a network failure on its way to the destination. */
-const LAYER_ATTEMPTS = 3;
 
 export interface BuildResult {
   manifest: Descriptor;
@@ -182,8 +180,8 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
       };
       const sink = await writer.sink();
       let stats: DiffStats | undefined;
-      let layer: WrittenLayer | undefined;
-      for (let attempt = 1; !layer; attempt++) {
+      const what = `layer from ${spec.kind === 'add' ? `--add ${spec.src}` : spec.kind === 'diff' ? `--diff ${spec.upper}` : spec.label}`;
+      const layer = await withRemakes(what, () => {
         // Each attempt walks the source again: entries and counts start over.
         const conv = new EntryConverter(convOpts);
         stats = spec.kind === 'diff' ? { added: 0, changed: 0, deleted: 0, opaque: 0, unchanged: 0 } : spec.kind === 'tree-diff' ? { ...spec.stats } : undefined;
@@ -193,13 +191,8 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
             : spec.kind === 'diff'
               ? diffEntries(spec.lower, spec.upper, conv, stats)
               : diffAgainst(spec.lower, spec.upper, conv, stats, { upper: spec.view });
-        try {
-          layer = await writeLayer(sink, entries, { compression: opts.compression ?? 'gzip', ...(opts.level !== undefined ? { level: opts.level } : {}), format, ...(opts.signal ? { signal: opts.signal } : {}) });
-        } catch (err) {
-          if (attempt >= LAYER_ATTEMPTS || !worthRetrying(err) || opts.signal?.aborted) throw err;
-          opts.warn?.(`layer from ${spec.kind === 'add' ? `--add ${spec.src}` : spec.kind === 'diff' ? `--diff ${spec.upper}` : spec.label}: ${(err as Error).message}; building it again (${attempt + 1} of ${LAYER_ATTEMPTS})`);
-        }
-      }
+        return writeLayer(sink, entries, { compression: opts.compression ?? 'gzip', ...(opts.level !== undefined ? { level: opts.level } : {}), format, ...(opts.signal ? { signal: opts.signal } : {}) });
+      }, { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.warn ? { warn: opts.warn } : {}) });
       if (spec.kind === 'tree-diff' && stats) Object.assign(spec.stats, stats);
       written.push(layer);
       const hex = layer.diffId.slice('sha256:'.length);

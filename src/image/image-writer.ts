@@ -7,13 +7,31 @@
  * children before parents.
  */
 import { Readable } from 'node:stream';
-import { copyGraph, type CopyGraphOptions } from '../content/copy.js';
+import { copyGraph, worthRetrying, type CopyGraphOptions } from '../content/copy.js';
 import { canPushStream, isRemoteRepository, type Fetcher, type Store, type StreamPusher } from '../content/store.js';
 import { digestOf } from '../digest/digest.js';
 import { OciLayout } from '../layout/layout.js';
 import type { Descriptor } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
 import { makeTempDir } from '../util/fs.js';
+
+/** How often a new blob is made again after a network failure on its way to the destination. */
+const BLOB_ATTEMPTS = 3;
+
+/**
+ * Makes and stores a new blob, making it again (from its source: the output is reproducible) when
+ * storing fails in a way worth retrying: nothing is spooled for a replay.
+ */
+export async function withRemakes<T>(what: string, make: () => Promise<T>, opts: { signal?: AbortSignal; warn?: (m: string) => void } = {}): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await make();
+    } catch (err) {
+      if (attempt >= BLOB_ATTEMPTS || !worthRetrying(err) || opts.signal?.aborted) throw err;
+      opts.warn?.(`${what}: ${(err as Error).message}; making it again (${attempt + 1} of ${BLOB_ATTEMPTS})`);
+    }
+  }
+}
 
 export class ImageWriter {
   private spool?: Promise<{ dir: { path: string; remove: () => Promise<void> }; layout: OciLayout }>;

@@ -37,7 +37,34 @@ const IDENTIFIER_RE = /^[a-f0-9]{64}$/;
  * A reference quoted for a message, with a `USER:PASSWORD@` before the host replaced by `***@`: a
  * password typed into a reference never reaches a message.
  */
-export const quote = (s: string): string => JSON.stringify(s.replace(/^((?:[a-z][a-z0-9-]*:)?(?:\/\/)?)[^/@:[]*:[^/@]*@(?=[^/@]*\/)/, '$1***@'));
+export const quote = (s: string): string => {
+  const m = /^(docker:(?:\/\/)?)?(.*)$/s.exec(s)!;
+  const prefix = m[1] ?? '';
+  // Only a docker name (bare or docker:) can hold a USER:PASSWORD@; layout and archive paths are paths.
+  if (prefix === '' && /^(?:oci:|oci-archive:|docker-archive:|dir:|[./~])/.test(s)) return JSON.stringify(s);
+  const end = credentialsEnd(m[2]!);
+  return JSON.stringify(end === undefined ? s : `${prefix}***@${m[2]!.slice(end + 1)}`);
+};
+
+/** A digest at the end of a name, as it follows the one '@' a valid name may hold. */
+const FINAL_DIGEST_RE = /^(?:sha256|sha384|sha512):[A-Fa-f0-9]+$/;
+
+/**
+ * Where a `USER:PASSWORD@` typed before a docker name ends (the index of its '@'), or undefined when
+ * there is none. A valid name holds '@' only right before a final digest, so a ':' before the first
+ * '@' with anything but a digest after that '@' is credentials; the password itself may hold '/', ':'
+ * or '@', so the credentials run to the last '@' that does not start the final digest.
+ */
+export function credentialsEnd(name: string): number | undefined {
+  const first = name.indexOf('@');
+  if (first < 0 || name.startsWith('[') || !name.slice(0, first).includes(':')) return undefined;
+  let end = name.lastIndexOf('@');
+  if (FINAL_DIGEST_RE.test(name.slice(end + 1))) {
+    if (end === first) return undefined; // the only '@' is the digest's
+    end = name.lastIndexOf('@', end - 1);
+  }
+  return end;
+}
 
 /**
  * Parses a docker image name (`ubuntu`, `user/repo:tag`, `host:5000/a/b@sha256:…`) into its normalised
@@ -60,7 +87,7 @@ export function parseDockerName(s: string, context: string = s): DockerReference
 /** The normalised reference, or the reason it does not parse. */
 function parseNormalized(s: string): DockerReference | string {
   if (s === '') return 'repository name must have at least one component';
-  if (/^[^/@:[]*:[^/@]*@[^/]*\//.test(s)) return 'credentials do not go in a reference: give them with --creds (or a docker config file)';
+  if (credentialsEnd(s) !== undefined) return 'credentials do not go in a reference: give them with --creds (or a docker config file)';
   if (IDENTIFIER_RE.test(s)) return 'a 64-character hexadecimal string is an image ID, not a repository name';
 
   // Names and tags never contain '@', so the first '@' starts the digest.

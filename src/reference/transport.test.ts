@@ -189,15 +189,24 @@ describe('isValidRefName', () => {
 
 describe('credentials typed into a reference', () => {
   it('are refused and never echoed: the message shows ***@ instead', () => {
-    for (const input of ['docker://u:SECRETPASS@127.0.0.1:5000/x:y', 'docker://admin:SECRETPASS@registry.example/team/app']) {
+    for (const input of [
+      'docker://u:SECRETPASS@127.0.0.1:5000/x:y',
+      'docker://admin:SECRETPASS@registry.example/team/app',
+      'docker://u:S3/SECRETPASS@host.example/x',
+      'docker://u:S3@SECRETPASS@host.example/x',
+      'docker://u:SECRETPASS@host.example',
+      'docker://u:SECRETPASS@host.example:5000',
+      'docker:u:SECRETPASS@host.example/x',
+      'u:SECRETPASS@host.example/x@sha256:' + '0'.repeat(64),
+    ]) {
       let message = '';
       try {
         parseReference(input);
       } catch (err) {
         message = (err as Error).message;
       }
-      expect(message).toMatch(/credentials do not go in a reference/);
-      expect(message).toContain('***@');
+      if (input.startsWith('docker://')) expect(message, input).toMatch(/credentials do not go in a reference/);
+      expect(message, input).toContain('***@');
       expect(message).not.toContain('SECRETPASS');
     }
   });

@@ -58,7 +58,7 @@ export function parseReference(s: string): ImageReference {
     case 'oci-archive':
       return parseOciArchive(s, rest);
     case 'docker':
-      if (!rest.startsWith('//')) fail(s, `docker references are written docker://NAME (try "docker://${rest}")`);
+      if (!rest.startsWith('//')) fail(s, `docker references are written docker://NAME (try ${quote(`docker://${rest}`)})`);
       return { transport: 'docker', ref: parseDockerName(rest.slice(2), s) };
     case 'docker-archive':
       return parseDockerArchive(s, rest);

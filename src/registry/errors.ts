@@ -40,6 +40,8 @@ export class RegistryError extends OciToolError {
  * request has had its retries already, so the copy does not start it over.
  */
 export class RegistryTimeout extends OciToolError {
+  /** Final: its network cause (a headers or body timeout) must not make it look worth a retry. */
+  readonly retryable = false;
   constructor(message: string, options?: { cause?: unknown }) {
     super('REGISTRY', message, options);
     this.name = 'RegistryTimeout';

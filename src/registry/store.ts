@@ -205,6 +205,9 @@ export class RegistryStore implements Store, StreamPusher {
   async push(desc: Descriptor, content: Readable, opts: { signal?: AbortSignal } = {}): Promise<void> {
     if (isManifestType(desc.mediaType)) {
       const bytes = await readCapped(content, MAX_JSON_BYTES, desc.digest);
+      // Checked here, not left to the registry: these bytes are also what tag() puts under a tag.
+      const got = isSchema1Type(desc.mediaType) ? schema1Digest(bytes, `manifest ${desc.digest}`) : digestOf(bytes);
+      if (got !== desc.digest) throw new OciToolError('DIGEST_MISMATCH', `${this.name}: manifest ${desc.digest} to push hashes to ${got}`);
       await this.putManifest(desc, bytes, desc.digest, opts.signal);
       this.remember(desc.digest, bytes);
       return;

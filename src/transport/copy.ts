@@ -78,6 +78,7 @@ const asReference = (r: string | ImageReference): ImageReference => (typeof r ==
 export async function copy(src: string | ImageReference, dst: string | ImageReference, opts: CopyOptions = {}): Promise<CopyResult> {
   const srcRef = asReference(src);
   const dstRef = asReference(dst);
+  if (opts.referrers && dstRef.transport === 'docker-archive') throw new OciToolError('USAGE', `${typeof dst === 'string' ? dst : dstRef.file}: a docker archive holds one image and no referrers: copy --referrers to oci:, oci-archive: or a registry`);
   if (dstRef.transport === 'oci' && dstRef.digest) throw new OciToolError('USAGE', `${typeof dst === 'string' ? dst : dstRef.dir}: a destination is named by a tag, not a digest`);
   const from = await openStore(srcRef, { ...(opts.insecure ? { insecure: true } : {}), ...(opts.srcCredential ? { credential: opts.srcCredential } : {}) });
   if (opts.manifestFile !== undefined) {
