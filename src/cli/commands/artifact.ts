@@ -55,7 +55,11 @@ async function runPack(args: GlobalFlags & PackArgs): Promise<void> {
   let subjectRef: ImageReference | undefined;
   if (args.subject !== undefined) {
     subjectRef = parseImageArg(args.subject);
-    const s = await openStore(subjectRef, registry);
+    // --creds are the destination's: the subject's registry gets them only on that same host.
+    const dstRef = args.tag !== undefined ? parseImageArg(args.tag) : subjectRef;
+    const sameHost = subjectRef.transport !== 'docker' || dstRef.transport !== 'docker' || subjectRef.ref.domain === dstRef.ref.domain;
+    const { credential: _c, ...withoutCreds } = registry;
+    const s = await openStore(subjectRef, sameHost ? registry : withoutCreds);
     try {
       const d = await s.store.resolve(s.reference ?? '');
       subject = { mediaType: d.mediaType, digest: d.digest, size: d.size };
