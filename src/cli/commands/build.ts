@@ -1,3 +1,4 @@
+import type { CopyEvent } from '../../content/copy.js';
 import { registryOpen, registryOptions } from '../registry-args.js';
 import type { LayerSpec } from '../../image/build.js';
 import { checkCompressionLevel, LEVELS_HELP } from '../../layer/levels.js';
@@ -113,6 +114,8 @@ export default defineCommand({
     const fromRef = args.from !== undefined ? parseImageArg(args.from) : undefined;
     const stopSignal = args['stop-signal'];
     const progress = progressReporter(out, process.stderr, Date.now, signal);
+    // Transfers worth showing: to a registry or an archive, or a base's layers fetched from a registry.
+    const showProgress = dst.transport !== 'oci' || fromRef?.transport === 'docker';
     // The layer engine (tree walk, tar, gzip) loads only when building. Any destination: new layers
     // stream into it (a layout, a registry) or a private spool (an archive); base layers are mounted,
     // streamed or fetched by the copy that writes the image, never downloaded first.
@@ -147,17 +150,17 @@ export default defineCommand({
       ...(level !== undefined ? { level } : {}),
       format: args.format,
       warn: (m) => out.warn(m),
-      onProgress: (e) => progress.onProgress(e),
+      ...(showProgress ? { onProgress: (e: CopyEvent) => progress.onProgress(e) } : {}),
       onLayer: (layer, spec, stats) => {
         const what = spec.kind === 'add' ? `--add ${spec.src}:${spec.dest}` : `--diff ${spec.lower} ${spec.upper}`;
         const extra = stats ? ` (+${stats.added} ~${stats.changed} -${stats.deleted})` : '';
         out.info(`layer ${layer.descriptor.digest} ${humanSize(layer.descriptor.size)} (${humanSize(layer.uncompressedSize)} uncompressed) from ${what}${extra}`);
       },
     }).catch((err: unknown) => {
-      progress.fail();
+      if (showProgress) progress.fail();
       throw err;
     });
-    progress.finish();
+    if (showProgress) progress.finish();
     out.info(`config ${result.config.digest}`);
     out.result(result.manifest.digest);
   },
