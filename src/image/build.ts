@@ -109,28 +109,22 @@ export interface BuildToOptions extends Omit<BuildOptions, 'destination' | 'tag'
  *   });
  */
 export async function build(to: string | ImageReference, opts: BuildToOptions = {}): Promise<BuildResult> {
-  const { openStore } = await import('../transport/open.js');
+  const { openStore, writeTo } = await import('../transport/open.js');
   const { destinationTag } = await import('../transport/copy.js');
   const ref = (r: string | ImageReference): ImageReference => (typeof r === 'string' ? parseReference(r) : r);
   const dstRef = ref(to);
   const { from, srcCredential, dstCredential, insecure, ...rest } = opts;
   const base = from !== undefined ? await openStore(ref(from), { ...(insecure ? { insecure } : {}), ...(srcCredential ? { credential: srcCredential } : {}) }) : undefined;
   try {
-    const dest = await openStore(dstRef, { create: true, ...(insecure ? { insecure } : {}), ...(dstCredential ? { credential: dstCredential } : {}) });
     const tag = destinationTag(dstRef);
-    try {
-      const result = await buildImage({
+    return await writeTo(dstRef, { ...(insecure ? { insecure } : {}), ...(dstCredential ? { credential: dstCredential } : {}) }, async (dest) =>
+      buildImage({
         ...rest,
         destination: dest.store,
         ...(tag !== undefined ? { tag } : {}),
         ...(base ? { base: { store: base.store, descriptor: await base.store.resolve(base.reference ?? ''), name: formatReference(ref(from!)) } } : {}),
-      });
-      await dest.commit?.();
-      return result;
-    } catch (err) {
-      await dest.abort?.();
-      throw err;
-    }
+      }),
+    );
   } finally {
     await base?.close?.();
   }

@@ -70,7 +70,7 @@ export class BlobUpload {
         return;
       } catch (err) {
         body.destroy();
-        if (this.signal?.aborted || attempt >= PATCH_ATTEMPTS || !reopen || size === undefined || !worthRetrying(err) || err instanceof RegistryTimeout) throw err;
+        if (this.signal?.aborted || attempt >= PATCH_ATTEMPTS || !reopen || size === undefined || !worthRetrying(err)) throw err;
         const have = await this.offset();
         if (have === undefined || have > size) throw this.lost(offset, err);
         // The registry holds bytes 0..have-1. The blob is opened again from its start and read

@@ -8,7 +8,7 @@ import { canAddRoot, isRemoteRepository, underLease, type Store } from '../conte
 import type { Descriptor, Platform } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
 import type { Compression } from '../layer/compression.js';
-import { openStore, type OpenedStore } from './open.js';
+import { openStore, writeTo, type OpenedStore } from './open.js';
 
 export interface CopyOptions {
   /** From an index, copy only this platform's image; default: everything (the whole index). */
@@ -88,17 +88,18 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
   }
   let descriptor: Descriptor;
   const tag = destinationTag(dstRef);
+  // A docker archive holds one image of one platform, with plain tar layers that other places want
+  // compressed (as skopeo does both).
+  const platform = opts.platform ?? (dstRef.transport === 'docker-archive' ? hostPlatform() : undefined);
+  const compression = opts.compression ?? (srcRef.transport === 'docker-archive' && dstRef.transport !== 'docker-archive' ? 'gzip' : undefined);
+  let remote = isRemoteRepository(from.store);
   try {
-    const to = await openStore(dstRef, { create: true, ...(opts.insecure ? { insecure: true } : {}), ...(opts.dstCredential ? { credential: opts.dstCredential } : {}) });
-    // Registry to registry on one host: the source repository is the first place to mount from.
-    if (isRemoteRepository(from.store) && isRemoteRepository(to.store) && from.store.host === to.store.host) to.store.addMountSource(from.store.repository);
-    // A docker archive holds one image of one platform, with plain tar layers that other places want
-    // compressed (as skopeo does both).
-    const platform = opts.platform ?? (dstRef.transport === 'docker-archive' ? hostPlatform() : undefined);
-    const compression = opts.compression ?? (srcRef.transport === 'docker-archive' && dstRef.transport !== 'docker-archive' ? 'gzip' : undefined);
-    try {
+    descriptor = await writeTo(dstRef, { ...(opts.insecure ? { insecure: true } : {}), ...(opts.dstCredential ? { credential: opts.dstCredential } : {}) }, (to) => {
+      remote ||= isRemoteRepository(to.store);
+      // Registry to registry on one host: the source repository is the first place to mount from.
+      if (isRemoteRepository(from.store) && isRemoteRepository(to.store) && from.store.host === to.store.host) to.store.addMountSource(from.store.repository);
       // One lease from the first blob stored to the tag (referrers included), against a concurrent gc.
-      descriptor = await underLease(to.store, async () => {
+      return underLease(to.store, async () => {
         const copied = await copyImage(from.store, from.reference ?? '', to.store, {
           ...(platform ? { platform } : {}),
           // With referrers, the tag comes last: only once they are known to fit the image copied.
@@ -120,12 +121,8 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
         }
         return copied.root;
       });
-      await to.commit?.();
-    } catch (err) {
-      await to.abort?.();
-      throw err;
-    }
-    if (isRemoteRepository(from.store) || isRemoteRepository(to.store)) {
+    });
+    if (remote) {
       const { blobLocations } = await import('../registry/blob-locations.js');
       await blobLocations.save().catch(() => undefined); // a cache: failing to save loses nothing
     }

@@ -78,3 +78,21 @@ export async function openStore(ref: ImageReference, opts: OpenOptions = {}): Pr
     }
   }
 }
+
+/**
+ * Opens `ref` for writing, runs `write` on it, and then makes the result visible (an archive is
+ * committed) or, when `write` fails, drops it (an archive is removed), the failure passed on.
+ */
+export async function writeTo<T>(ref: ImageReference, opts: Omit<OpenOptions, 'create'>, write: (to: OpenedStore<Store>) => Promise<T>): Promise<T> {
+  const to = await openStore(ref, { ...opts, create: true });
+  try {
+    const result = await write(to);
+    await to.commit?.();
+    return result;
+  } catch (err) {
+    await to.abort?.();
+    throw err;
+  } finally {
+    await to.close?.();
+  }
+}

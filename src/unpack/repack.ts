@@ -15,7 +15,7 @@ import { compareNames, walkTree } from '../layer/walk.js';
 import { absoluteReference, formatReference, parseReference, type ImageReference } from '../reference/transport.js';
 import { tempName } from '../util/fs.js';
 import type { Compression } from '../layer/compression.js';
-import { openStore } from '../transport/open.js';
+import { openStore, writeTo } from '../transport/open.js';
 import { destinationTag } from '../transport/copy.js';
 import { OciToolError } from '../util/errors.js';
 import { stateFileOf, type IdMapping, type StateEntry, type UnpackState } from './unpack.js';
@@ -137,12 +137,10 @@ export async function repack(dir: string, dst: string | ImageReference, opts: Re
   try {
     // Straight into the destination (any store): the new layer streams in, the base's layers are
     // mounted, skipped, streamed or fetched by the copy that writes the image.
-    const to = await openStore(dstRef, { create: true, ...(opts.insecure ? { insecure: true } : {}) });
     const stats: DiffStats = { added: 0, changed: 0, deleted: 0, opaque: 0, unchanged: 0 };
     const tag = destinationTag(dstRef);
-    let result: BuildResult;
-    try {
-      result = await buildImage({
+    const result = await writeTo(dstRef, { ...(opts.insecure ? { insecure: true } : {}) }, (to) =>
+      buildImage({
         destination: to.store,
         ...(tag !== undefined ? { tag } : {}),
         base: { store: source.store, descriptor: state.manifest, name: state.source },
@@ -151,12 +149,8 @@ export async function repack(dir: string, dst: string | ImageReference, opts: Re
         ...(opts.compression ? { compression: opts.compression } : {}),
         ...(opts.level !== undefined ? { level: opts.level } : {}),
         ...(opts.warn ? { warn: opts.warn } : {}),
-      });
-      await to.commit?.();
-    } catch (err) {
-      await to.abort?.();
-      throw err;
-    }
+      }),
+    );
     // The state now describes the new image, so that the next repack takes only what changes next.
     await writeState(file, await refreshState(dir, state, view, formatReference(absoluteReference(dstRef)), result));
     return { ...result, stats };

@@ -6,7 +6,7 @@ import { canAddRoot, underLease } from '../../content/store.js';
 import { formatReference, type ImageReference } from '../../reference/transport.js';
 import type { Descriptor } from '../../spec/types.js';
 import { destinationTag } from '../../transport/copy.js';
-import { openStore } from '../../transport/open.js';
+import { openStore, writeTo } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
 import { commandSignal } from '../interrupt.js';
 import { parseImageArg } from '../args.js';
@@ -73,10 +73,9 @@ async function runPack(args: GlobalFlags & PackArgs): Promise<void> {
   const tag = destinationTag(dst);
   // Straight into the destination: no temp layout, layers streamed as they are read.
   const signal = commandSignal();
-  const target = await openStore(dst, { create: true, ...registry });
-  try {
+  const desc = await writeTo(dst, registry, (target) =>
     // Into a layout, a lease holds the artifact until index.json lists it (against a concurrent gc).
-    const desc = await underLease(target.store, async () => {
+    underLease(target.store, async () => {
       const d = await packArtifact(target.store, {
         artifactType: args['artifact-type'],
         files: args.files.map(fileArg),
@@ -90,16 +89,10 @@ async function runPack(args: GlobalFlags & PackArgs): Promise<void> {
       else if (canAddRoot(target.store)) await target.store.addRoot(d);
       if (subject) await attach(target.store, d, subject);
       return d;
-    });
-    await target.commit?.();
-    if (subject) out.info(`attached to ${subject.digest}`);
-    out.result(desc.digest);
-  } catch (err) {
-    await target.abort?.();
-    throw err;
-  } finally {
-    await target.close?.();
-  }
+    }),
+  );
+  if (subject) out.info(`attached to ${subject.digest}`);
+  out.result(desc.digest);
 }
 
 const packShape = (y: Argv<GlobalFlags>): Argv<GlobalFlags & PackArgs> =>
