@@ -191,7 +191,8 @@ describe('Ctrl-C typed at a terminal', () => {
     const child = spawn('script', ['-qfc', command, '/dev/null'], { cwd: ROOT, env: { ...process.env, TMPDIR: tmp, COLUMNS: '100' }, stdio: ['pipe', 'pipe', 'pipe'] });
     let screen = '';
     child.stdout.on('data', (c: Buffer) => (screen += c.toString()));
-    const exited = new Promise((resolve) => child.on('exit', resolve));
+    // 'close', not 'exit': the last lines may still be in the pipe when script exits.
+    const exited = new Promise((resolve) => child.on('close', resolve));
     try {
       const deadline = Date.now() + 30_000;
       // A bar for the layer being recompressed.
