@@ -21,6 +21,11 @@ export interface BenchImage {
   blobBytes: number;
 }
 
+interface OneLayer extends BenchImage {
+  /** The layer's digest and its blob file. */
+  layer: { digest: string; file: string };
+}
+
 /** Writes `bytes` of incompressible data to `file`, 8 MiB at a time. */
 async function randomFile(file: string, bytes: number): Promise<void> {
   const out = createWriteStream(file);
@@ -62,7 +67,7 @@ export async function benchImage(work: string): Promise<BenchImage> {
  * A one-layer image of ~240 MB (compressed): /usr/share in a single gzip layer, built once per bench
  * run with ocitool build. One large blob is where an upload that waits between chunks loses most.
  */
-async function oneLayerImage(work: string): Promise<BenchImage> {
+async function oneLayerImage(work: string): Promise<OneLayer> {
   const layout = join(work, 'one-layer');
   const ref = `oci:${layout}:bench`;
   if (!existsSync(join(layout, 'index.json'))) {
@@ -72,7 +77,9 @@ async function oneLayerImage(work: string): Promise<BenchImage> {
   let blobBytes = 0;
   const blobs = join(layout, 'blobs', 'sha256');
   for (const name of await readdir(blobs)) blobBytes += (await stat(join(blobs, name))).size;
-  return { layout, ref, layers: 1, blobBytes };
+  const manifest = JSON.parse(execFileSync(join(ROOT, 'bin/ocitool'), ['inspect', ref]).toString()) as { layers: { digest: string }[] };
+  const digest = manifest.layers[0]!.digest;
+  return { layout, ref, layers: 1, blobBytes, layer: { digest, file: join(blobs, digest.slice('sha256:'.length)) } };
 }
 
 interface Pair {
@@ -80,6 +87,8 @@ interface Pair {
   bytes: number;
   ours: number[];
   theirs: number[];
+  /** The floor: curl moving the layer alone in one request each way (no client can do less). */
+  floor: number[];
   rssKiB: number;
 }
 
@@ -117,7 +126,23 @@ export async function benchTransfer(work: string): Promise<string[]> {
   // Dirty pages left by the previous step (the registry storing an image, a layout just written) are
   // flushed before every timed run, so that no contender pays for another's writeback.
   const settle = (): void => void execFileSync('sync');
-  const pair = (what: string, bytes: number): Pair => ({ what, bytes, ours: [], theirs: [], rssKiB: 0 });
+  const pair = (what: string, bytes: number): Pair => ({ what, bytes, ours: [], theirs: [], floor: [], rssKiB: 0 });
+  /**
+   * The least any client can do to move the one-layer image's layer: curl sends it in one monolithic
+   * PUT (after the POST that opens the upload), reading from the layout, or streaming it from the
+   * source registry's GET. No manifest, no existence checks: a lower bound set by the registry itself.
+   */
+  const curlFloor = async (p: Pair, host: string, from: { file: string } | { url: string }): Promise<void> => {
+    const open = execFileSync('curl', ['-sS', '-i', '-X', 'POST', `http://${host}/v2/bench/floor/blobs/uploads/`]).toString();
+    const location = /^location: *(\S+)/im.exec(open)?.[1];
+    if (!location) throw new Error(`curl: no upload location from ${host}:\n${open}`);
+    const target = new URL(location, `http://${host}`);
+    target.searchParams.set('digest', one.layer.digest);
+    const put = (file: string): string => `curl -sS -f -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' -T '${file}' '${target.href}'`;
+    const command = 'file' in from ? put(from.file) : `curl -sS -f '${from.url}' | ${put('-')}`;
+    settle();
+    p.floor.push((await run('bash', ['-o', 'pipefail', '-c', command])).seconds);
+  };
   const ours = (p: Pair, t: Timed): void => {
     p.ours.push(t.seconds);
     p.rssKiB = Math.max(p.rssKiB, t.maxRssKiB ?? 0);
@@ -193,9 +218,11 @@ export async function benchTransfer(work: string): Promise<string[]> {
       for (const step of ordered(pullCase)) await step(host);
     });
     for (const step of ordered(pushCase(push1, one))) await step();
+    await withRegistry((host) => curlFloor(push1, host, { file: one.layer.file }));
     await withRegistry(async (src) => {
       await skopeoCopy(one.ref, `docker://${src}/bench/one:1`);
       for (const step of ordered(copyCase)) await step(src);
+      await withRegistry((dst) => curlFloor(copy1, dst, { url: `http://${src}/v2/bench/one/blobs/${one.layer.digest}` }));
     });
     process.stderr.write(`  run ${i + 1}: push7 ${last(push7)}; pull7 ${last(pull7)}; push1 ${last(push1)}; copy1 ${last(copy1)}\n`);
   }
@@ -203,10 +230,16 @@ export async function benchTransfer(work: string): Promise<string[]> {
   const line = (p: Pair): string[] => {
     const o = median(p.ours);
     const t = median(p.theirs);
-    return [
+    const runs = (xs: number[]): string => xs.map((x) => x.toFixed(2)).join(', ');
+    const lines = [
       `${p.what}: ocitool ${o.toFixed(2)} s (${(p.bytes / 1e6 / o).toFixed(0)} MB/s, peak RSS ${(p.rssKiB / 1024).toFixed(0)} MiB), skopeo copy ${t.toFixed(2)} s`,
-      `  ratio ocitool/skopeo = ${(o / t).toFixed(2)} (goal <= 0.8); runs: ocitool ${p.ours.map((x) => x.toFixed(2)).join(', ')}; skopeo ${p.theirs.map((x) => x.toFixed(2)).join(', ')}`,
+      `  ratio ocitool/skopeo = ${(o / t).toFixed(2)} (goal <= 0.8); runs: ocitool ${runs(p.ours)}; skopeo ${runs(p.theirs)}`,
     ];
+    if (p.floor.length > 0) {
+      const f = median(p.floor);
+      lines.push(`  floor: curl moving the layer alone in one PUT ${f.toFixed(2)} s = ${(f / t).toFixed(2)} of skopeo's time (runs: ${runs(p.floor)})`);
+    }
+    return lines;
   };
   return [push7, pull7, push1, copy1].flatMap(line);
 }

@@ -55,6 +55,7 @@ export async function main(argv: string[]): Promise<number> {
       if (err) throw err;
       throw new OciToolError('USAGE', `${msg} (see 'ocitool --help')`);
     });
+  skipHelpCache(parser);
   for (const c of COMMANDS) {
     parser = parser.command(c.command, c.describe, c.builder, async (args) => {
       interrupts.name = c.command.split(' ')[0]!;
@@ -71,6 +72,17 @@ export async function main(argv: string[]): Promise<number> {
     interrupts.dispose();
   }
   return code;
+}
+
+/**
+ * yargs renders a command's whole help text right after starting its handler, in case the handler
+ * asks for it later (ocitool's never do: failures are one line): ~25 ms of cliui layout on every run,
+ * in the middle of the command's first requests. `--help` itself renders afresh and is unaffected.
+ */
+function skipHelpCache(parser: Argv<GlobalFlags>): void {
+  const internals = (parser as unknown as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } }).getInternalMethods?.();
+  const usage = internals?.getUsageInstance?.();
+  if (usage && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => {};
 }
 
 /** Prints an error as one line (plus its stack with --debug) and returns the exit code. */
