@@ -53,7 +53,7 @@ export function registryOptions<T>(y: Argv<T>): Argv<T & RegistryFlags> {
 }
 
 /** Reads all of stdin: a password, without its final newline. */
-async function readStdinSecret(): Promise<string> {
+export async function readStdinSecret(): Promise<string> {
   const parts: Buffer[] = [];
   for await (const c of process.stdin) parts.push(c as Buffer);
   return Buffer.concat(parts).toString('utf8').replace(/\r?\n$/, '');

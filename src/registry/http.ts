@@ -310,7 +310,7 @@ export class RegistryHttp {
       // A token without the actions asked for: the registry names the scope it wanted.
       const c = parseChallenges(res.headers.get('www-authenticate')).find((x) => x.params.error === 'insufficient_scope');
       if (c) why = `the token lacks scope ${c.params.scope ?? ro.scopes.join(' ')} (401 insufficient_scope)`;
-      why += this.opts.credential ? ` for ${this.opts.credential.username ?? 'the identity token'} (from ${this.opts.credential.source})` : ` (${hint ?? 'no credentials'}; use --creds or docker login)`;
+      why += this.opts.credential ? ` for ${this.opts.credential.username ?? 'the identity token'} (from ${this.opts.credential.source})` : ` (${hint ?? 'no credentials'}; run ocitool login ${this.host}, or use --creds)`;
     }
     if (res.status === 403 || errors.some((e) => e.code === 'DENIED')) why += ` (scope ${ro.scopes.join(' ')})`;
     return new RegistryError(`${this.host}: ${ro.what}: ${why}`, res.status, errors, parseRetryAfter(res.headers.get('retry-after')));

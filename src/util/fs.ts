@@ -97,12 +97,12 @@ export function abortWith<T extends Readable>(signal: AbortSignal, stream: T): T
 }
 
 /** Writes `data` to a temp file in `tmpDir`, syncs it, renames it over `path`, and syncs the directory. */
-export async function atomicWriteFile(path: string, data: string | Uint8Array, tmpDir: string): Promise<void> {
+export async function atomicWriteFile(path: string, data: string | Uint8Array, tmpDir: string, mode = 0o644): Promise<void> {
   await mkdir(tmpDir, { recursive: true });
   const tmp = tempName(tmpDir, 'write');
   const release = holdTemp(tmp);
   try {
-    const fh = await open(tmp, 'wx', 0o644);
+    const fh = await open(tmp, 'wx', mode);
     try {
       await fh.writeFile(data);
       await fh.sync();

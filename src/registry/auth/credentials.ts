@@ -39,10 +39,10 @@ export interface CredentialOptions {
   home?: string;
 }
 
-const DOCKER_HUB_KEY = 'https://index.docker.io/v1/';
+export const DOCKER_HUB_KEY = 'https://index.docker.io/v1/';
 
 /** The keys a config may use for a registry host. */
-function keysFor(host: string): string[] {
+export function configKeysFor(host: string): string[] {
   if (host === 'docker.io' || host === 'index.docker.io' || host === 'registry-1.docker.io') {
     return [DOCKER_HUB_KEY, 'docker.io', 'index.docker.io', 'registry-1.docker.io', 'https://index.docker.io/v1', 'https://registry-1.docker.io'];
   }
@@ -77,11 +77,17 @@ async function readConfig(file: string): Promise<ConfigFile | undefined> {
   }
 }
 
-/** Runs `docker-credential-NAME get` with the server on stdin. */
-export function runCredentialHelper(name: string, server: string, env: NodeJS.ProcessEnv = process.env): Promise<Credential | undefined> {
+export type HelperAction = 'get' | 'store' | 'erase';
+
+/**
+ * Runs `docker-credential-NAME ACTION` with `input` on stdin (the server for get and erase, a JSON
+ * object for store); its stdout, or undefined when it says it has no credentials for the server. Its
+ * error output names the failure, never the input (which may be a secret).
+ */
+export function callCredentialHelper(name: string, action: HelperAction, input: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
   const program = `docker-credential-${name}`;
   return new Promise((resolve, reject) => {
-    const child = spawn(program, ['get'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(program, [action], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
@@ -93,23 +99,31 @@ export function runCredentialHelper(name: string, server: string, env: NodeJS.Pr
     });
     child.on('close', (code) => {
       clearTimeout(timer);
-      if (code !== 0) {
-        // "credentials not found" is no error: there just are none for this server.
-        if (/credentials not found/i.test(out + err)) return resolve(undefined);
-        return reject(new OciToolError('IO', `credential helper ${program} failed for ${server}: ${(err || out).trim().split('\n')[0]}`));
-      }
-      try {
-        const v = JSON.parse(out) as { Username?: string; Secret?: string };
-        if (!v.Secret) return resolve(undefined);
-        const source = `credential helper ${program}`;
-        resolve(v.Username === '<token>' ? { identityToken: v.Secret, source } : { username: v.Username ?? '', password: v.Secret, source });
-      } catch {
-        reject(new OciToolError('IO', `credential helper ${program} printed no JSON for ${server}`));
-      }
+      if (code === 0) return resolve(out);
+      // "credentials not found" is no error: there just are none for this server.
+      if (/credentials not found/i.test(out + err)) return resolve(undefined);
+      reject(new OciToolError('IO', `credential helper ${program} ${action} failed: ${(err || out).trim().split('\n')[0] || `exit ${code}`}`));
     });
     child.stdin.on('error', () => undefined);
-    child.stdin.end(server);
+    child.stdin.end(input);
   });
+}
+
+/** Runs `docker-credential-NAME get` with the server on stdin. */
+export async function runCredentialHelper(name: string, server: string, env: NodeJS.ProcessEnv = process.env): Promise<Credential | undefined> {
+  const program = `docker-credential-${name}`;
+  const out = await callCredentialHelper(name, 'get', server, env).catch((e: unknown) => {
+    throw e instanceof OciToolError && e.message.includes(' get failed: ') ? new OciToolError('IO', e.message.replace(' get failed: ', ` failed for ${server}: `)) : e;
+  });
+  if (out === undefined) return undefined;
+  try {
+    const v = JSON.parse(out) as { Username?: string; Secret?: string };
+    if (!v.Secret) return undefined;
+    const source = `credential helper ${program}`;
+    return v.Username === '<token>' ? { identityToken: v.Secret, source } : { username: v.Username ?? '', password: v.Secret, source };
+  } catch {
+    throw new OciToolError('IO', `credential helper ${program} printed no JSON for ${server}`);
+  }
 }
 
 function fromEntry(entry: AuthEntry, source: string): Credential | undefined {
@@ -131,7 +145,7 @@ function fromEntry(entry: AuthEntry, source: string): Credential | undefined {
 export async function resolveCredentials(host: string, explicit?: Credential, opts: CredentialOptions = {}): Promise<Credential | undefined> {
   if (explicit) return explicit;
   const env = opts.env ?? process.env;
-  const keys = keysFor(host);
+  const keys = configKeysFor(host);
   for (const file of credentialFiles(opts)) {
     const cfg = await readConfig(file);
     if (!cfg) continue;
