@@ -46,6 +46,8 @@ export interface RegistryOptions {
    * given extra DNS names; `caFile` in the result is the certificate to trust.
    */
   tls?: { dnsNames?: string[] };
+  /** Allow DELETE (default true; distribution's storage.delete.enabled). */
+  deleteEnabled?: boolean;
   /** Where the registry keeps its blobs (default: inside its temp directory); kept by stop() (the benchmark's choice). */
   storage?: string;
 }
@@ -118,7 +120,7 @@ function config(dir: string, port: number, opts: RegistryOptions, auth: string[]
     '  filesystem:',
     `    rootdirectory: ${opts.storage ?? join(dir, 'data')}`,
     '  delete:',
-    '    enabled: true',
+    `    enabled: ${opts.deleteEnabled ?? true}`,
     '  cache:',
     '    blobdescriptor: inmemory',
     '  maintenance:',

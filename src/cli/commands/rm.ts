@@ -1,21 +1,45 @@
 import { openStore } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
+import { registryOpen, registryOptions } from '../registry-args.js';
 import { parseImageArg } from '../args.js';
 import { defineCommand } from '../command.js';
+import type { ImageReference } from '../../reference/index.js';
 
 export default defineCommand({
   command: 'rm <ref..>',
-  describe: 'Remove tags (oci:DIR:TAG) or untag every entry of a digest (oci:DIR@DIGEST); blobs stay until gc',
-  builder: (y) => y.positional('ref', { type: 'string', array: true, demandOption: true, describe: 'image references' }),
+  describe:
+    'Remove tags or images: oci:DIR:TAG removes the tag, oci:DIR@DIGEST every entry of that digest (blobs stay until gc); docker://HOST/REPO:TAG deletes that tag alone (other tags of the image stay), docker://HOST/REPO@DIGEST the manifest and every tag naming it',
+  builder: (y) => registryOptions(y.positional('ref', { type: 'string', array: true, demandOption: true, describe: 'image references: oci:DIR:TAG, oci:DIR@DIGEST, docker://HOST/REPO:TAG, docker://HOST/REPO@DIGEST' })),
   run: async (args, out) => {
-    for (const r of args.ref) {
+    // Every reference is checked before anything is removed.
+    const refs: ImageReference[] = args.ref.map((r) => {
       const ref = parseImageArg(r);
-      if (ref.transport !== 'oci') throw new OciToolError('UNSUPPORTED', `rm: ${r}: only OCI layouts are supported yet`);
-      const name = ref.digest ?? ref.tag;
-      if (name === undefined) throw new OciToolError('USAGE', `rm: ${r}: name a tag (oci:DIR:TAG) or a digest (oci:DIR@DIGEST)`);
-      const { layout } = await openStore(ref);
-      const removed = await layout!.untag(name);
-      for (const d of removed) out.info(`removed ${name} (${d.digest})`);
+      if (ref.transport === 'oci') {
+        if (ref.digest === undefined && ref.tag === undefined) throw new OciToolError('USAGE', `rm: ${r}: name a tag (oci:DIR:TAG) or a digest (oci:DIR@DIGEST)`);
+      } else if (ref.transport === 'docker') {
+        if (ref.ref.tag !== undefined && ref.ref.digest !== undefined) throw new OciToolError('USAGE', `rm: ${r}: name a tag or a digest, not both`);
+      } else throw new OciToolError('UNSUPPORTED', `rm: ${r}: only layouts (oci:) and registries (docker://) hold tags to remove`);
+      return ref;
+    });
+    for (const ref of refs) {
+      if (ref.transport === 'oci') {
+        const name = (ref.digest ?? ref.tag)!;
+        const { layout } = await openStore(ref);
+        const removed = await layout!.untag(name);
+        for (const d of removed) out.info(`removed ${name} (${d.digest})`);
+      } else if (ref.transport === 'docker') {
+        const [{ store }, { deleteManifest, deleteTag }] = await Promise.all([openStore(ref, { create: true, ...(await registryOpen(args)) }), import('../../registry/delete.js')]);
+        const { RegistryStore } = await import('../../registry/store.js');
+        if (!(store instanceof RegistryStore)) throw new OciToolError('UNSUPPORTED', `rm: ${ref.ref.domain}: not a registry`);
+        if (ref.ref.digest !== undefined) {
+          await deleteManifest(store, ref.ref.digest);
+          out.info(`deleted ${ref.ref.digest} from ${store.name}, with every tag that named it`);
+        } else {
+          const tag = ref.ref.tag ?? 'latest';
+          const was = await deleteTag(store, tag);
+          out.info(`deleted tag ${tag} of ${store.name} (it named ${was.digest})`);
+        }
+      }
     }
   },
 });
