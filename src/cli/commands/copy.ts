@@ -28,8 +28,14 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull' | 'convert', describe: s
         .option('compression-level', { type: 'number', describe: `level for re-encoded layers (${LEVELS_HELP})` })
         .option('referrers', { type: 'boolean', default: false, describe: "also copy the image's referrers (signatures, SBOMs…) and theirs" })
         .option('manifest', { type: 'string', describe: 'copy the image of this manifest file, its blobs read from SRC (a layout, dir: or registry)' })
-        .option('ignore-signatures', { type: 'boolean', default: false, describe: 'convert a signed schema 1 manifest whose signatures do not verify' }),
+        .option('ignore-signatures', { type: 'boolean', default: false, describe: 'convert a signed schema 1 manifest whose signatures do not verify' })
+        .option('all-tags', { type: 'boolean', default: false, describe: 'copy every tag of the source repository (docker://HOST/REPO) to the same tags at DST (a repository or oci:DIR)' }),
     run: async (args, out, { signal }) => {
+      if (args['all-tags']) {
+        if (args.manifest !== undefined || args.format !== undefined || args.compression !== undefined || args.referrers) throw new OciToolError('USAGE', `${verb} --all-tags: copies images as they are (no --manifest, --format, --compression or --referrers)`);
+        const { copyAllTags } = await import('./sync.js');
+        return copyAllTags({ ...args, jobs: 4, 'dry-run': false }, out, signal);
+      }
       const srcRef = parseImageArg(args.src);
       const dstRef = parseImageArg(args.dst);
       if (direction === 'push' && dstRef.transport !== 'docker') throw new OciToolError('USAGE', `push: ${args.dst}: the destination must be a registry (docker://…); use copy`);
