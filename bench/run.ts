@@ -17,6 +17,9 @@
  *   app    ocitool build --from docker://R/base --tag docker://R/app  vs  containerify 4.1, the
  *          bench/fixture Node app onto a registry base (base-layer bytes downloaded counted).
  *
+ *   sync   ocitool sync  vs  skopeo sync, one skopeo sync YAML file: 60 tags (40 images on a shared
+ *          base) from one local registry to a fresh one, then each tool's rerun of the unchanged sync.
+ *
  *   npm run bench                  every section
  *   npm run bench -- transfer      one section (BENCH_REPEAT=5 for more runs)
  */
@@ -30,6 +33,7 @@ import { benchTransfer } from './transfer.js';
 import { benchConvert } from './convert.js';
 import { benchUnpack } from './unpack.js';
 import { benchApp } from './app.js';
+import { benchSync } from './sync.js';
 
 const only = process.argv.slice(2);
 
@@ -49,6 +53,7 @@ async function main(): Promise<void> {
     if (want('convert')) lines.push(...(await benchConvert(work)));
     if (want('unpack')) lines.push(...(await benchUnpack(work)));
     if (want('app')) lines.push(...(await benchApp(work)));
+    if (want('sync')) lines.push(...(await benchSync(work)));
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -2,8 +2,8 @@
  * sync and copy --all-tags between real registries (the destination behind the test proxy, which
  * counts what is written), into layouts, from skopeo sync YAML files; skopeo as the independent reader.
  */
-import { createHash } from 'node:crypto';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,7 +22,7 @@ const pushed: Record<string, Record<string, string>> = {};
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'ocitool-sync-'));
   src = await startRegistry();
-  // Three repositories; images share their first layer (same seed), tags a and b of lib/one name one image.
+  // Three repositories; tags a and b of lib/one name one image.
   const images: [string, string, string][] = [
     ['lib/one', 'a', 's1'],
     ['lib/one', 'b', 's1'],
@@ -147,6 +147,45 @@ describe('sync into a registry', () => {
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
   });
+});
+
+describe('sync of images on one base, several at once', () => {
+  let dst: TestRegistry;
+  let proxy: FaultProxy;
+  beforeAll(async () => {
+    dst = await startRegistry();
+    proxy = await startFaultProxy(dst.host, () => 'none');
+  }, 30_000);
+  afterAll(async () => {
+    await proxy?.stop();
+    await dst?.stop();
+  });
+
+  it('uploads the shared base layer once: the other images wait for it and mount it', async () => {
+    const dir = join(work, 'based');
+    await mkdir(join(dir, 'base'), { recursive: true });
+    await writeFile(join(dir, 'base', 'big.bin'), randomBytes(3 << 20));
+    const base = await ocitool(['build', '-q', '--tag', `oci:${dir}/layout:base`, '--add', `${join(dir, 'base')}:/base`]);
+    expect(base.code, base.stderr).toBe(0);
+    const repos = ['based/a', 'based/b', 'based/c', 'based/d'];
+    for (const repo of repos) {
+      await mkdir(join(dir, repo), { recursive: true });
+      await writeFile(join(dir, repo, 'own.txt'), repo);
+      const b = await ocitool(['build', '-q', '--from', `oci:${dir}/layout:base`, '--tag', `docker://${src.host}/${repo}:v1`, '--add', `${join(dir, repo)}:/app`]);
+      expect(b.code, b.stderr).toBe(0);
+    }
+    const manifest = JSON.parse((await ocitool(['inspect', `oci:${dir}/layout:base`])).stdout) as { layers: { digest: string; size: number }[] };
+    const baseLayer = manifest.layers.at(-1)!;
+    const yaml = join(work, 'based.yaml');
+    await writeFile(yaml, `${src.host}:\n  images:\n${repos.map((r) => `    ${r}: [v1]`).join('\n')}\n`);
+    const r = await ocitool(['sync', '--jobs', '4', yaml, `docker://${proxy.host}/m`], { env: { OCITOOL_CACHE_DIR: join(dir, 'cache') } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('sync: 4 copied, 0 skipped, 0 failed');
+    const committed = proxy.log.filter((l) => l.method === 'PUT' && l.path.includes(`digest=${encodeURIComponent(baseLayer.digest)}`));
+    expect(committed).toHaveLength(1);
+    expect((proxy.bytesIn.PATCH ?? 0) + (proxy.bytesIn.PUT ?? 0)).toBeLessThan(2 * baseLayer.size);
+    for (const repo of repos) expect(Object.keys(await view(dst.host, `m/${repo}`))).toEqual(['v1']);
+  }, 90_000);
 });
 
 describe('copy --all-tags', () => {

@@ -35,6 +35,16 @@ export interface RegistryStoreOptions extends RegistryHttpOptions {
 }
 
 /** A repository in a registry, as a Store: the distribution API's blobs, uploads and manifests endpoints. */
+/** Blob uploads that a store of this process has claimed, by `host digest`: they settle with the repository the blob went to. */
+const claims = new Map<string, Promise<string | undefined>>();
+
+/** A promise that settles (with undefined) when `signal` aborts; never without one. */
+function abortedOf(signal: AbortSignal | undefined): Promise<undefined> {
+  if (!signal) return new Promise(() => undefined);
+  if (signal.aborted) return Promise.resolve(undefined);
+  return new Promise((r) => signal.addEventListener('abort', () => r(undefined), { once: true }));
+}
+
 export class RegistryStore implements Store, StreamPusher {
   readonly name: string;
   readonly http: RegistryHttp;
@@ -170,8 +180,17 @@ export class RegistryStore implements Store, StreamPusher {
    */
   async mount(desc: Descriptor, opts: { signal?: AbortSignal } = {}): Promise<{ from: string } | undefined> {
     if (isManifestType(desc.mediaType)) return undefined;
+    // Another repository of this process is uploading the blob to the same registry (a sync of many
+    // images on one base): wait for it, then mount from there instead of sending it a second time.
+    const key = `${this.host} ${desc.digest}`;
+    // Claimed before the first await: of stores asking at once, one uploads and the others wait.
+    const other = claims.get(key);
+    if (!other) this.claim(key, opts.signal);
+    const uploadedTo = other ? await Promise.race([other, abortedOf(opts.signal)]) : undefined;
+    opts.signal?.throwIfAborted();
+    if (uploadedTo === this.repository) return { from: uploadedTo };
     const cached = await this.locations.candidates(this.host, this.repository, desc.digest);
-    const candidates = [...new Set([...this.mountSources, ...cached])].slice(0, 3);
+    const candidates = [...new Set([...(uploadedTo ? [uploadedTo] : []), ...this.mountSources, ...cached])].slice(0, 3);
     for (const from of candidates) {
       const q = new URLSearchParams({ mount: desc.digest, from });
       const res = await this.http
@@ -184,6 +203,7 @@ export class RegistryStore implements Store, StreamPusher {
         .catch(() => undefined); // a refused mount falls back to an upload
       await res?.cancel();
       if (res?.status === 201) {
+        this.claimed.get(desc.digest)?.(this.repository);
         await this.locations.record(this.host, this.repository, desc.digest);
         return { from };
       }
@@ -191,10 +211,37 @@ export class RegistryStore implements Store, StreamPusher {
       const location = res?.status === 202 ? res.headers.get('location') : null;
       if (location) {
         this.startedUploads.set(desc.digest, { location, minChunk: minChunkOf(res!.headers.get('oci-chunk-min-length')) });
+        this.claim(key, opts.signal);
         return undefined;
       }
     }
+    this.claim(key, opts.signal);
     return undefined;
+  }
+
+  /** Settles the claims of this store's uploads, by digest: with the repository, or undefined if it failed. */
+  private readonly claimed = new Map<string, (repository: string | undefined) => void>();
+
+  /**
+   * Says that this store will upload the blob next (a copy asks mount() first, then pushes): other
+   * repositories wait for it. Only with a signal, which settles the claim if the copy stops before
+   * its push; push settles it otherwise.
+   */
+  private claim(key: string, signal: AbortSignal | undefined): void {
+    if (!signal || claims.has(key)) return;
+    const digest = key.slice(key.indexOf(' ') + 1);
+    let settle!: (repository: string | undefined) => void;
+    const p = new Promise<string | undefined>((r) => (settle = r));
+    const done = (repository: string | undefined): void => {
+      signal.removeEventListener('abort', onAbort);
+      if (claims.get(key) === p) claims.delete(key);
+      this.claimed.delete(digest);
+      settle(repository);
+    };
+    const onAbort = (): void => done(undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+    claims.set(key, p);
+    this.claimed.set(digest, done);
   }
 
   /**
@@ -231,9 +278,13 @@ export class RegistryStore implements Store, StreamPusher {
         else await up.stream(verified, desc.size >= 0 ? desc.size : undefined, reopen && (async () => verifiedOf(await reopen())));
         await up.commit(desc.digest, desc.size);
       }
+    } catch (err) {
+      this.claimed.get(desc.digest)?.(undefined);
+      throw err;
     } finally {
       verified.destroy();
     }
+    this.claimed.get(desc.digest)?.(this.repository);
     await this.locations.record(this.host, this.repository, desc.digest);
   }
 
