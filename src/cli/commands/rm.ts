@@ -6,13 +6,17 @@ import { defineCommand } from '../command.js';
 export default defineCommand({
   command: 'rm <ref..>',
   describe: 'Remove tags (oci:DIR:TAG) or untag every entry of a digest (oci:DIR@DIGEST); blobs stay until gc',
-  builder: (y) => y.positional('ref', { type: 'string', array: true, demandOption: true, describe: 'image references' }),
+  builder: (y) => y.positional('ref', { type: 'string', array: true, demandOption: true, describe: 'oci:DIR:TAG or oci:DIR@DIGEST (or DIR:TAG, DIR@DIGEST); several at once' }),
   run: async (args, out) => {
-    for (const r of args.ref) {
+    // Every reference is checked before any tag is removed.
+    const refs = args.ref.map((r) => {
       const ref = parseImageArg(r);
       if (ref.transport !== 'oci') throw new OciToolError('UNSUPPORTED', `rm: ${r}: only OCI layouts are supported yet`);
       const name = ref.digest ?? ref.tag;
       if (name === undefined) throw new OciToolError('USAGE', `rm: ${r}: name a tag (oci:DIR:TAG) or a digest (oci:DIR@DIGEST)`);
+      return { ref, name };
+    });
+    for (const { ref, name } of refs) {
       const { layout } = await openStore(ref);
       const removed = await layout!.untag(name);
       for (const d of removed) out.info(`removed ${name} (${d.digest})`);
