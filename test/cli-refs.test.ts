@@ -179,6 +179,27 @@ describe('every flag is checked before any work', () => {
   });
 });
 
+describe('checks before a registry is asked (the source names a port nothing listens on)', () => {
+  const nowhere = 'docker://127.0.0.1:9/x:v1';
+  it('unpack into a non-empty DIR, inspect --platform junk, copy --manifest MISSING: one line, at once', async () => {
+    const full = join(work, 'full');
+    await makeTree(full, { 'there.txt': 'x\n' });
+    const t0 = Date.now();
+    const u = await ocitool(['unpack', '--timeout', '20', nowhere, full]);
+    expect(u.code).toBe(2);
+    expect(lines(u.stderr)).toEqual([`ocitool: unpack: ${full} is not empty`]);
+    const i = await ocitool(['inspect', '--timeout', '20', '--platform', 'linux/', nowhere]);
+    expect(i.code).toBe(2);
+    expect(lines(i.stderr)).toHaveLength(1);
+    expect(i.stderr).toContain('linux/');
+    const missing = join(work, 'no-manifest.json');
+    const c = await ocitool(['copy', '--timeout', '20', '--manifest', missing, nowhere, `oci:${join(work, 'never')}:v1`]);
+    expect(c.code).toBe(1);
+    expect(lines(c.stderr)).toEqual([`ocitool: copy: --manifest ${missing}: no such file`]);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+});
+
 describe('--help', () => {
   it('describes positional arguments, says which options repeat, and shows one compression range', async () => {
     const copy = await ok(ocitool(['copy', '--help']));

@@ -72,7 +72,7 @@ export function registryOptions<T>(y: Argv<T>): Argv<T & RegistryFlags> {
     .option('password-stdin', { type: 'boolean', default: false, describe: 'read the password (or token) for --username from stdin' })
     .option('authfile', { type: 'string', describe: "the one credentials file to read, as skopeo's --authfile (default: $REGISTRY_AUTH_FILE, then the docker and podman config files)" })
     .option('insecure', { type: 'boolean', default: false, describe: 'allow plain HTTP and unverified TLS to registries (loopback hosts may use HTTP anyway)' })
-    .option('tls-verify', { type: 'boolean', default: true, describe: 'verify TLS and require HTTPS (--tls-verify=false is --insecure, as in skopeo)' })
+    .option('tls-verify', { type: 'boolean', default: true, describe: 'verify TLS certificates and require HTTPS but on loopback hosts (--tls-verify=false is --insecure, as in skopeo)' })
     .middleware(applyTlsAndAuthFile) as Argv<T & RegistryFlags>;
 }
 

@@ -128,8 +128,8 @@ export default defineCommand({
     const labels = parseKeyValues(args.label, '--label');
     const annotations = parseKeyValues(args.annotation, '--annotation');
     await checkInputs(layers, args['ignore-file']);
-    const registry = await registryOpen(args);
     const fromRef = args.from !== undefined ? parseImageArg(args.from) : undefined;
+    const registry = await registryOpen(args);
     const stopSignal = args['stop-signal'];
     const progress = progressReporter(out, process.stderr, Date.now, signal);
     // Transfers worth showing: to a registry or an archive, or a base's layers fetched from a registry.

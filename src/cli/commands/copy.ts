@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { hostPlatform, parsePlatform } from '../../spec/platform.js';
 import { parseCreds } from '../../registry/auth/credentials.js';
 import { copy } from '../../transport/copy.js';
@@ -48,6 +49,7 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull' | 'convert', describe: s
       const level = args['compression-level'];
       if (level !== undefined && args.compression === undefined) throw new OciToolError('USAGE', `${verb}: --compression-level needs --compression (layers are copied as they are without it)`);
       if (args.compression !== undefined) checkCompressionLevel(args.compression, level, `${verb}: --compression-level`);
+      if (args.manifest !== undefined && !existsSync(args.manifest)) throw new OciToolError('NOT_FOUND', `${verb}: --manifest ${args.manifest}: no such file`);
       if (args.format === 'docker' && args.compression === 'zstd') throw new OciToolError('USAGE', `${verb}: Docker schema 2 has no zstd layers: use --format oci or another --compression`);
       // --creds / --username name the one registry in the copy (push: the destination, pull: the source).
       const shared = await credentialFromFlags(args);

@@ -1,4 +1,6 @@
+import { readdir } from 'node:fs/promises';
 import { hostPlatform, parsePlatform } from '../../spec/platform.js';
+import { OciToolError } from '../../util/errors.js';
 import { unpack } from '../../unpack/image.js';
 import { parseIdMapping } from '../../unpack/unpack.js';
 import { parseImageArg, repeated } from '../args.js';
@@ -21,10 +23,14 @@ export default defineCommand({
   run: async (args, out, { signal }) => {
     const uidMap = repeated(args['uid-map']).map((s) => parseIdMapping(s, '--uid-map'));
     const gidMap = repeated(args['gid-map']).map((s) => parseIdMapping(s, '--gid-map'));
+    const platform = args.platform !== undefined ? parsePlatform(args.platform) : hostPlatform();
+    // DIR is checked before the image is looked up (the unpack checks it again as it starts).
+    const inDir = await readdir(args.dir).catch(() => []);
+    if (inDir.length > 0) throw new OciToolError('USAGE', `unpack: ${args.dir} is not empty`);
     const result = await unpack(parseImageArg(args.src), args.dir, {
       ...(await registryOpen(args)),
       signal,
-      platform: args.platform !== undefined ? parsePlatform(args.platform) : hostPlatform(),
+      platform,
       ...(uidMap.length ? { uidMap } : {}),
       ...(gidMap.length ? { gidMap } : {}),
       ...(args.rootless !== undefined ? { rootless: args.rootless } : {}),
