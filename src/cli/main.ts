@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { OciToolError } from '../util/errors.js';
@@ -47,12 +48,15 @@ export async function main(argv: string[]): Promise<number> {
     .option('debug', { type: 'boolean', default: false, describe: 'print stack traces on errors' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print only results' })
     .option('json', { type: 'boolean', default: false, describe: 'print listings and results as JSON' })
+    .epilogue(
+      'Images are named as in skopeo: oci:DIR[:TAG|@DIGEST] (or plain DIR[:TAG]), docker://HOST/REPO[:TAG|@DIGEST], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], dir:DIR. A plain argument whose first part is a registry (ghcr.io/…, localhost:5000/…) must be written docker://….',
+    )
     .strict()
     .demandCommand(1, 'name a command')
     .recommendCommands()
     .help()
     .alias('h', 'help')
-    .version(false)
+    .version('version', 'print the version of ocitool', packageVersion())
     .wrap(Math.min(120, process.stdout.columns ?? 100))
     .fail((msg, err) => {
       // Validation failures come with a message only; errors thrown by handlers come as `err`.
@@ -87,6 +91,15 @@ function skipHelpCache(parser: Argv<GlobalFlags>): void {
   const internals = (parser as unknown as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } }).getInternalMethods?.();
   const usage = internals?.getUsageInstance?.();
   if (usage && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => {};
+}
+
+/** The version in package.json (two folders up from src/cli, dist/cli and dist/bundle alike). */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
 }
 
 /** Prints an error as one line (plus its stack with --debug) and returns the exit code. */

@@ -1,5 +1,6 @@
+import { statSync } from 'node:fs';
 import type { Argv } from 'yargs';
-import { parseCreds, type Credential } from '../registry/auth/credentials.js';
+import { parseCreds, setAuthFile, type Credential } from '../registry/auth/credentials.js';
 import { DEFAULT_TIMEOUT_SECONDS, parseTimeoutSeconds, setRegistryTimeout } from '../registry/timeout.js';
 import { DEFAULT_CONNECTIONS_PER_HOST, MIN_CHUNK_SIZE, setMaxConnectionsPerHost, setUploadChunkSize } from '../registry/upload-settings.js';
 import { OciToolError } from '../util/errors.js';
@@ -10,6 +11,8 @@ export interface RegistryFlags {
   username?: string;
   'password-stdin': boolean;
   insecure: boolean;
+  'tls-verify': boolean;
+  authfile?: string;
   timeout?: string;
   'chunk-size'?: string;
 }
@@ -37,6 +40,24 @@ function applyUpload(args: { 'chunk-size'?: unknown; concurrency?: unknown }): v
   setMaxConnectionsPerHost(typeof k === 'number' && Number.isSafeInteger(k) && k >= 1 ? k + 2 : DEFAULT_CONNECTIONS_PER_HOST);
 }
 
+/**
+ * skopeo's spellings: `--tls-verify=false` is `--insecure`, and `--authfile FILE` is the one
+ * credentials file (it must be a readable file).
+ */
+function applyTlsAndAuthFile(args: { insecure?: unknown; 'tls-verify'?: unknown; authfile?: unknown }): void {
+  if (args['tls-verify'] === false) args.insecure = true;
+  if (args.authfile === undefined) return;
+  const file = String(args.authfile);
+  let isFile = false;
+  try {
+    isFile = statSync(file).isFile();
+  } catch {
+    throw new OciToolError('USAGE', `--authfile ${file}: no such file`);
+  }
+  if (!isFile) throw new OciToolError('USAGE', `--authfile ${file}: not a file`);
+  setAuthFile(file);
+}
+
 export function registryOptions<T>(y: Argv<T>): Argv<T & RegistryFlags> {
   return y
     .option('chunk-size', { type: 'string', describe: `upload blobs in PATCH chunks of this many bytes (at least ${MIN_CHUNK_SIZE}; default: one streaming PATCH per blob, chunks only when the registry asks)` })
@@ -49,7 +70,10 @@ export function registryOptions<T>(y: Argv<T>): Argv<T & RegistryFlags> {
     .option('creds', { type: 'string', describe: 'USER:PASSWORD for the registry (default: docker/podman config files and credential helpers)' })
     .option('username', { type: 'string', describe: 'user name for the registry, with the password read from stdin (--password-stdin)' })
     .option('password-stdin', { type: 'boolean', default: false, describe: 'read the password (or token) for --username from stdin' })
-    .option('insecure', { type: 'boolean', default: false, describe: 'allow plain HTTP and unverified TLS to registries (loopback hosts may use HTTP anyway)' }) as Argv<T & RegistryFlags>;
+    .option('authfile', { type: 'string', describe: "the one credentials file to read, as skopeo's --authfile (default: $REGISTRY_AUTH_FILE, then the docker and podman config files)" })
+    .option('insecure', { type: 'boolean', default: false, describe: 'allow plain HTTP and unverified TLS to registries (loopback hosts may use HTTP anyway)' })
+    .option('tls-verify', { type: 'boolean', default: true, describe: 'verify TLS certificates and require HTTPS but on loopback hosts (--tls-verify=false is --insecure, as in skopeo)' })
+    .middleware(applyTlsAndAuthFile) as Argv<T & RegistryFlags>;
 }
 
 /** Reads all of stdin: a password, without its final newline. */

@@ -17,5 +17,5 @@ export function checkCompressionLevel(kind: Compression, level: number | undefin
 }
 
 
-/** The ranges, for --help. */
-export const LEVELS_HELP = 'gzip 0-9 (default 6), zstd 1-19 (default 3)';
+/** The ranges, for --help (from the table above: one range everywhere). */
+export const LEVELS_HELP = (['gzip', 'zstd'] as const).map((k) => `${k} ${COMPRESSION_LEVELS[k].min}-${COMPRESSION_LEVELS[k].max} (default ${COMPRESSION_LEVELS[k].default})`).join(', ');

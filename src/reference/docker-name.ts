@@ -131,6 +131,14 @@ function parseNormalized(s: string): DockerReference | string {
   return ref;
 }
 
+/**
+ * Whether a name's first component names a registry by docker's rule (it holds a '.' or a ':', or is
+ * `localhost`) and is a valid domain: `ghcr.io`, `localhost:5000`, `[::1]:5000`; not `.`, `..` or `out`.
+ */
+export function isRegistryDomain(first: string): boolean {
+  return (first === 'localhost' || /[.:]/.test(first)) && DOMAIN_RE.test(first);
+}
+
 /** Splits and validates `[domain/]path` (no tag or digest), normalising the domain and path. */
 function parseName(name: string): DockerReference | string {
   if (name === '') return 'repository name must have at least one component';

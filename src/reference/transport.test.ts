@@ -77,6 +77,12 @@ const invalid: Invalid[] = [
   // docker
   ['docker:ubuntu', 'docker references are written docker://NAME (try "docker://ubuntu")'],
   ['docker:/ubuntu', 'docker://NAME'],
+  // a suggestion is what parses: no third slash, the transport meant, the registry of a URL
+  ['docker:/localhost:5000/x', 'docker references are written docker://NAME (try "docker://localhost:5000/x")'],
+  ['docker:///localhost:5000/x', 'docker references are written docker://NAME (try "docker://localhost:5000/x")'],
+  ['dockr://ghcr.io/x', 'unknown transport "dockr" (try "docker://ghcr.io/x"); known transports: oci:DIR'],
+  ['https://ghcr.io/org/app:v1', 'unknown transport "https" (try "docker://ghcr.io/org/app:v1"); known transports'],
+  ['oci-achive:x.tar:v1', 'unknown transport "oci-achive" (try "oci-archive:x.tar:v1")'],
   ['docker://', 'repository name must have at least one component'],
   ['docker://Foo', 'repository name must be lowercase'],
   ['docker://ubuntu:-x', 'invalid tag "-x"'],
@@ -184,6 +190,19 @@ describe('isValidRefName', () => {
   );
   it.each(['', '-a', 'a-', 'a---b', 'a..b', '/a', 'a/', 'a//b', 'a b', 'a_', 'ä', 'a#b'])('refuses %j', (s) => {
     expect(isValidRefName(s)).toBe(false);
+  });
+});
+
+describe('hints', () => {
+  it('suggest nothing that would fail in turn', () => {
+    for (const input of ['docker:/a//b', 'dockr://x:-bad', 'docker:///a//b', 'https://ghcr.io/Org/App']) {
+      expect(() => parseReference(input), input).toThrow(/known transports|docker:\/\/NAME/);
+      try {
+        parseReference(input);
+      } catch (err) {
+        expect((err as Error).message, input).not.toContain('(try');
+      }
+    }
   });
 });
 

@@ -17,6 +17,7 @@ export type ImageReference =
 export type TransportName = ImageReference['transport'];
 
 const KNOWN_TRANSPORTS = 'oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG], docker://NAME[:TAG|@DIGEST], docker-archive:FILE[:NAME[:TAG]], dir:DIR';
+const TRANSPORT_NAMES: readonly TransportName[] = ['oci', 'oci-archive', 'docker', 'docker-archive', 'dir'];
 
 /** OCI `org.opencontainers.image.ref.name` grammar (image-spec image-layout.md). */
 const REF_COMPONENT = '[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*';
@@ -58,7 +59,7 @@ export function parseReference(s: string): ImageReference {
     case 'oci-archive':
       return parseOciArchive(s, rest);
     case 'docker':
-      if (!rest.startsWith('//')) fail(s, `docker references are written docker://NAME (try ${quote(`docker://${rest}`)})`);
+      if (!rest.startsWith('//') || rest.startsWith('///')) fail(s, `docker references are written docker://NAME${tryInstead(`docker://${rest.replace(/^\/+/, '')}`)}`);
       return { transport: 'docker', ref: parseDockerName(rest.slice(2), s) };
     case 'docker-archive':
       return parseDockerArchive(s, rest);
@@ -66,8 +67,54 @@ export function parseReference(s: string): ImageReference {
       if (rest === '') fail(s, 'empty directory');
       return { transport: 'dir', dir: rest };
     default:
-      return fail(s, `unknown transport ${quote(transport)}; known transports: ${KNOWN_TRANSPORTS}`);
+      return unknownTransport(s);
   }
+}
+
+/** ` (try "…")` when `candidate` parses, else nothing: a hint never suggests what fails in turn. */
+function tryInstead(candidate: string): string {
+  try {
+    parseReference(candidate);
+    return ` (try ${quote(candidate)})`;
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * The usage error for `SCHEME:REST` whose scheme is no transport: the known transports, and the
+ * reference meant when that is clear (a misspelt transport, or an http(s):// URL of a registry).
+ *
+ * @throws OciToolError with code `INVALID_REFERENCE`, always.
+ */
+export function unknownTransport(input: string): never {
+  const colon = input.indexOf(':');
+  const scheme = input.slice(0, colon);
+  const rest = input.slice(colon + 1);
+  const meant = /^https?$/i.test(scheme) ? 'docker' : closestTransport(scheme.toLowerCase());
+  const hint = meant === undefined ? '' : tryInstead(meant === 'docker' ? `docker://${rest.replace(/^\/+/, '')}` : `${meant}:${rest}`);
+  return fail(input, `unknown transport ${quote(scheme)}${hint}; known transports: ${KNOWN_TRANSPORTS}`);
+}
+
+/** The transport name a typo away from `name` (one edit, two for names of 5 letters or more), if any. */
+function closestTransport(name: string): TransportName | undefined {
+  let best: { t: TransportName; d: number } | undefined;
+  for (const t of TRANSPORT_NAMES) {
+    const d = editDistance(name, t);
+    if (d <= (name.length >= 5 ? 2 : 1) && (!best || d < best.d)) best = { t, d };
+  }
+  return best?.t;
+}
+
+/** Levenshtein distance (short strings only: transport names). */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
 }
 
 /**

@@ -5,7 +5,7 @@ import { OciToolError } from '../util/errors.js';
 import { parseChallenges, pickChallenge, type Challenge } from './auth/challenge.js';
 import type { Credential } from './auth/credentials.js';
 import { RegistryError, describeStatus, parseErrorBody, parseRetryAfter, retryableStatus } from './errors.js';
-import { certificateError, dispatcherFor, isLoopbackHost, transferFailure } from './network.js';
+import { certificateError, dispatcherFor, isLoopbackHost, plainHttpAnswer, transferFailure } from './network.js';
 import { HttpResponse } from './response.js';
 import { registryTimeoutMs } from './timeout.js';
 import { StreamedBody } from './streamed-body.js';
@@ -119,6 +119,14 @@ export class RegistryHttp {
     }
   }
 
+  /**
+   * An HTTPS request answered in plain HTTP: final (no retry helps) and one line. Only for hosts not
+   * allowed plain HTTP (the others fall back to it in probe()).
+   */
+  private plainHttpFailure(label: string): OciToolError {
+    return new OciToolError('REGISTRY', `${label}: the registry speaks plain HTTP, not HTTPS: use --insecure (or --tls-verify=false) to allow it`);
+  }
+
   private certFailure(code: string): OciToolError {
     return new OciToolError('REGISTRY', `${this.host}: TLS certificate not trusted (${code}); add its CA with NODE_EXTRA_CA_CERTS, or use --insecure`);
   }
@@ -169,6 +177,7 @@ export class RegistryHttp {
         if (ro.signal?.aborted) throw ro.signal.reason;
         const cert = certificateError(err);
         if (cert) throw this.certFailure(cert);
+        if (plainHttpAnswer(err)) throw this.plainHttpFailure(this.host);
         const wait = this.backoffMs(attempt);
         if (mayRetry(attempt, wait)) {
           await sleep(wait, undefined, ro.signal ? { signal: ro.signal } : {});
@@ -283,6 +292,7 @@ export class RegistryHttp {
     } catch (err) {
       const cert = certificateError(err);
       if (cert) throw new OciToolError('IO', `${label}: TLS certificate not trusted (${cert})`, { cause: err });
+      if (plainHttpAnswer(err)) throw new OciToolError('REGISTRY', `${label}: speaks plain HTTP, but the registry names an https:// token realm`);
       throw transferFailure(label, err, this.timeoutMs);
     }
     if (!res.ok) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { certificateError, isLoopbackHost, noProxyMatches, proxyEnvFrom, proxyFor, rootCause } from './network.js';
+import { certificateError, isLoopbackHost, noProxyMatches, plainHttpAnswer, proxyEnvFrom, proxyFor, rootCause } from './network.js';
 
 describe('isLoopbackHost', () => {
   it.each([
@@ -69,5 +69,13 @@ describe('error classification', () => {
     expect(certificateError(err)).toBe('DEPTH_ZERO_SELF_SIGNED_CERT');
     expect(certificateError(new TypeError('fetch failed', { cause: Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }) }))).toBeUndefined();
     expect(rootCause(new TypeError('fetch failed', { cause: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }) }))).toBe('connect ECONNREFUSED 127.0.0.1:1');
+  });
+
+  it("tells an HTTPS request answered in plain HTTP (OpenSSL's codes), and keeps the innermost message to one line", () => {
+    const openssl = Object.assign(new Error('805C:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:ssl3_record.c:350:\n'), { code: 'ERR_SSL_WRONG_VERSION_NUMBER' });
+    expect(plainHttpAnswer(new TypeError('fetch failed', { cause: openssl }))).toBe(true);
+    expect(plainHttpAnswer(Object.assign(new Error('x'), { code: 'ERR_SSL_PACKET_LENGTH_TOO_LONG' }))).toBe(true);
+    expect(plainHttpAnswer(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }))).toBe(false);
+    expect(rootCause(new TypeError('fetch failed', { cause: Object.assign(new Error('first line\nsecond line\n'), { code: 'EX' }) }))).toBe('first line (EX)');
   });
 });

@@ -168,10 +168,22 @@ export function certificateError(err: unknown): string | undefined {
   return undefined;
 }
 
+/** OpenSSL's codes for an answer that is no TLS record: what an HTTPS request gets from a plain HTTP server. */
+const NOT_TLS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_HTTP_REQUEST']);
+
+/** Whether an HTTPS exchange failed because the server answered in plain HTTP (not TLS). */
+export function plainHttpAnswer(err: unknown): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, i = 0; e && i < 5; e = e.cause as typeof e, i++) {
+    if (typeof e.code === 'string' && NOT_TLS.has(e.code)) return true;
+  }
+  return false;
+}
+
 /** The innermost message of an error's cause chain (undici says only "fetch failed" on top). */
 export function rootCause(err: unknown): string {
   let e = err as { message?: string; cause?: unknown; code?: string };
   for (let i = 0; e.cause && typeof e.cause === 'object' && i < 5; i++) e = e.cause as typeof e;
-  const msg = e.message || String(err);
+  // One line: OpenSSL's messages end in a newline, and some carry more lines.
+  const msg = (e.message || String(err)).trim().split('\n')[0]!;
   return e.code && !msg.includes(e.code) ? `${msg} (${e.code})` : msg;
 }

@@ -18,6 +18,9 @@ export interface CopyOptions {
   dstCredential?: Credential;
   /** Allow plain HTTP and unverified TLS to registries. */
   insecure?: boolean;
+  /** The same for the source / destination registry alone (default: `insecure`). */
+  srcInsecure?: boolean;
+  dstInsecure?: boolean;
   /** Convert to this media type family (Docker schema 2 or OCI) on the way; schema 1 sources become OCI unless told. */
   format?: 'oci' | 'docker';
   /** Re-encode layers with this compression (diff_ids kept, digests change); default: as they are. */
@@ -80,7 +83,7 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
   const dstRef = asReference(dst);
   if (opts.referrers && dstRef.transport === 'docker-archive') throw new OciToolError('USAGE', `${typeof dst === 'string' ? dst : dstRef.file}: a docker archive holds one image and no referrers: copy --referrers to oci:, oci-archive: or a registry`);
   if (dstRef.transport === 'oci' && dstRef.digest) throw new OciToolError('USAGE', `${typeof dst === 'string' ? dst : dstRef.dir}: a destination is named by a tag, not a digest`);
-  const from = await openStore(srcRef, { ...(opts.insecure ? { insecure: true } : {}), ...(opts.srcCredential ? { credential: opts.srcCredential } : {}) });
+  const from = await openStore(srcRef, { ...((opts.srcInsecure ?? opts.insecure) ? { insecure: true } : {}), ...(opts.srcCredential ? { credential: opts.srcCredential } : {}) });
   if (opts.manifestFile !== undefined) {
     const { ManifestFileStore } = await import('./manifest-file.js');
     from.store = await ManifestFileStore.open(opts.manifestFile, from.store);
@@ -94,7 +97,7 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
   const compression = opts.compression ?? (srcRef.transport === 'docker-archive' && dstRef.transport !== 'docker-archive' ? 'gzip' : undefined);
   let remote = isRemoteRepository(from.store);
   try {
-    descriptor = await writeTo(dstRef, { ...(opts.insecure ? { insecure: true } : {}), ...(opts.dstCredential ? { credential: opts.dstCredential } : {}) }, (to) => {
+    descriptor = await writeTo(dstRef, { ...((opts.dstInsecure ?? opts.insecure) ? { insecure: true } : {}), ...(opts.dstCredential ? { credential: opts.dstCredential } : {}) }, (to) => {
       remote ||= isRemoteRepository(to.store);
       // Registry to registry on one host: the source repository is the first place to mount from.
       if (isRemoteRepository(from.store) && isRemoteRepository(to.store) && from.store.host === to.store.host) to.store.addMountSource(from.store.repository);

@@ -9,13 +9,11 @@ import { destinationTag } from '../../transport/copy.js';
 import { openStore, writeTo } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
 import { commandSignal } from '../interrupt.js';
-import { parseImageArg } from '../args.js';
+import { createdSeconds, parseImageArg, repeated } from '../args.js';
 import { defineCommand, type GlobalFlags } from '../command.js';
 import { makeOutput, table } from '../output.js';
 import { registryOpen, registryOptions, type RegistryFlags } from '../registry-args.js';
 
-/** Repeated flags arrive as an array (yargs' duplicate-arguments-array). */
-const list = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
 
 /** `PATH` or `PATH:MEDIA/TYPE` (the part after the last ':' is a media type when it has a '/'). */
 function fileArg(s: string): ArtifactFile {
@@ -49,15 +47,19 @@ function untagged(ref: ImageReference): ImageReference {
 
 async function runPack(args: GlobalFlags & PackArgs): Promise<void> {
   const out = makeOutput(args);
-  const registry = await registryOpen(args);
+  // Every flag is checked before the subject is looked up or anything is written.
   if (args.tag === undefined && args.subject === undefined) throw new OciToolError('USAGE', 'artifact pack: give --tag (or --subject, to attach it untagged next to its subject)');
+  const annotations = parseKeyValues(repeated(args.annotation), '--annotation');
+  const epoch = createdSeconds(undefined);
+  const files = args.files.map(fileArg);
+  const subjectRef = args.subject !== undefined ? parseImageArg(args.subject) : undefined;
+  const dst = args.tag !== undefined ? parseImageArg(args.tag) : untagged(subjectRef!);
+  const tag = destinationTag(dst);
+  const registry = await registryOpen(args);
   let subject: Descriptor | undefined;
-  let subjectRef: ImageReference | undefined;
-  if (args.subject !== undefined) {
-    subjectRef = parseImageArg(args.subject);
+  if (subjectRef !== undefined) {
     // --creds are the destination's: the subject's registry gets them only on that same host.
-    const dstRef = args.tag !== undefined ? parseImageArg(args.tag) : subjectRef;
-    const sameHost = subjectRef.transport !== 'docker' || dstRef.transport !== 'docker' || subjectRef.ref.domain === dstRef.ref.domain;
+    const sameHost = subjectRef.transport !== 'docker' || dst.transport !== 'docker' || subjectRef.ref.domain === dst.ref.domain;
     const { credential: _c, ...withoutCreds } = registry;
     const s = await openStore(subjectRef, sameHost ? registry : withoutCreds);
     try {
@@ -67,10 +69,6 @@ async function runPack(args: GlobalFlags & PackArgs): Promise<void> {
       await s.close?.();
     }
   }
-  const epoch = process.env.SOURCE_DATE_EPOCH;
-  if (epoch !== undefined && !/^\d+$/.test(epoch)) throw new OciToolError('USAGE', `SOURCE_DATE_EPOCH=${epoch}: expected whole seconds`);
-  const dst = args.tag !== undefined ? parseImageArg(args.tag) : untagged(subjectRef!);
-  const tag = destinationTag(dst);
   // Straight into the destination: no temp layout, layers streamed as they are read.
   const signal = commandSignal();
   const desc = await writeTo(dst, registry, (target) =>
@@ -78,9 +76,9 @@ async function runPack(args: GlobalFlags & PackArgs): Promise<void> {
     underLease(target.store, async () => {
       const d = await packArtifact(target.store, {
         artifactType: args['artifact-type'],
-        files: args.files.map(fileArg),
-        annotations: parseKeyValues(list(args.annotation), '--annotation'),
-        ...(epoch !== undefined ? { created: Number(epoch) } : {}),
+        files,
+        annotations,
+        ...(epoch !== undefined ? { created: epoch } : {}),
         ...(subject ? { subject } : {}),
         ...(args['media-type'] ? { defaultMediaType: args['media-type'] } : {}),
         ...(signal ? { signal } : {}),
@@ -102,7 +100,7 @@ const packShape = (y: Argv<GlobalFlags>): Argv<GlobalFlags & PackArgs> =>
     .option('tag', { type: 'string', describe: 'where it goes: oci:DIR:TAG, docker://HOST/REPO:TAG, oci-archive:FILE:TAG' })
     .option('subject', { type: 'string', describe: 'attach it to this image (a referrer; without --tag, next to it, untagged)' })
     .option('media-type', { type: 'string', describe: 'media type of file layers (default application/octet-stream)' })
-    .option('annotation', { type: 'string', describe: 'KEY=VALUE on the manifest (repeatable)' }) as unknown as Argv<GlobalFlags & PackArgs>;
+    .option('annotation', { type: 'string', describe: 'KEY=VALUE on the manifest; repeatable' }) as unknown as Argv<GlobalFlags & PackArgs>;
 
 interface PullArgs extends RegistryFlags {
   ref: string;
@@ -125,7 +123,7 @@ async function runPull(args: GlobalFlags & PullArgs): Promise<void> {
 
 const pullShape = (y: Argv<GlobalFlags>): Argv<GlobalFlags & PullArgs> =>
   registryOptions(y)
-    .positional('ref', { type: 'string', demandOption: true, describe: 'the artifact' })
+    .positional('ref', { type: 'string', demandOption: true, describe: 'the artifact: oci:DIR:TAG, docker://HOST/REPO:TAG, oci:DIR@DIGEST…' })
     .positional('dir', { type: 'string', demandOption: true, describe: 'where its files go (by their title annotations)' }) as unknown as Argv<GlobalFlags & PullArgs>;
 
 export const artifactCommand = defineCommand({
@@ -144,7 +142,7 @@ export const referrersCommand = defineCommand({
   describe: 'List the artifacts attached to an image (referrers API, else the sha256-<hex> fallback tag)',
   builder: (y) =>
     registryOptions(y)
-      .positional('ref', { type: 'string', demandOption: true })
+      .positional('ref', { type: 'string', demandOption: true, describe: 'the image: oci:DIR:TAG, oci:DIR@DIGEST, docker://HOST/REPO:TAG…' })
       .option('artifact-type', { type: 'string', describe: 'only referrers of this artifactType' }),
   run: async (args, out) => {
     const opened = await openStore(parseImageArg(args.ref), await registryOpen(args));

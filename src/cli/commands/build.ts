@@ -1,10 +1,12 @@
+import { existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import type { CopyEvent } from '../../content/copy.js';
 import { registryOpen, registryOptions } from '../registry-args.js';
 import type { LayerSpec } from '../../image/build.js';
 import { checkCompressionLevel, LEVELS_HELP } from '../../layer/levels.js';
-import { OciToolError } from '../../util/errors.js';
-import { parseKeyValues } from '../../image/config.js';
-import { parseImageArg, platformArg } from '../args.js';
+import { OciToolError, errno } from '../../util/errors.js';
+import { normalizePort, parseKeyValues } from '../../image/config.js';
+import { createdSeconds, parseImageArg, platformArg } from '../args.js';
 import { defineCommand } from '../command.js';
 import { progressReporter } from '../progress.js';
 import { humanSize } from '../output.js';
@@ -12,11 +14,33 @@ import { rawArgv } from '../raw-argv.js';
 
 const list = { type: 'string', array: true, default: [] as string[] } as const;
 
-/** `SRC[:DEST]`: the destination is what follows the last ':' when it is an absolute path. */
+/**
+ * `SRC[:DEST]`: the destination is what follows the last ':' when it is an absolute path. Any other
+ * text after a ':' is a usage error (a relative destination, most likely), unless the whole argument
+ * names an existing file (a ':' in its name).
+ */
 export function parseAdd(s: string): { src: string; dest: string } {
   const i = s.lastIndexOf(':');
   if (i > 0 && s[i + 1] === '/') return { src: s.slice(0, i), dest: s.slice(i + 1) };
+  if (i > 0 && !existsSync(s)) {
+    const dest = s.slice(i + 1);
+    throw new OciToolError('USAGE', `--add ${s}: the destination ${JSON.stringify(dest)} must be an absolute path in the image, e.g. --add ${s.slice(0, i)}:/${dest.replace(/^\.?\/*/, '')}`);
+  }
   return { src: s, dest: '/' };
+}
+
+/** Checks, before any layer is made, that every --add source, --diff directory and --ignore-file exists. */
+async function checkInputs(layers: LayerSpec[], ignoreFile: string | undefined): Promise<void> {
+  const paths = layers.flatMap((l): [flag: string, path: string][] => (l.kind === 'add' ? [['--add', l.src]] : l.kind === 'diff' ? [['--diff', l.lower], ['--diff', l.upper]] : []));
+  if (ignoreFile !== undefined) paths.push(['--ignore-file', ignoreFile]);
+  for (const [flag, path] of paths) {
+    try {
+      await stat(path);
+    } catch (err) {
+      if (errno(err) === 'ENOENT') throw new OciToolError('NOT_FOUND', `${flag} ${path}: no such file or directory`);
+      throw new OciToolError('IO', `${flag} ${path}: ${(err as Error).message}`, { cause: err });
+    }
+  }
 }
 
 /** An exec-form list: repeated flags, or one JSON array. */
@@ -33,18 +57,6 @@ export function execForm(values: string[] | undefined, flag = 'exec form'): stri
     return v;
   }
   return values;
-}
-
-/** `--created`: RFC 3339, or seconds since the epoch; else SOURCE_DATE_EPOCH; else undefined (now). */
-export function createdSeconds(flag: string | undefined, env = process.env.SOURCE_DATE_EPOCH): number | undefined {
-  const v = flag ?? env;
-  if (v === undefined || v === '') return undefined;
-  const what = flag !== undefined ? '--created' : 'SOURCE_DATE_EPOCH';
-  if (/^@?\d+$/.test(v)) return Number(v.replace('@', ''));
-  if (flag === undefined) throw new OciToolError('USAGE', `SOURCE_DATE_EPOCH=${v}: expected whole seconds since the epoch`);
-  const ms = Date.parse(v);
-  if (Number.isNaN(ms)) throw new OciToolError('USAGE', `${what} ${JSON.stringify(v)}: expected RFC 3339 time or seconds since the epoch`);
-  return Math.floor(ms / 1000);
 }
 
 /** Layers in the order --add and --diff were given on the command line. */
@@ -73,28 +85,28 @@ export default defineCommand({
   builder: (y) =>
     registryOptions(
     y
-      .option('tag', { type: 'string', demandOption: true, describe: 'destination, e.g. oci:DIR:TAG' })
+      .option('tag', { type: 'string', demandOption: true, describe: 'where the image goes: oci:DIR:TAG, docker://HOST/REPO:TAG, oci-archive:FILE:TAG, docker-archive:FILE:NAME:TAG' })
       .option('from', { type: 'string', describe: 'base image reference (default: scratch)' })
-      .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] to pick from a base index and to record (default linux/amd64)' })
-      .option('add', { ...list, describe: 'SRC[:DEST]: a layer from a directory or file, placed at DEST (default /); repeatable' })
-      .option('diff', { type: 'string', array: true, nargs: 2, describe: 'LOWER UPPER: one layer with the changes that turn LOWER into UPPER' })
-      .option('env', { ...list, describe: 'KEY=VALUE' })
-      .option('entrypoint', { type: 'string', array: true, describe: 'exec form, repeatable (--entrypoint=-c for dashes) or one JSON array' })
-      .option('cmd', { type: 'string', array: true, describe: 'exec form, repeatable or one JSON array' })
-      .option('workdir', { type: 'string' })
-      .option('user', { type: 'string' })
-      .option('label', { ...list, describe: 'KEY=VALUE' })
-      .option('expose', { ...list, describe: 'PORT[/PROTO]' })
-      .option('volume', { ...list, describe: 'PATH' })
-      .option('stop-signal', { type: 'string' })
-      .option('annotation', { ...list, describe: 'KEY=VALUE on the manifest' })
-      .option('exclude', { ...list, describe: '.dockerignore-style pattern to leave out of --add layers' })
+      .option('platform', { type: 'string', describe: "OS/ARCH[/VARIANT] to pick from a base index and to record (default: the base's, this host's image from a base index; linux/amd64 without a base)" })
+      .option('add', { ...list, describe: 'SRC[:/DEST]: a layer from a directory or file, placed at the absolute path DEST (default /); repeatable, one layer each' })
+      .option('diff', { type: 'string', array: true, nargs: 2, describe: 'LOWER UPPER: one layer with the changes that turn LOWER into UPPER; repeatable' })
+      .option('env', { ...list, describe: 'KEY=VALUE; repeatable' })
+      .option('entrypoint', { type: 'string', array: true, describe: 'exec form: repeatable, one word each (--entrypoint=-c for dashes), or one JSON array' })
+      .option('cmd', { type: 'string', array: true, describe: 'exec form: repeatable, one word each, or one JSON array' })
+      .option('workdir', { type: 'string', describe: 'working directory of the container' })
+      .option('user', { type: 'string', describe: 'USER[:GROUP] the container runs as' })
+      .option('label', { ...list, describe: 'KEY=VALUE in the config; repeatable' })
+      .option('expose', { ...list, describe: 'PORT[/tcp|udp|sctp]; repeatable' })
+      .option('volume', { ...list, describe: 'PATH; repeatable' })
+      .option('stop-signal', { type: 'string', describe: 'signal that stops the container, e.g. SIGTERM' })
+      .option('annotation', { ...list, describe: 'KEY=VALUE on the manifest; repeatable' })
+      .option('exclude', { ...list, describe: '.dockerignore-style pattern to leave out of --add layers; repeatable' })
       .option('ignore-file', { type: 'string', describe: 'a .dockerignore file' })
       .option('chown', { type: 'string', default: '0:0', describe: 'UID:GID owning every file' })
       .option('created', { type: 'string', describe: 'creation time (RFC 3339 or epoch seconds; default SOURCE_DATE_EPOCH, else now); also clamps file mtimes' })
-      .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, default: 'gzip' as const })
-      .option('compression-level', { type: 'number', describe: LEVELS_HELP })
-      .option('format', { choices: ['oci', 'docker'] as const, default: 'oci' as const }),
+      .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, default: 'gzip' as const, describe: 'compression of new layers' })
+      .option('compression-level', { type: 'number', describe: `level of --compression: ${LEVELS_HELP}` })
+      .option('format', { choices: ['oci', 'docker'] as const, default: 'oci' as const, describe: 'OCI or Docker schema 2 media types' }),
     ),
   run: async (args, out, { signal }) => {
     const dst = parseImageArg(args.tag);
@@ -110,8 +122,14 @@ export default defineCommand({
     const layers = layerSpecs(rawArgv());
     const platform = platformArg(args.platform);
     const created = createdSeconds(args.created);
-    const registry = await registryOpen(args);
+    // Every flag is checked before any layer is made (the config's own checks come too late).
+    parseKeyValues(args.env, '--env');
+    args.expose.forEach(normalizePort);
+    const labels = parseKeyValues(args.label, '--label');
+    const annotations = parseKeyValues(args.annotation, '--annotation');
+    await checkInputs(layers, args['ignore-file']);
     const fromRef = args.from !== undefined ? parseImageArg(args.from) : undefined;
+    const registry = await registryOpen(args);
     const stopSignal = args['stop-signal'];
     const progress = progressReporter(out, process.stderr, Date.now, signal);
     // Transfers worth showing: to a registry or an archive, or a base's layers fetched from a registry.
@@ -136,12 +154,12 @@ export default defineCommand({
         ...(cmd ? { cmd } : {}),
         ...(args.workdir !== undefined ? { workdir: args.workdir } : {}),
         ...(args.user !== undefined ? { user: args.user } : {}),
-        labels: parseKeyValues(args.label, '--label'),
+        labels,
         expose: args.expose,
         volumes: args.volume,
         ...(stopSignal !== undefined ? { stopSignal } : {}),
       },
-      annotations: parseKeyValues(args.annotation, '--annotation'),
+      annotations,
       exclude: args.exclude,
       ...(args['ignore-file'] ? { ignoreFile: args['ignore-file'] } : {}),
       chown: { uid: Number(chown[1]), gid: Number(chown[2]) },

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { hostPlatform, parsePlatform } from '../../spec/platform.js';
 import { parseCreds } from '../../registry/auth/credentials.js';
 import { copy } from '../../transport/copy.js';
@@ -10,22 +11,31 @@ import { credentialFromFlags, registryOptions } from '../registry-args.js';
 
 type Direction = 'any' | 'push' | 'pull';
 
+const REFERENCE_FORMS = 'oci:DIR[:TAG|@DIGEST] (or DIR[:TAG]), docker://HOST/REPO[:TAG|@DIGEST], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], dir:DIR';
+
 function makeCopyCommand(verb: 'copy' | 'push' | 'pull' | 'convert', describe: string, direction: Direction) {
   return defineCommand({
     command: `${verb} <src> <dst>`,
     describe,
     builder: (y) =>
       registryOptions(y)
-        .positional('src', { type: 'string', demandOption: true })
-        .positional('dst', { type: 'string', demandOption: true })
+        .positional('src', { type: 'string', demandOption: true, describe: direction === 'pull' ? 'the image, docker://HOST/REPO[:TAG|@DIGEST]' : REFERENCE_FORMS })
+        .positional('dst', { type: 'string', demandOption: true, describe: direction === 'push' ? 'where it goes, docker://HOST/REPO[:TAG]' : `where it goes: ${REFERENCE_FORMS}` })
         .option('src-creds', { type: 'string', describe: 'USER:PASSWORD for the source registry' })
         .option('dest-creds', { type: 'string', describe: 'USER:PASSWORD for the destination registry' })
+        .option('src-tls-verify', { type: 'boolean', default: true, describe: 'verify TLS for the source registry (--src-tls-verify=false: --insecure for it alone)' })
+        .option('dest-tls-verify', { type: 'boolean', default: true, describe: 'verify TLS for the destination registry (--dest-tls-verify=false: --insecure for it alone)' })
         .option('concurrency', { type: 'number', default: 4, describe: 'blobs transferred at once' })
-        .option('platform', { type: 'string', describe: 'from an index, copy only this OS/ARCH[/VARIANT] (pull default: this host)' })
-        .option('all-platforms', { type: 'boolean', default: direction !== 'pull', describe: 'copy a whole index (default for copy and push; pull picks one platform)' })
+        .option('platform', { type: 'string', describe: direction === 'pull' ? "from an index, copy only this OS/ARCH[/VARIANT] (default: this host's)" : 'from an index, copy only this OS/ARCH[/VARIANT] (default: every platform)' })
+        .option('all-platforms', {
+          alias: ['a', 'all'],
+          type: 'boolean',
+          default: direction !== 'pull',
+          describe: direction === 'pull' ? "copy a whole index, not only this host's platform" : 'copy a whole index (--platform picks one image instead)',
+        })
         .option('format', { choices: ['oci', 'docker'] as const, describe: verb === 'convert' ? 'media types of the result (default oci)' : 'convert to OCI or Docker schema 2 media types on the way' })
         .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, describe: 're-encode layers (diff_ids kept); default: as they are' })
-        .option('compression-level', { type: 'number', describe: `level for re-encoded layers (${LEVELS_HELP})` })
+        .option('compression-level', { type: 'number', describe: `level of --compression: ${LEVELS_HELP}` })
         .option('referrers', { type: 'boolean', default: false, describe: "also copy the image's referrers (signatures, SBOMs…) and theirs" })
         .option('manifest', { type: 'string', describe: 'copy the image of this manifest file, its blobs read from SRC (a layout, dir: or registry)' })
         .option('ignore-signatures', { type: 'boolean', default: false, describe: 'convert a signed schema 1 manifest whose signatures do not verify' })
@@ -38,13 +48,14 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull' | 'convert', describe: s
       }
       const srcRef = parseImageArg(args.src);
       const dstRef = parseImageArg(args.dst);
-      if (direction === 'push' && dstRef.transport !== 'docker') throw new OciToolError('USAGE', `push: ${args.dst}: the destination must be a registry (docker://…); use copy`);
-      if (direction === 'pull' && srcRef.transport !== 'docker') throw new OciToolError('USAGE', `pull: ${args.src}: the source must be a registry (docker://…); use copy`);
+      if (direction === 'push' && dstRef.transport !== 'docker') throw new OciToolError('USAGE', `push: ${args.dst}: the destination must be a registry, docker://HOST/REPO[:TAG] (to write a layout or an archive, use copy)`);
+      if (direction === 'pull' && srcRef.transport !== 'docker') throw new OciToolError('USAGE', `pull: ${args.src}: the source must be a registry, docker://HOST/REPO[:TAG|@DIGEST] (to read a layout or an archive, use copy)`);
       if (dstRef.transport === 'oci' && dstRef.digest) throw new OciToolError('USAGE', `${verb}: ${args.dst}: a destination is named by a tag, not a digest`);
       if (!Number.isInteger(args.concurrency) || args.concurrency < 1) throw new OciToolError('USAGE', `${verb}: --concurrency must be a positive integer`);
       const level = args['compression-level'];
       if (level !== undefined && args.compression === undefined) throw new OciToolError('USAGE', `${verb}: --compression-level needs --compression (layers are copied as they are without it)`);
       if (args.compression !== undefined) checkCompressionLevel(args.compression, level, `${verb}: --compression-level`);
+      if (args.manifest !== undefined && !existsSync(args.manifest)) throw new OciToolError('NOT_FOUND', `${verb}: --manifest ${args.manifest}: no such file`);
       if (args.format === 'docker' && args.compression === 'zstd') throw new OciToolError('USAGE', `${verb}: Docker schema 2 has no zstd layers: use --format oci or another --compression`);
       // --creds / --username name the one registry in the copy (push: the destination, pull: the source).
       const shared = await credentialFromFlags(args);
@@ -60,6 +71,8 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull' | 'convert', describe: s
         const { descriptor } = await copy(srcRef, dstRef, {
           concurrency: args.concurrency,
           insecure: args.insecure,
+          srcInsecure: args.insecure || !args['src-tls-verify'],
+          dstInsecure: args.insecure || !args['dest-tls-verify'],
           ...(args.format !== undefined ? { format: args.format } : verb === 'convert' ? { format: 'oci' as const } : {}),
           ...(args.compression !== undefined ? { compression: args.compression } : {}),
           ...(args['compression-level'] !== undefined ? { level: args['compression-level'] } : {}),

@@ -4,7 +4,7 @@ import { parseKeyValues } from '../../image/config.js';
 import { OciLayout } from '../../layout/layout.js';
 import { openStore } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
-import { parseImageArg } from '../args.js';
+import { parseImageArg, repeated } from '../args.js';
 import { defineCommand, type GlobalFlags } from '../command.js';
 import { makeOutput } from '../output.js';
 
@@ -12,20 +12,21 @@ interface IndexArgs {
   tag: string;
   images: string[];
   format: 'oci' | 'docker';
-  annotation: string[];
+  annotation?: string | string[];
 }
 
 async function runIndex(args: GlobalFlags & IndexArgs, add: boolean): Promise<void> {
   const out = makeOutput(args);
   const dst = parseImageArg(args.tag);
   if (dst.transport !== 'oci' || dst.tag === undefined) throw new OciToolError('USAGE', `--tag ${args.tag}: expected oci:DIR:TAG`);
+  const annotations = parseKeyValues(repeated(args.annotation), '--annotation');
   const images: IndexSource[] = [];
   for (const ref of args.images) {
     const { store, reference } = await openStore(parseImageArg(ref));
     images.push({ store, descriptor: await store.resolve(reference ?? ''), name: ref });
   }
   const destination = add ? await OciLayout.open(dst.dir) : await OciLayout.init(dst.dir);
-  const desc = await createIndex({ destination, tag: dst.tag, images, add, format: args.format, annotations: parseKeyValues(args.annotation, '--annotation') });
+  const desc = await createIndex({ destination, tag: dst.tag, images, add, format: args.format, annotations });
   out.info(`index ${dst.tag} holds ${images.length} new image(s)`);
   out.result(desc.digest);
 }
@@ -35,7 +36,7 @@ const shape = (y: Argv<GlobalFlags>): Argv<GlobalFlags & IndexArgs> =>
     .positional('images', { type: 'string', array: true, demandOption: true, describe: 'image references (one per platform; an index adds all its entries)' })
     .option('tag', { type: 'string', demandOption: true, describe: 'the index to write, oci:DIR:TAG' })
     .option('format', { choices: ['oci', 'docker'] as const, default: 'oci' as const, describe: 'OCI index or Docker manifest list' })
-    .option('annotation', { type: 'string', array: true, default: [] as string[], describe: 'KEY=VALUE on the index' }) as unknown as Argv<GlobalFlags & IndexArgs>;
+    .option('annotation', { type: 'string', describe: 'KEY=VALUE on the index; repeatable' }) as unknown as Argv<GlobalFlags & IndexArgs>;
 
 export default defineCommand({
   command: 'index',

@@ -29,7 +29,9 @@ export default defineCommand({
       .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] to pick from an index (default: this host)' })
     ),
   run: async (args, out) => {
-    const opened = await openStore(parseImageArg(args.ref), await registryOpen(args));
+    const ref = parseImageArg(args.ref);
+    platformArg(args.platform); // checked before the image is looked up
+    const opened = await openStore(ref, await registryOpen(args));
     try {
       await show(opened, args, out);
     } finally {

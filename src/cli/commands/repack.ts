@@ -1,7 +1,6 @@
 import { repack } from '../../unpack/repack.js';
 import { checkCompressionLevel, LEVELS_HELP } from '../../layer/levels.js';
-import { OciToolError } from '../../util/errors.js';
-import { parseImageArg } from '../args.js';
+import { createdSeconds, parseImageArg } from '../args.js';
 import { defineCommand } from '../command.js';
 import { registryOptions } from '../registry-args.js';
 
@@ -12,14 +11,14 @@ export default defineCommand({
     registryOptions(y)
       .positional('dir', { type: 'string', demandOption: true, describe: 'a root filesystem made by ocitool unpack' })
       .option('tag', { type: 'string', demandOption: true, describe: 'where the new image goes: oci:DIR:TAG, docker://…, archives' })
-      .option('created', { type: 'number', describe: 'epoch seconds for created/history and the mtime clamp (default SOURCE_DATE_EPOCH, else now)' })
-      .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, default: 'gzip' as const })
-      .option('compression-level', { type: 'number', describe: LEVELS_HELP }),
+      .option('created', { type: 'string', describe: 'creation time for created/history and the mtime clamp, as for build: RFC 3339 or epoch seconds (default SOURCE_DATE_EPOCH, else now)' })
+      .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, default: 'gzip' as const, describe: 'compression of the new layer' })
+      .option('compression-level', { type: 'number', describe: `level of --compression: ${LEVELS_HELP}` }),
   run: async (args, out) => {
     checkCompressionLevel(args.compression, args['compression-level']);
-    const epoch = args.created ?? (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined);
-    if (epoch !== undefined && !Number.isSafeInteger(epoch)) throw new OciToolError('USAGE', `repack: --created or SOURCE_DATE_EPOCH must be whole seconds`);
-    const result = await repack(args.dir, parseImageArg(args.tag), {
+    const epoch = createdSeconds(args.created);
+    const dst = parseImageArg(args.tag);
+    const result = await repack(args.dir, dst, {
       ...(epoch !== undefined ? { created: epoch } : {}),
       compression: args.compression,
       ...(args['compression-level'] !== undefined ? { level: args['compression-level'] } : {}),

@@ -9,7 +9,7 @@ export default defineCommand({
   command: 'rm <ref..>',
   describe:
     'Remove tags or images: oci:DIR:TAG removes the tag, oci:DIR@DIGEST every entry of that digest (blobs stay until gc); docker://HOST/REPO:TAG deletes that tag alone (other tags of the image stay), docker://HOST/REPO@DIGEST the manifest and every tag naming it',
-  builder: (y) => registryOptions(y.positional('ref', { type: 'string', array: true, demandOption: true, describe: 'image references: oci:DIR:TAG, oci:DIR@DIGEST, docker://HOST/REPO:TAG, docker://HOST/REPO@DIGEST' })),
+  builder: (y) => registryOptions(y.positional('ref', { type: 'string', array: true, demandOption: true, describe: 'image references: oci:DIR:TAG, oci:DIR@DIGEST, docker://HOST/REPO:TAG, docker://HOST/REPO@DIGEST; several at once' })),
   run: async (args, out) => {
     // Every reference is checked before anything is removed.
     const refs: ImageReference[] = args.ref.map((r) => {

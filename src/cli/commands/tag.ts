@@ -15,7 +15,7 @@ export default defineCommand({
     registryOptions(
     y
       .positional('src', { type: 'string', demandOption: true, describe: 'image reference, e.g. oci:DIR:v1, oci:DIR@sha256:…, docker://HOST/REPO:v1' })
-      .positional('tag', { type: 'string', demandOption: true, describe: 'new tag' })
+      .positional('tag', { type: 'string', demandOption: true, describe: 'the new tag: TAG, oci:DIR:TAG (the same layout) or docker://HOST/REPO:TAG (the same repository)' })
     ),
   run: async (args, out) => {
     const src = parseImageArg(args.src);

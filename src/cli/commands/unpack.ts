@@ -1,7 +1,9 @@
+import { readdir } from 'node:fs/promises';
 import { hostPlatform, parsePlatform } from '../../spec/platform.js';
+import { OciToolError } from '../../util/errors.js';
 import { unpack } from '../../unpack/image.js';
 import { parseIdMapping } from '../../unpack/unpack.js';
-import { parseImageArg } from '../args.js';
+import { parseImageArg, repeated } from '../args.js';
 import { defineCommand } from '../command.js';
 import { registryOpen, registryOptions } from '../registry-args.js';
 
@@ -13,21 +15,22 @@ export default defineCommand({
       .positional('src', { type: 'string', demandOption: true, describe: 'image reference (oci:DIR:TAG, docker://…, archives)' })
       .positional('dir', { type: 'string', demandOption: true, describe: 'the root filesystem to make (must not exist, or be empty)' })
       .option('platform', { type: 'string', describe: 'from an index, this OS/ARCH[/VARIANT] (default: this host)' })
-      .option('uid-map', { type: 'string', describe: 'CONTAINER:HOST:SIZE (repeatable)' })
-      .option('gid-map', { type: 'string', describe: 'CONTAINER:HOST:SIZE (repeatable)' })
+      .option('uid-map', { type: 'string', describe: 'CONTAINER:HOST:SIZE: map these user ids; repeatable' })
+      .option('gid-map', { type: 'string', describe: 'CONTAINER:HOST:SIZE: map these group ids; repeatable' })
       .option('rootless', { type: 'boolean', describe: 'record ownership instead of applying it, make no device nodes (default when not root)' })
       .option('skip-unsafe', { type: 'boolean', default: false, describe: 'skip entries that would reach outside DIR, with a warning, instead of failing' })
       .option('state', { type: 'boolean', default: true, describe: 'write DIR.ocitool-state.json for repack (--no-state to skip)' }),
   run: async (args, out, { signal }) => {
-    // Repeated flags arrive as an array (yargs' duplicate-arguments-array); an `array` option would
-    // also swallow the positional arguments after it.
-    const list = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
-    const uidMap = list(args['uid-map']).map((s) => parseIdMapping(s, '--uid-map'));
-    const gidMap = list(args['gid-map']).map((s) => parseIdMapping(s, '--gid-map'));
+    const uidMap = repeated(args['uid-map']).map((s) => parseIdMapping(s, '--uid-map'));
+    const gidMap = repeated(args['gid-map']).map((s) => parseIdMapping(s, '--gid-map'));
+    const platform = args.platform !== undefined ? parsePlatform(args.platform) : hostPlatform();
+    // DIR is checked before the image is looked up (the unpack checks it again as it starts).
+    const inDir = await readdir(args.dir).catch(() => []);
+    if (inDir.length > 0) throw new OciToolError('USAGE', `unpack: ${args.dir} is not empty`);
     const result = await unpack(parseImageArg(args.src), args.dir, {
       ...(await registryOpen(args)),
       signal,
-      platform: args.platform !== undefined ? parsePlatform(args.platform) : hostPlatform(),
+      platform,
       ...(uidMap.length ? { uidMap } : {}),
       ...(gidMap.length ? { gidMap } : {}),
       ...(args.rootless !== undefined ? { rootless: args.rootless } : {}),

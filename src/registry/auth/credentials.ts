@@ -49,8 +49,16 @@ export function configKeysFor(host: string): string[] {
   return [host, `https://${host}`, `http://${host}`, `https://${host}/v1/`, `https://${host}/v2/`, `http://${host}/v2/`];
 }
 
-/** The config files to consult, in order. */
+let authFile: string | undefined;
+
+/** Makes `file` the one credentials file of the process (`--authfile`, as skopeo's), or the defaults again. */
+export function setAuthFile(file: string | undefined): void {
+  authFile = file;
+}
+
+/** The config files to consult, in order: the `--authfile` alone when one is set. */
 export function credentialFiles(opts: CredentialOptions = {}): string[] {
+  if (authFile !== undefined) return [authFile];
   const env = opts.env ?? process.env;
   const home = opts.home ?? homedir();
   const files: string[] = [];
