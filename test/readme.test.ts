@@ -26,9 +26,12 @@ function cleanEnv(home: string, shims: string): NodeJS.ProcessEnv {
   return { ...env, PATH: `${shims}:${process.env.PATH ?? ''}`, HOME: home, OCITOOL_CACHE_DIR: join(home, '.cache', 'ocitool') };
 }
 
-/** The checkout's files (tracked, and untracked ones git does not ignore) and its built dist/, copied into `dest`. */
+/**
+ * What a fresh clone holds, copied into `dest`: the files git tracks (as they are in the work tree; a new
+ * fixture counts once `git add`ed), not what running the examples here left behind, and the built dist/.
+ */
 async function cloneLike(dest: string): Promise<void> {
-  const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT }).toString().split('\0').filter(Boolean);
+  const files = execFileSync('git', ['ls-files', '-z', '--cached'], { cwd: ROOT }).toString().split('\0').filter(Boolean);
   for (const f of files) {
     const from = join(ROOT, f);
     if (!(await stat(from).catch(() => undefined))) continue; // deleted in the work tree
