@@ -10,7 +10,7 @@ import { chmod, cp, mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from './helpers/cli.js';
-import { README_REGISTRY, needsOutside, readReadme, runBlock, shellBlocks, skipProblems, type ShellBlock } from './helpers/readme.js';
+import { README_REGISTRY, needsOutside, readReadme, runBlock, shellBlocks, skipProblems, typecheckTsBlocks, type ShellBlock } from './helpers/readme.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
 import { tmpDir } from './helpers/tools.js';
 
@@ -91,6 +91,17 @@ describe('README examples: extraction and running', () => {
       await t.remove();
     }
   });
+
+  it('type-checks ts blocks against the built declarations, naming the README line of an error', async () => {
+    const t = await tmpDir('readme-ts');
+    try {
+      const md = ['# t', '```ts', "import { OciLayout } from 'ocitool';", 'const l = await OciLayout.init(42);', 'console.log(l);', '```', ''].join('\n');
+      const errors = await typecheckTsBlocks(md, ROOT, t.path);
+      expect(errors[0]).toMatch(/^README\.md:4:\d+: error TS2345/);
+    } finally {
+      await t.remove();
+    }
+  });
 });
 
 describe('README.md', () => {
@@ -110,6 +121,12 @@ describe('README.md', () => {
   it('marks few blocks as not runnable here, each for a reason that holds', () => {
     expect(blocks.length).toBeGreaterThan(10);
     expect(skipProblems(blocks, MAX_SKIPPED_SHARE)).toEqual([]);
+  });
+
+  it('every ts example type-checks against what the package ships', async () => {
+    const dir = join(work.path, 'ts');
+    await mkdir(dir);
+    expect(await typecheckTsBlocks(readReadme(README), ROOT, dir)).toEqual([]);
   });
 
   it('every sh example runs as written, in order, from a fresh clone, against a local registry', async () => {

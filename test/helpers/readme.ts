@@ -10,9 +10,11 @@
  * - A block that cannot run here is marked by the line just above its fence:
  *   `<!-- readme-test: skip: REASON -->`. Every command in it must be one that needs what the test
  *   may not use: `npm` (the npm registry) or a registry other than `localhost:5000`.
+ * - ```ts blocks are library examples: they must type-check against the built declarations
+ *   (`dist/index.d.ts`, what the package ships) as `import … from 'ocitool'`, each as a module of its own.
  */
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runTool } from './tools.js';
@@ -36,24 +38,41 @@ export interface ShellBlock {
   skip?: string;
 }
 
-/** The `sh` blocks of a markdown text, in order. Throws naming the line of a shell block with another label, or an unclosed fence. */
-export function shellBlocks(markdown: string): ShellBlock[] {
+export interface FencedBlock {
+  /** 1-based line of the opening fence. */
+  line: number;
+  /** The label after the fence, lower case ('' when none). */
+  lang: string;
+  body: string[];
+  /** The line just above the fence. */
+  above: string;
+}
+
+/** Every fenced code block of a markdown text, in order. Throws naming the line of an unclosed fence. */
+export function fencedBlocks(markdown: string): FencedBlock[] {
   const lines = markdown.split('\n');
-  const blocks: ShellBlock[] = [];
+  const blocks: FencedBlock[] = [];
   for (let i = 0; i < lines.length; i++) {
     const open = /^(\s*)(`{3,}|~{3,})\s*([^\s`]*)/.exec(lines[i]!);
     if (!open) continue;
     const fence = open[2]!;
-    const lang = open[3]!.toLowerCase();
     let end = i + 1;
     while (end < lines.length && !lines[end]!.trim().startsWith(fence)) end++;
     if (end >= lines.length) throw new Error(`README line ${i + 1}: the code block opened here is never closed`);
-    if (SHELL_LANGS.has(lang) && lang !== 'sh') throw new Error(`README line ${i + 1}: label shell examples \`\`\`sh (this one is ${lang ? `\`\`\`${lang}` : "unlabelled"}), so that test/readme.test.ts runs them`);
-    if (lang === 'sh') {
-      const marker = i > 0 ? SKIP.exec(lines[i - 1]!.trim()) : null;
-      blocks.push({ line: i + 1, commands: commandsOf(lines.slice(i + 1, end), i + 2), ...(marker ? { skip: marker[1]! } : {}) });
-    }
+    blocks.push({ line: i + 1, lang: open[3]!.toLowerCase(), body: lines.slice(i + 1, end), above: i > 0 ? lines[i - 1]!.trim() : '' });
     i = end;
+  }
+  return blocks;
+}
+
+/** The `sh` blocks of a markdown text, in order. Throws naming the line of a shell block with another label. */
+export function shellBlocks(markdown: string): ShellBlock[] {
+  const blocks: ShellBlock[] = [];
+  for (const b of fencedBlocks(markdown)) {
+    if (SHELL_LANGS.has(b.lang) && b.lang !== 'sh') throw new Error(`README line ${b.line}: label shell examples \`\`\`sh (this one is ${b.lang ? `\`\`\`${b.lang}` : 'unlabelled'}), so that test/readme.test.ts runs them`);
+    if (b.lang !== 'sh') continue;
+    const marker = SKIP.exec(b.above);
+    blocks.push({ line: b.line, commands: commandsOf(b.body, b.line + 1), ...(marker ? { skip: marker[1]! } : {}) });
   }
   return blocks;
 }
@@ -126,6 +145,22 @@ export async function runBlock(block: ShellBlock, opts: { cwd: string; env: Node
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Type-checks every ```ts block with the project's tsc (strict, Node 20 modules), `ocitool` resolved to
+ * `dist/index.d.ts`. Returns tsc's messages with each block's file position turned into a README line.
+ */
+export async function typecheckTsBlocks(markdown: string, root: string, dir: string): Promise<string[]> {
+  const blocks = fencedBlocks(markdown).filter((b) => b.lang === 'ts');
+  const files = blocks.map((b) => `readme-${b.line}.ts`);
+  await Promise.all(blocks.map((b, k) => writeFile(join(dir, files[k]!), `${b.body.join('\n')}\nexport {};\n`)));
+  await writeFile(join(dir, 'package.json'), '{"type":"module"}\n');
+  const compilerOptions = { strict: true, noEmit: true, skipLibCheck: true, target: 'es2022', lib: ['es2023'], module: 'nodenext', moduleResolution: 'nodenext', types: ['node'], typeRoots: [join(root, 'node_modules', '@types')], paths: { ocitool: [join(root, 'dist', 'index.d.ts')] } };
+  await writeFile(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions, files }));
+  const r = await runTool(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(dir, 'tsconfig.json')], { cwd: dir, timeoutMs: 60_000 });
+  if (r.code === 0) return [];
+  return `${r.stdout}${r.stderr}`.trim().split('\n').map((l) => l.replace(/^readme-(\d+)\.ts\((\d+),(\d+)\)/, (_, b: string, l2: string, c: string) => `README.md:${Number(b) + Number(l2)}:${c}`));
 }
 
 export const readReadme = (path: string): string => readFileSync(path, 'utf8');
