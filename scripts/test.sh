@@ -14,6 +14,7 @@ declare -A NEED=(
   [pigz]=pigz
   [zstd]=zstd
   [setfattr]=attr
+  [jq]=jq
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

@@ -11,7 +11,7 @@ interface Rule {
 /**
  * `.dockerignore` semantics: one pattern a line (`#` comments, blank lines skipped), `**` spans
  * directories, a leading `/` is dropped, `!` re-includes; the last rule that matches a path or any of
- * its parent directories decides. Patterns use the glob dialect of fast-glob (picomatch, its engine).
+ * its parent directories decides. Patterns are picomatch globs (`dot: true`: `*` also matches names starting with `.`).
  */
 export class IgnoreMatcher {
   private readonly rules: Rule[];

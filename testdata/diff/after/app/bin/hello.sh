@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "hello again, from version 2"
