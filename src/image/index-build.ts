@@ -1,4 +1,5 @@
 import { copyGraph } from '../content/copy.js';
+import { convertGraph, formatOf } from '../convert/convert.js';
 import { fetchConfig, fetchManifest } from '../content/graph.js';
 import { Readable } from 'node:stream';
 import { underLease, type Fetcher, type Store } from '../content/store.js';
@@ -25,6 +26,11 @@ export interface IndexOptions {
   add?: boolean;
   format?: 'oci' | 'docker';
   annotations?: Record<string, string>;
+  /**
+   * Into a layout, keep Docker schema 2 images as they are in an OCI index (bytes and digests); by
+   * default they are converted to OCI, which other tools need there.
+   */
+  preserveDigests?: boolean;
   /** The images' entries, read and checked beforehand (see planIndex); read here when not given. */
   plan?: IndexPlan;
   concurrency?: number;
@@ -85,27 +91,45 @@ export async function createIndex(opts: IndexOptions): Promise<Descriptor> {
   const dest = opts.destination;
   if (opts.add) await currentIndex(dest, opts.tag, plan.format); // refused before any copy
   return underLease(dest, async () => {
-    for (const { img } of plan.added) {
-      await copyGraph(img.store, dest, img.descriptor, { ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
+    const copyOpts = { ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}), ...(opts.signal ? { signal: opts.signal } : {}) };
+    // Into a layout, an OCI index gets OCI images (what other tools open there), as copy does.
+    const toOci = dest instanceof OciLayout && plan.format === 'oci' && !opts.preserveDigests;
+    const added: IndexPlan['added'] = [];
+    for (const a of plan.added) {
+      if (!toOci || a.entries.every((e) => formatOf(e.mediaType) === 'oci')) {
+        await copyGraph(a.img.store, dest, a.img.descriptor, copyOpts);
+        added.push(a);
+      } else added.push({ img: a.img, entries: await converted(a, await convertGraph(a.img.store, dest, a.img.descriptor, { ...copyOpts, format: 'oci' }), dest) });
     }
+    const done: IndexPlan = { format: plan.format, added };
     if (dest instanceof OciLayout) {
       let written: Descriptor | undefined;
       await dest.updateIndex(async (layoutIndex) => {
         const current = opts.add ? await currentIndex(dest, opts.tag, plan.format, layoutIndex) : undefined;
-        const index = assemble(plan, current, opts.annotations);
+        const index = assemble(done, current, opts.annotations);
         written = await dest.putBytes(JSON.stringify(index), index.mediaType!);
         setTag(layoutIndex, written, opts.tag);
       });
       return written!;
     }
     const current = opts.add ? await currentIndex(dest, opts.tag, plan.format) : undefined;
-    const index = assemble(plan, current, opts.annotations);
+    const index = assemble(done, current, opts.annotations);
     const bytes = Buffer.from(JSON.stringify(index));
     const written: Descriptor = { mediaType: index.mediaType!, digest: digestOf(bytes), size: bytes.length };
     await dest.push(written, Readable.from([bytes]), opts.signal ? { signal: opts.signal } : {});
     await dest.tag(written, opts.tag);
     return written;
   });
+}
+
+/** An image's entries pointed at what its conversion stored (an index's children keep their order). */
+async function converted(a: IndexPlan['added'][number], root: Descriptor, dest: OciLayout): Promise<Descriptor[]> {
+  const repoint = (e: Descriptor, to: Descriptor): Descriptor => ({ ...e, mediaType: to.mediaType, digest: to.digest, size: to.size });
+  if (!isIndexType(root.mediaType)) return a.entries.map((e) => repoint(e, root));
+  const node = await fetchManifest(dest, root);
+  if (node.parsed.kind !== 'index') throw new OciToolError('UNSUPPORTED', `${a.img.name}: converted to ${root.digest}, which is not an index`);
+  const children = node.parsed.index.manifests;
+  return a.entries.map((e, i) => repoint(e, children[i]!));
 }
 
 /** The index at `tag` (for add): its entries and annotations, checked against `format`. */

@@ -19,6 +19,7 @@ interface IndexArgs {
   images: string[];
   format: 'oci' | 'docker';
   annotation: string[];
+  'preserve-digests': boolean;
 }
 
 async function runIndex(args: GlobalFlags & IndexArgs & RegistryFlags, add: boolean): Promise<void> {
@@ -42,7 +43,7 @@ async function runIndex(args: GlobalFlags & IndexArgs & RegistryFlags, add: bool
     }
     // Read and checked before the destination is created or touched: a refused index writes nothing.
     const plan = await planIndex(images, { format: args.format, add });
-    const common = { tag, images, add, format: args.format, annotations: parseKeyValues(args.annotation, '--annotation'), plan };
+    const common = { tag, images, add, format: args.format, annotations: parseKeyValues(args.annotation, '--annotation'), plan, ...(args['preserve-digests'] ? { preserveDigests: true } : {}) };
     let desc: Descriptor;
     if (dst.transport === 'oci') {
       desc = await createIndex({ ...common, destination: add ? await OciLayout.open(dst.dir) : await OciLayout.init(dst.dir) });
@@ -64,7 +65,8 @@ const shape = (y: Argv<GlobalFlags>): Argv<GlobalFlags & IndexArgs & RegistryFla
     .positional('images', { type: 'string', array: true, demandOption: true, describe: 'image references (one per platform; an index adds all its entries)' })
     .option('tag', { type: 'string', demandOption: true, describe: 'the index to write, oci:DIR:TAG or docker://HOST/REPO:TAG' })
     .option('format', { choices: ['oci', 'docker'] as const, default: 'oci' as const, describe: 'OCI index or Docker manifest list' })
-    .option('annotation', { type: 'string', array: true, default: [] as string[], describe: 'KEY=VALUE on the index' }) as unknown as Argv<GlobalFlags & IndexArgs & RegistryFlags>;
+    .option('annotation', { type: 'string', array: true, default: [] as string[], describe: 'KEY=VALUE on the index' })
+    .option('preserve-digests', { type: 'boolean', default: false, describe: 'into oci:, keep Docker schema 2 images as they are in an OCI index instead of converting them to OCI' }) as unknown as Argv<GlobalFlags & IndexArgs & RegistryFlags>;
 
 export default defineCommand({
   command: 'index',
