@@ -18,7 +18,10 @@ export interface CopyOptions {
   dstCredential?: Credential;
   /** Allow plain HTTP and unverified TLS to registries. */
   insecure?: boolean;
-  /** Convert to this media type family (Docker schema 2 or OCI) on the way; schema 1 sources become OCI unless told. */
+  /**
+   * Convert to this media type family (Docker schema 2 or OCI) on the way. Default: into an OCI layout
+   * or oci-archive, OCI (see layoutFormat); elsewhere as the source is, schema 1 becoming OCI.
+   */
   format?: 'oci' | 'docker';
   /** Re-encode layers with this compression (diff_ids kept, digests change); default: as they are. */
   compression?: Compression;
