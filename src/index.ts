@@ -22,7 +22,7 @@ export { BlobLocations } from './registry/blob-locations.js';
 export { copy, destinationTag, type CopyOptions, type CopyResult } from './transport/copy.js';
 export { build, buildImage, platformOf, type BuildOptions, type BuildToOptions, type BuildResult, type LayerSpec } from './image/build.js';
 export { applyConfigChanges, makeImageConfig, type ConfigChanges } from './image/config.js';
-export { createIndex, type IndexOptions, type IndexSource } from './image/index-build.js';
+export { createIndex, planIndex, type IndexOptions, type IndexPlan, type IndexSource } from './image/index-build.js';
 export { walkTree, compareNames, type TreeEntry, type WalkTreeOptions } from './layer/walk.js';
 export { IgnoreMatcher } from './layer/ignore.js';
 export { EntryConverter, WHITEOUT_PREFIX, OPAQUE_WHITEOUT, type NormalizeOptions } from './layer/entries.js';

@@ -222,9 +222,15 @@ describe('pull what skopeo pushed', () => {
       await ok(skopeo(['copy', '--format', 'v2s2', '--dest-tls-verify=false', `oci:${l}:amd`, `docker://${reg.host}/multi/docker:d`]));
       const pulled = join(work, 'pulled');
       expect(lastLine(await ok(ocitool(['copy', `docker://${reg.host}/multi/img:m`, `oci:${pulled}:m`])))).toBe(idx);
+      // Into a layout, Docker schema 2 becomes OCI (what skopeo and umoci open there), as skopeo does...
       const d = lastLine(await ok(ocitool(['copy', `docker://${reg.host}/multi/docker:d`, `oci:${pulled}:d`])));
-      expect(d).not.toBe(amd); // skopeo converted it to Docker schema 2
-      expect(JSON.parse(await ok(ocitool(['inspect', '--raw', `oci:${pulled}:d`]))).mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
+      expect(d).not.toBe(amd); // skopeo converted it to Docker schema 2 (its config too)
+      expect(JSON.parse(await ok(ocitool(['inspect', '--raw', `oci:${pulled}:d`]))).mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
+      expect(JSON.parse(await ok(skopeo(['inspect', `oci:${pulled}:d`]))).Digest).toBe(d);
+      // ...unless told to keep the registry's bytes and digest.
+      const registryDigest = JSON.parse(await ok(skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/multi/docker:d`]))).Digest;
+      expect(lastLine(await ok(ocitool(['copy', '--preserve-digests', `docker://${reg.host}/multi/docker:d`, `oci:${pulled}:kept`])))).toBe(registryDigest);
+      expect(JSON.parse(await ok(ocitool(['inspect', '--raw', `oci:${pulled}:kept`]))).mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
       await ok(ocitool(['verify', '--diff-ids', pulled]));
       // pull picks one platform from an index (this host's unless told), or keeps it all.
       const host = process.arch === 'arm64' ? 'arm64' : 'amd64';

@@ -1,8 +1,9 @@
 import type { CopyEvent } from '../content/copy.js';
 import { fetchConfig, type ManifestNode } from '../content/graph.js';
-import { canAddRoot, underLease, type Fetcher, type Store } from '../content/store.js';
+import { canAddRoot, underLease, type Fetcher, type ReadOnlyStore, type Store } from '../content/store.js';
 import { ImageWriter, withRemakes } from './image-writer.js';
 import { formatReference, parseReference, type ImageReference } from '../reference/transport.js';
+import { formatDockerReference } from '../reference/docker-name.js';
 import type { Credential } from '../registry/auth/credentials.js';
 import { EntryConverter } from '../layer/entries.js';
 import { diffAgainst, diffEntries, type DiffStats, type LowerTree } from '../layer/diff.js';
@@ -37,7 +38,17 @@ export interface BuildOptions {
    * host), finds them (the same repository), streams them across (another registry) or fetches them
    * (a layout or archive destination).
    */
-  base?: { store: Fetcher & { readonly name?: string }; descriptor: Descriptor; name?: string };
+  base?: {
+    store: Fetcher & { readonly name?: string };
+    descriptor: Descriptor;
+    /** Names the base in messages. */
+    name?: string;
+    /**
+     * The base's image reference (`host/repo:tag`), recorded as `org.opencontainers.image.base.name`
+     * on an OCI manifest; only a base in a registry has one (see registryImageName).
+     */
+    imageName?: string;
+  };
   /** Platform to pick from a base index and to record (default: the base's, else linux/amd64). */
   platform?: Platform;
   layers?: LayerSpec[];
@@ -122,12 +133,27 @@ export async function build(to: string | ImageReference, opts: BuildToOptions = 
         ...rest,
         destination: dest.store,
         ...(tag !== undefined ? { tag } : {}),
-        ...(base ? { base: { store: base.store, descriptor: await base.store.resolve(base.reference ?? ''), name: formatReference(ref(from!)) } } : {}),
+        ...(base ? { base: await baseOf(base, ref(from!)) } : {}),
       }),
     );
   } finally {
     await base?.close?.();
   }
+}
+
+/** A base as buildImage takes it, opened from `ref`. */
+async function baseOf(opened: { store: ReadOnlyStore; reference?: string }, ref: ImageReference): Promise<NonNullable<BuildOptions['base']>> {
+  const imageName = registryImageName(ref);
+  return { store: opened.store, descriptor: await opened.store.resolve(opened.reference ?? ''), name: formatReference(ref), ...(imageName ? { imageName } : {}) };
+}
+
+/**
+ * The image reference the spec's `org.opencontainers.image.base.name` holds: `host/repo:tag` (or
+ * `@digest`) for a base in a registry, without the transport; undefined for bases with no registry
+ * name (layouts, archives).
+ */
+export function registryImageName(ref: ImageReference): string | undefined {
+  return ref.transport === 'docker' ? formatDockerReference(ref.ref) : undefined;
 }
 
 async function buildInto(opts: BuildOptions): Promise<BuildResult> {
@@ -211,7 +237,7 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
     const annotations: Record<string, string> = { ...(opts.annotations ?? {}) };
     if (opts.base && format === 'oci') {
       annotations[Annotation.BaseDigest] ??= baseNode!.descriptor.digest;
-      if (opts.base.name) annotations[Annotation.BaseName] ??= opts.base.name;
+      if (opts.base.imageName) annotations[Annotation.BaseName] ??= opts.base.imageName;
     }
     if (format === 'docker' && Object.keys(annotations).length > 0) {
       opts.warn?.('Docker manifests have no annotations; --annotation is dropped with --format docker');

@@ -1,6 +1,6 @@
 import { copyGraph, type CopyGraphOptions } from '../content/copy.js';
 import { convertGraph, needsConversion, type ConvertOptions } from '../convert/convert.js';
-import { underLease, type ReadOnlyStore, type Store } from '../content/store.js';
+import { canAddRoot, underLease, type ReadOnlyStore, type Store } from '../content/store.js';
 import type { Descriptor, Platform } from '../spec/types.js';
 import { isIndexType } from '../spec/media-types.js';
 import { resolveImageManifest } from './resolve.js';
@@ -8,8 +8,10 @@ import { resolveImageManifest } from './resolve.js';
 export interface CopyImageOptions extends CopyGraphOptions, Pick<ConvertOptions, 'format' | 'compression' | 'level' | 'ignoreSignatures' | 'warn'> {
   /** The destination is a registry (which can hold schema 1 as it is; other stores get it converted). */
   destinationIsRegistry?: boolean;
-  /** Tag to give the image at the destination (none: stored by digest only). */
+  /** Tag to give the image at the destination (none: stored by digest only, listed untagged in a layout's index.json). */
   tag?: string;
+  /** Without a tag, list the image untagged where the destination lists roots (a layout); default true. */
+  listUntagged?: boolean;
   /** From an index, copy only the image for this platform (the manifest becomes the root). */
   platform?: Platform;
 }
@@ -41,7 +43,11 @@ async function copyAndTag(src: ReadOnlyStore, srcRef: string, dst: Store, opts: 
     source = manifest.descriptor;
   }
   const convert = opts.format !== undefined || opts.compression !== undefined || needsConversion(source, opts.destinationIsRegistry ?? false);
-  const root = convert ? await convertGraph(src, dst, source, opts) : await copyGraph(src, dst, source, opts);
+  const copied = convert ? await convertGraph(src, dst, source, opts) : await copyGraph(src, dst, source, opts);
+  // A converted root keeps the platform its source was listed with (index.json entries carry it).
+  const root = copied.digest !== source.digest && source.platform && !copied.platform ? { ...copied, platform: source.platform } : copied;
+  // Untagged, a layout still lists it (as skopeo does): inspect finds it, gc keeps it.
   if (opts.tag !== undefined) await dst.tag(root, opts.tag);
+  else if (opts.listUntagged !== false && canAddRoot(dst)) await dst.addRoot(root);
   return { root, source, ...(source !== named ? { index: named } : {}) };
 }

@@ -433,10 +433,13 @@ export class OciLayout implements Store, Collectable, StreamPusher {
     await this.updateIndex((index) => setTag(index, desc, tag));
   }
 
-  /** Adds `desc` to index.json without a name, unless an entry with the same digest is there. */
+  /**
+   * Adds `desc` to index.json without a name (a ref.name annotation it carries from elsewhere is
+   * dropped), unless an entry with the same digest is there.
+   */
   async addRoot(desc: Descriptor): Promise<void> {
     await this.updateIndex((index) => {
-      if (!index.manifests.some((d) => d.digest === desc.digest)) index.manifests.push(desc);
+      if (!index.manifests.some((d) => d.digest === desc.digest)) index.manifests.push(withoutRefName(desc));
     });
   }
 
@@ -538,6 +541,13 @@ export class OciLayout implements Store, Collectable, StreamPusher {
 function ioError(message: string, cause: unknown): OciToolError {
   const code = errno(cause);
   return new OciToolError('IO', `${message}: ${code ?? (cause as Error).message}`, { cause });
+}
+
+/** A descriptor without the ref.name annotation it may carry (an untagged entry, an index's entry). */
+export function withoutRefName(d: Descriptor): Descriptor {
+  const { annotations: a, ...rest } = d;
+  if (!a || !Object.keys(a).some((k) => k !== Annotation.RefName)) return rest;
+  return { ...rest, annotations: Object.fromEntries(Object.entries(a).filter(([k]) => k !== Annotation.RefName)) };
 }
 
 /**

@@ -52,7 +52,11 @@ describe('config and platform', () => {
     expect(checkImageConfig({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [D] } }, 'C').rootfs.diff_ids).toEqual([D]);
   });
   it('parses and matches platforms', () => {
-    expect(parsePlatform('linux/arm64/v8')).toEqual({ os: 'linux', architecture: 'arm64' });
+    // A variant given is recorded as given (matching still treats arm64/v8 as plain arm64).
+    expect(parsePlatform('linux/arm64/v8')).toEqual({ os: 'linux', architecture: 'arm64', variant: 'v8' });
+    expect(parsePlatform('linux/aarch64/8')).toEqual({ os: 'linux', architecture: 'arm64', variant: 'v8' });
+    expect(platformMatches(parsePlatform('linux/arm64/v8'), { os: 'linux', architecture: 'arm64' })).toBe(true);
+    expect(platformMatches({ os: 'linux', architecture: 'arm64' }, parsePlatform('linux/arm64/v8'))).toBe(true);
     expect(parsePlatform('linux/x86_64')).toEqual({ os: 'linux', architecture: 'amd64' });
     expect(() => parsePlatform('linux')).toThrow(/OS\/ARCH/);
     expect(platformMatches({ os: 'linux', architecture: 'arm', variant: 'v7' }, { os: 'linux', architecture: 'arm' })).toBe(true);

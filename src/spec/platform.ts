@@ -3,14 +3,20 @@ import type { Platform } from './types.js';
 
 const ARCH_FROM_NODE: Record<string, string> = { x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64', loong64: 'loong64', mips: 'mips', mipsel: 'mipsle' };
 
-/** Parses `os/arch[/variant]` (e.g. `linux/arm64/v8`). */
+/**
+ * Parses `os/arch[/variant]` (e.g. `linux/arm64/v8`), aliases normalised (aarch64 → arm64). A variant
+ * given is kept, even one that matching treats as the default (arm64/v8): what is recorded in a
+ * config or an index entry is what was asked for.
+ */
 export function parsePlatform(s: string): Platform {
   const parts = s.split('/');
   if (parts.length < 2 || parts.length > 3 || parts.some((p) => p === '')) {
     throw new OciToolError('USAGE', `invalid platform "${s}": expected OS/ARCH[/VARIANT]`);
   }
   const [os, architecture, variant] = parts as [string, string, string | undefined];
-  return normalizePlatform(variant === undefined ? { os, architecture } : { os, architecture, variant });
+  const p = normalizePlatform(variant === undefined ? { os, architecture } : { os, architecture, variant });
+  if (variant !== undefined && p.variant === undefined) p.variant = /^\d+$/.test(variant) ? `v${variant}` : variant;
+  return p;
 }
 
 export function formatPlatform(p: Platform): string {

@@ -21,7 +21,10 @@ export interface CopyOptions {
   /** The same for the source / destination registry alone (default: `insecure`). */
   srcInsecure?: boolean;
   dstInsecure?: boolean;
-  /** Convert to this media type family (Docker schema 2 or OCI) on the way; schema 1 sources become OCI unless told. */
+  /**
+   * Convert to this media type family (Docker schema 2 or OCI) on the way. Default: into an OCI layout
+   * or oci-archive, OCI (see layoutFormat); elsewhere as the source is, schema 1 becoming OCI.
+   */
   format?: 'oci' | 'docker';
   /** Re-encode layers with this compression (diff_ids kept, digests change); default: as they are. */
   compression?: Compression;
@@ -34,6 +37,11 @@ export interface CopyOptions {
   manifestFile?: string;
   /** Also copy the image's referrers (signatures, SBOMs…), and theirs, attaching them at the destination. */
   referrers?: boolean;
+  /**
+   * Into an OCI layout or oci-archive, keep Docker schema 2 manifests and lists as they are (bytes and
+   * digests) instead of converting them to OCI, which other tools need (see `layoutFormat`).
+   */
+  preserveDigests?: boolean;
   /** Blob transfers at once (default 4), the largest blobs first. */
   concurrency?: number;
   /** Cancels the copy: requests in flight are aborted, nothing half-written is left visible. */
@@ -46,6 +54,20 @@ export interface CopyResult {
   descriptor: Descriptor;
   /** The tag given at the destination, if the destination reference named one. */
   tag?: string;
+}
+
+/**
+ * The media type family a copy writes when none is asked for: into an OCI layout or oci-archive,
+ * OCI, since containers/image (skopeo, podman, buildah), umoci and oci-image-tool open only OCI
+ * entries there, unless digests are to be kept (`preserveDigests`, or `referrers`, which name the
+ * image's digest). A docker-archive has no manifest digest to keep: into a layout it always comes as
+ * OCI. Elsewhere (registries, docker-archive) the source's family stays.
+ */
+export function layoutFormat(srcRef: ImageReference, dstRef: ImageReference, opts: Pick<CopyOptions, 'format' | 'preserveDigests' | 'referrers'>): 'oci' | 'docker' | undefined {
+  if (opts.format !== undefined) return opts.format;
+  if (dstRef.transport !== 'oci' && dstRef.transport !== 'oci-archive') return undefined;
+  if (srcRef.transport === 'docker-archive') return 'oci';
+  return opts.preserveDigests || opts.referrers ? undefined : 'oci';
 }
 
 /** The tag a destination reference names (a digest reference stores untagged). */
@@ -83,6 +105,7 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
   const dstRef = asReference(dst);
   if (opts.referrers && dstRef.transport === 'docker-archive') throw new OciToolError('USAGE', `${typeof dst === 'string' ? dst : dstRef.file}: a docker archive holds one image and no referrers: copy --referrers to oci:, oci-archive: or a registry`);
   if (dstRef.transport === 'oci' && dstRef.digest) throw new OciToolError('USAGE', `${typeof dst === 'string' ? dst : dstRef.dir}: a destination is named by a tag, not a digest`);
+  if (opts.preserveDigests && (opts.format !== undefined || opts.compression !== undefined)) throw new OciToolError('USAGE', '--preserve-digests keeps every digest: it cannot go with --format or --compression, which change them');
   const from = await openStore(srcRef, { ...((opts.srcInsecure ?? opts.insecure) ? { insecure: true } : {}), ...(opts.srcCredential ? { credential: opts.srcCredential } : {}) });
   if (opts.manifestFile !== undefined) {
     const { ManifestFileStore } = await import('./manifest-file.js');
@@ -95,6 +118,7 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
   // compressed (as skopeo does both).
   const platform = opts.platform ?? (dstRef.transport === 'docker-archive' ? hostPlatform() : undefined);
   const compression = opts.compression ?? (srcRef.transport === 'docker-archive' && dstRef.transport !== 'docker-archive' ? 'gzip' : undefined);
+  const format = layoutFormat(srcRef, dstRef, opts);
   let remote = isRemoteRepository(from.store);
   try {
     descriptor = await writeTo(dstRef, { ...((opts.dstInsecure ?? opts.insecure) ? { insecure: true } : {}), ...(opts.dstCredential ? { credential: opts.dstCredential } : {}) }, (to) => {
@@ -105,10 +129,11 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
       return underLease(to.store, async () => {
         const copied = await copyImage(from.store, from.reference ?? '', to.store, {
           ...(platform ? { platform } : {}),
-          // With referrers, the tag comes last: only once they are known to fit the image copied.
+          // With referrers, the tag (or untagged entry) comes last: only once they are known to fit the image copied.
           ...(tag !== undefined && !opts.referrers ? { tag } : {}),
+          ...(opts.referrers ? { listUntagged: false } : {}),
           ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
-          ...(opts.format !== undefined ? { format: opts.format } : {}),
+          ...(format !== undefined ? { format } : {}),
           ...(compression !== undefined ? { compression } : {}),
           ...(opts.level !== undefined ? { level: opts.level } : {}),
           ...(opts.ignoreSignatures ? { ignoreSignatures: true } : {}),
@@ -121,6 +146,7 @@ export async function copy(src: string | ImageReference, dst: string | ImageRefe
           // Each referrer is stored, then listed; the image is tagged last.
           await copyReferrers(from.store, to, copied, opts);
           if (tag !== undefined) await to.store.tag(copied.root, tag);
+          else if (canAddRoot(to.store)) await to.store.addRoot(copied.root);
         }
         return copied.root;
       });

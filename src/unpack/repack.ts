@@ -8,7 +8,7 @@ import { digestOfStream } from '../digest/verify.js';
 import { createReadStream } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { buildImage, type BuildResult } from '../image/build.js';
+import { buildImage, registryImageName, type BuildResult } from '../image/build.js';
 import type { DiffStats, LowerTree } from '../layer/diff.js';
 import type { TreeEntry } from '../layer/walk.js';
 import { compareNames, walkTree } from '../layer/walk.js';
@@ -64,6 +64,12 @@ export class StateTree implements LowerTree {
 }
 
 /** The state of `dir` as it is now, for the image just written (content hashes reused where size and mtime agree). */
+/** The base's registry image name, for its base.name annotation, when it has one. */
+function withImageName(ref: ImageReference): { imageName?: string } {
+  const imageName = registryImageName(ref);
+  return imageName ? { imageName } : {};
+}
+
 async function refreshState(dir: string, old: UnpackState, view: (e: TreeEntry) => TreeEntry, source: string, result: BuildResult): Promise<UnpackState> {
   const entries: Record<string, StateEntry> = {};
   for await (const raw of walkTree(dir)) {
@@ -133,7 +139,8 @@ export async function repack(dir: string, dst: string | ImageReference, opts: Re
     return { ...e, uid: unmap(e.uid, state.uidMap), gid: unmap(e.gid, state.gidMap) };
   };
   const dstRef = typeof dst === 'string' ? parseReference(dst) : dst;
-  const source = await openStore(parseReference(state.source), { ...(opts.insecure ? { insecure: true } : {}) });
+  const sourceRef = parseReference(state.source);
+  const source = await openStore(sourceRef, { ...(opts.insecure ? { insecure: true } : {}) });
   try {
     // Straight into the destination (any store): the new layer streams in, the base's layers are
     // mounted, skipped, streamed or fetched by the copy that writes the image.
@@ -143,7 +150,7 @@ export async function repack(dir: string, dst: string | ImageReference, opts: Re
       buildImage({
         destination: to.store,
         ...(tag !== undefined ? { tag } : {}),
-        base: { store: source.store, descriptor: state.manifest, name: state.source },
+        base: { store: source.store, descriptor: state.manifest, name: state.source, ...withImageName(sourceRef) },
         layers: [{ kind: 'tree-diff', lower, upper: dir, view, stats, label: 'REPACK' }],
         ...(opts.created !== undefined ? { created: opts.created } : {}),
         ...(opts.compression ? { compression: opts.compression } : {}),

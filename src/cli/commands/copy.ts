@@ -36,6 +36,7 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull' | 'convert', describe: s
         .option('format', { choices: ['oci', 'docker'] as const, describe: verb === 'convert' ? 'media types of the result (default oci)' : 'convert to OCI or Docker schema 2 media types on the way' })
         .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, describe: 're-encode layers (diff_ids kept); default: as they are' })
         .option('compression-level', { type: 'number', describe: `level of --compression: ${LEVELS_HELP}` })
+        .option('preserve-digests', { type: 'boolean', default: false, describe: 'into oci: or oci-archive:, keep Docker schema 2 manifests and lists as they are (bytes, digests) instead of converting them to OCI; skopeo, umoci and oci-image-tool cannot open such entries' })
         .option('referrers', { type: 'boolean', default: false, describe: "also copy the image's referrers (signatures, SBOMs…) and theirs" })
         .option('manifest', { type: 'string', describe: 'copy the image of this manifest file, its blobs read from SRC (a layout, dir: or registry)' })
         .option('ignore-signatures', { type: 'boolean', default: false, describe: 'convert a signed schema 1 manifest whose signatures do not verify' })
@@ -79,6 +80,7 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull' | 'convert', describe: s
           ...(args['ignore-signatures'] ? { ignoreSignatures: true } : {}),
           ...(args.manifest !== undefined ? { manifestFile: args.manifest } : {}),
           ...(args.referrers ? { referrers: true } : {}),
+          ...(args['preserve-digests'] ? { preserveDigests: true } : {}),
           warn: (m) => out.warn(m),
           signal,
           onProgress: (e) => progress.onProgress(e),
