@@ -1,0 +1,49 @@
+import type { CopyEvent } from '../../content/copy.js';
+import { OciToolError } from '../../util/errors.js';
+import { parseImageArg, platformArg } from '../args.js';
+import { defineCommand } from '../command.js';
+import { progressReporter } from '../progress.js';
+import { registryOpen, registryOptions } from '../registry-args.js';
+
+export default defineCommand({
+  command: 'rebase <ref>',
+  describe: "Move an image onto another base: its layers must start with --old-base's, which are replaced by --new-base's (mounted, not downloaded, in a registry); its own layers and config are kept",
+  builder: (y) =>
+    registryOptions(
+      y
+        .positional('ref', { type: 'string', demandOption: true, describe: 'the image to rebase' })
+        .option('old-base', { type: 'string', demandOption: true, describe: 'the base the image was built on' })
+        .option('new-base', { type: 'string', demandOption: true, describe: 'the base to move it onto' })
+        .option('tag', { type: 'string', demandOption: true, describe: 'where the rebased image goes (any writable reference)' })
+        .option('platform', { type: 'string', describe: "OS/ARCH[/VARIANT] to pick from indexes (default: the image's own; this host's from an index)" })
+        .option('concurrency', { type: 'number', default: 4, describe: 'blobs transferred at once' }),
+    ),
+  run: async (args, out, { signal }) => {
+    const refs = [args.ref, args['old-base'], args['new-base']].map(parseImageArg);
+    const dst = parseImageArg(args.tag);
+    if ((dst.transport === 'oci' && dst.digest !== undefined) || (dst.transport === 'docker' && dst.ref.digest !== undefined) || dst.transport === 'dir') {
+      throw new OciToolError('USAGE', `rebase --tag ${args.tag}: expected oci:DIR[:TAG], docker://NAME[:TAG] or an archive`);
+    }
+    if (!Number.isInteger(args.concurrency) || args.concurrency < 1) throw new OciToolError('USAGE', 'rebase: --concurrency must be a positive integer');
+    const platform = platformArg(args.platform);
+    const registry = await registryOpen(args);
+    const progress = progressReporter(out, process.stderr, Date.now, signal);
+    const { rebase } = await import('../../image/rebase.js');
+    // --creds go to the registries read only when they are the destination's host (or it is no registry).
+    const sameHost = refs.every((r) => r.transport !== 'docker' || dst.transport !== 'docker' || r.ref.domain === dst.ref.domain);
+    const desc = await rebase(refs[0]!, refs[1]!, refs[2]!, dst, {
+      signal,
+      concurrency: args.concurrency,
+      ...(platform ? { platform } : {}),
+      ...(registry.insecure ? { insecure: true } : {}),
+      ...(registry.credential && sameHost ? { srcCredential: registry.credential } : {}),
+      ...(registry.credential && dst.transport === 'docker' ? { dstCredential: registry.credential } : {}),
+      onProgress: (e: CopyEvent) => progress.onProgress(e),
+    }).catch((err: unknown) => {
+      progress.fail();
+      throw err;
+    });
+    progress.finish();
+    out.result(desc.digest);
+  },
+});
