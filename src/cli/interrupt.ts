@@ -29,6 +29,11 @@ let current: Interrupts | undefined;
  */
 export const commandSignal = (): AbortSignal => current?.signal ?? new AbortController().signal;
 
+/** Names the running command in the interruption's message (`artifact pack: interrupted`). */
+export function nameCommand(name: string): void {
+  if (current) current.name = name;
+}
+
 export function catchInterrupts(): Interrupts {
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;

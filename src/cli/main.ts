@@ -2,8 +2,8 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { OciToolError } from '../util/errors.js';
 import { EXIT_INTERRUPTED, catchInterrupts } from './interrupt.js';
-import type { Command, GlobalFlags } from './command.js';
-import { makeOutput } from './output.js';
+import { commandHandler, type Command, type GlobalFlags } from './command.js';
+import { jsonLine } from './output.js';
 import { setRawArgv } from './raw-argv.js';
 import build from './commands/build.js';
 import { convertCommand, copyCommand, pullCommand, pushCommand } from './commands/copy.js';
@@ -33,6 +33,7 @@ export const EXIT_USAGE = 2;
  */
 export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
+  const json = wantsJson(argv);
   setRawArgv(argv);
   const interrupts = catchInterrupts();
   const { signal } = interrupts;
@@ -56,34 +57,40 @@ export async function main(argv: string[]): Promise<number> {
       throw new OciToolError('USAGE', `${msg} (see 'ocitool --help')`);
     });
   for (const c of COMMANDS) {
-    parser = parser.command(c.command, c.describe, c.builder, async (args) => {
-      interrupts.name = c.command.split(' ')[0]!;
-      await c.run(args as GlobalFlags & Record<string, unknown>, makeOutput(args), { signal });
-    });
+    parser = parser.command(c.command, c.describe, c.builder, commandHandler(c.command.split(' ')[0]!, c.run));
   }
   try {
     await parser.parseAsync();
   } catch (err) {
     // Interrupted: whatever the command failed with on its way out (an aborted stream, say) is the
     // interruption's doing; reported as it.
-    code = report(signal.aborted ? signal.reason : err, debug);
+    code = report(signal.aborted ? signal.reason : err, debug, json ? interrupts.name : undefined);
   } finally {
     interrupts.dispose();
   }
   return code;
 }
 
-/** Prints an error as one line (plus its stack with --debug) and returns the exit code. */
-function report(err: unknown, debug: boolean): number {
-  if (err instanceof OciToolError) {
-    process.stderr.write(`ocitool: ${err.message}\n`);
-    if (debug) process.stderr.write(`${err.stack ?? ''}\n${causeChain(err)}`);
-    return err.exitCode;
+/** --json as given on the command line (also for usage errors, found before yargs has parsed anything). */
+function wantsJson(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end < 0 ? argv : argv.slice(0, end)).some((a) => a === '--json' || a === '--json=true');
+}
+
+/**
+ * Prints an error as one line on stderr (plus its stack with --debug) and returns the exit code. With
+ * --json (`command` given, maybe empty), also the error event on stdout: message, code, exit code.
+ */
+function report(err: unknown, debug: boolean, command?: string): number {
+  const known = err instanceof OciToolError;
+  const message = known ? err.message : (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
+  const exitCode = known ? err.exitCode : EXIT_FAILURE;
+  process.stderr.write(`ocitool: ${message}\n`);
+  if (debug && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n${known ? causeChain(err) : ''}`);
+  if (command !== undefined) {
+    process.stdout.write(jsonLine('error', { ...(command ? { command } : {}), message, code: known ? err.code : 'FAILURE', exitCode }));
   }
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`ocitool: ${message.split('\n')[0]}\n`);
-  if (debug && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
-  return EXIT_FAILURE;
+  return exitCode;
 }
 
 function causeChain(err: Error): string {

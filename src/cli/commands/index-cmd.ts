@@ -5,8 +5,8 @@ import { OciLayout } from '../../layout/layout.js';
 import { openStore } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
 import { parseImageArg } from '../args.js';
-import { defineCommand, type GlobalFlags } from '../command.js';
-import { makeOutput } from '../output.js';
+import { commandHandler, defineCommand, digestfileOption, type GlobalFlags, type Outcome } from '../command.js';
+import type { Output } from '../output.js';
 
 interface IndexArgs {
   tag: string;
@@ -15,8 +15,7 @@ interface IndexArgs {
   annotation: string[];
 }
 
-async function runIndex(args: GlobalFlags & IndexArgs, add: boolean): Promise<void> {
-  const out = makeOutput(args);
+async function runIndex(args: GlobalFlags & IndexArgs, out: Output, add: boolean): Promise<Outcome> {
   const dst = parseImageArg(args.tag);
   if (dst.transport !== 'oci' || dst.tag === undefined) throw new OciToolError('USAGE', `--tag ${args.tag}: expected oci:DIR:TAG`);
   const images: IndexSource[] = [];
@@ -27,11 +26,11 @@ async function runIndex(args: GlobalFlags & IndexArgs, add: boolean): Promise<vo
   const destination = add ? await OciLayout.open(dst.dir) : await OciLayout.init(dst.dir);
   const desc = await createIndex({ destination, tag: dst.tag, images, add, format: args.format, annotations: parseKeyValues(args.annotation, '--annotation') });
   out.info(`index ${dst.tag} holds ${images.length} new image(s)`);
-  out.result(desc.digest);
+  return { reference: dst, descriptor: desc, fields: { added: images.length } };
 }
 
 const shape = (y: Argv<GlobalFlags>): Argv<GlobalFlags & IndexArgs> =>
-  y
+  digestfileOption(y)
     .positional('images', { type: 'string', array: true, demandOption: true, describe: 'image references (one per platform; an index adds all its entries)' })
     .option('tag', { type: 'string', demandOption: true, describe: 'the index to write, oci:DIR:TAG' })
     .option('format', { choices: ['oci', 'docker'] as const, default: 'oci' as const, describe: 'OCI index or Docker manifest list' })
@@ -42,8 +41,8 @@ export default defineCommand({
   describe: 'Assemble multi-platform image indexes (index create, index add)',
   builder: (y) =>
     y
-      .command('create <images..>', 'Write an index of the given per-platform images, platform from each config', shape, (a) => runIndex(a as GlobalFlags & IndexArgs, false))
-      .command('add <images..>', 'Add images to the index at --tag (replacing entries of the same platform)', shape, (a) => runIndex(a as GlobalFlags & IndexArgs, true))
+      .command('create <images..>', 'Write an index of the given per-platform images, platform from each config', shape, commandHandler<IndexArgs>('index create', (a, out) => runIndex(a, out, false)) as (a: unknown) => Promise<void>)
+      .command('add <images..>', 'Add images to the index at --tag (replacing entries of the same platform)', shape, commandHandler<IndexArgs>('index add', (a, out) => runIndex(a, out, true)) as (a: unknown) => Promise<void>)
       .demandCommand(1, 'name an index action: create or add') as unknown as Argv<GlobalFlags>,
   run: async () => undefined,
 });

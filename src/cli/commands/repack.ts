@@ -2,14 +2,14 @@ import { repack } from '../../unpack/repack.js';
 import { checkCompressionLevel, LEVELS_HELP } from '../../layer/levels.js';
 import { OciToolError } from '../../util/errors.js';
 import { parseImageArg } from '../args.js';
-import { defineCommand } from '../command.js';
+import { defineCommand, digestfileOption } from '../command.js';
 import { registryOptions } from '../registry-args.js';
 
 export default defineCommand({
   command: 'repack <dir>',
   describe: 'Append the changes made to an unpacked root filesystem as one layer (no root, no mtree needed)',
   builder: (y) =>
-    registryOptions(y)
+    digestfileOption(registryOptions(y))
       .positional('dir', { type: 'string', demandOption: true, describe: 'a root filesystem made by ocitool unpack' })
       .option('tag', { type: 'string', demandOption: true, describe: 'where the new image goes: oci:DIR:TAG, docker://…, archives' })
       .option('created', { type: 'number', describe: 'epoch seconds for created/history and the mtime clamp (default SOURCE_DATE_EPOCH, else now)' })
@@ -19,7 +19,8 @@ export default defineCommand({
     checkCompressionLevel(args.compression, args['compression-level']);
     const epoch = args.created ?? (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined);
     if (epoch !== undefined && !Number.isSafeInteger(epoch)) throw new OciToolError('USAGE', `repack: --created or SOURCE_DATE_EPOCH must be whole seconds`);
-    const result = await repack(args.dir, parseImageArg(args.tag), {
+    const dst = parseImageArg(args.tag);
+    const result = await repack(args.dir, dst, {
       ...(epoch !== undefined ? { created: epoch } : {}),
       compression: args.compression,
       ...(args['compression-level'] !== undefined ? { level: args['compression-level'] } : {}),
@@ -27,7 +28,8 @@ export default defineCommand({
       warn: (m) => out.warn(m),
     });
     const s = result.stats;
-    out.info(`layer ${result.layers[0]?.descriptor.digest ?? ''}: +${s.added} ~${s.changed} -${s.deleted}${s.opaque ? ` (${s.opaque} opaque)` : ''}`);
-    out.result(result.manifest.digest);
+    const layer = result.layers[0]?.descriptor;
+    out.note('layer', { ...(layer ? { digest: layer.digest, mediaType: layer.mediaType, size: layer.size } : {}), ...s }, `layer ${layer?.digest ?? ''}: +${s.added} ~${s.changed} -${s.deleted}${s.opaque ? ` (${s.opaque} opaque)` : ''}`);
+    return { reference: dst, descriptor: result.manifest, fields: { ...s } };
   },
 });

@@ -24,7 +24,8 @@ export default defineCommand({
     const list = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
     const uidMap = list(args['uid-map']).map((s) => parseIdMapping(s, '--uid-map'));
     const gidMap = list(args['gid-map']).map((s) => parseIdMapping(s, '--gid-map'));
-    const result = await unpack(parseImageArg(args.src), args.dir, {
+    const src = parseImageArg(args.src);
+    const result = await unpack(src, args.dir, {
       ...(await registryOpen(args)),
       signal,
       platform: args.platform !== undefined ? parsePlatform(args.platform) : hostPlatform(),
@@ -34,9 +35,9 @@ export default defineCommand({
       onUnsafe: args['skip-unsafe'] ? 'skip' : 'fail',
       state: args.state,
       warn: (m) => out.warn(m),
-      onLayer: (i, l) => out.info(`layer ${i + 1}: ${l.digest}`),
+      onLayer: (i, l) => out.note('layer', { index: i, digest: l.digest, mediaType: l.mediaType, size: l.size }, `layer ${i + 1}: ${l.digest}`),
     });
-    if (args.json) out.jsonOut(result);
-    else out.result(result.manifest.digest);
+    const { manifest, ...rest } = result;
+    return { reference: src, descriptor: manifest, fields: { dir: args.dir, ...rest } };
   },
 });
