@@ -1,7 +1,7 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { OciToolError } from '../util/errors.js';
-import { EXIT_INTERRUPTED, catchInterrupts } from './interrupt.js';
+import { EXIT_INTERRUPTED, catchInterrupts, lineStart } from './interrupt.js';
 import { commandHandler, type Command, type GlobalFlags } from './command.js';
 import { jsonLine } from './output.js';
 import { setRawArgv } from './raw-argv.js';
@@ -85,7 +85,7 @@ function report(err: unknown, debug: boolean, command?: string): number {
   const known = err instanceof OciToolError;
   const message = known ? err.message : (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
   const exitCode = known ? err.exitCode : EXIT_FAILURE;
-  process.stderr.write(`ocitool: ${message}\n`);
+  process.stderr.write(`${exitCode === EXIT_INTERRUPTED ? lineStart() : ''}ocitool: ${message}\n`);
   if (debug && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n${known ? causeChain(err) : ''}`);
   if (command !== undefined) {
     process.stdout.write(jsonLine('error', { ...(command ? { command } : {}), message, code: known ? err.code : 'FAILURE', exitCode }));

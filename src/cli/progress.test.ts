@@ -77,6 +77,19 @@ describe('progressReporter', () => {
     expect(screen).not.toMatch(/0 B\/s/);
   });
 
+  it('a re-encoded blob: its done event (the new digest, its source named) takes the bar of its source away', () => {
+    const { out } = capture();
+    const clock = fakeClock();
+    let screen = '';
+    const r = progressReporter(out, { write: (s: string) => (screen += s), isTTY: true, columns: 120 }, clock.now);
+    const gzipped: Descriptor = { ...layer, digest: `sha256:${'e'.repeat(64)}`, size: 1024 };
+    r.onProgress({ type: 'blob-start', descriptor: layer });
+    r.onProgress({ type: 'blob-done', descriptor: gzipped, bytes: 1024, seconds: 1, source: layer });
+    r.onProgress({ type: 'manifest-pushed', descriptor: manifest });
+    // After the done line, no bar of the source is drawn again.
+    expect(screen.slice(screen.indexOf(`copied ${gzipped.digest}`))).not.toContain('aaaaaaaaaaaa ');
+  });
+
   it('every line fits the terminal: long names lose their middle instead of wrapping', () => {
     const { out } = capture();
     const clock = fakeClock();

@@ -103,7 +103,8 @@ function showing(out: Output, term: TerminalLike, now: () => number, start: numb
     return {
       onProgress: (e) => {
         const { descriptor, type, ...rest } = e;
-        out.event(type, { digest: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size, ...rest });
+        const source = 'source' in rest && rest.source ? { source: rest.source.digest } : {};
+        out.event(type, { digest: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size, ...rest, ...source });
       },
       finish: () => undefined,
       fail: () => undefined,
@@ -175,7 +176,8 @@ function showing(out: Output, term: TerminalLike, now: () => number, start: numb
       else if (e.type === 'blob-progress') {
         const a = active.get(d.digest);
         if (a) a.bytes = e.bytes;
-      } else if (e.type === 'blob-done' || e.type === 'blob-mount') active.delete(d.digest);
+      } else if (e.type === 'blob-done') active.delete(e.source?.digest ?? d.digest);
+      else if (e.type === 'blob-mount') active.delete(d.digest);
       const line = e.type === 'blob-skip' || e.type === 'manifest-skip' ? undefined : lineFor(e);
       draw(e.type === 'blob-start', line ? [line] : []);
     },
