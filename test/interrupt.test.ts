@@ -331,6 +331,23 @@ describe('stores honour the signal (library)', () => {
   };
   const interruption = (): OciToolError => new OciToolError('INTERRUPTED', 'test: interrupted');
 
+  it('repack: aborted while its layer is written, the reason is thrown, nothing tagged, no temp file', async () => {
+    const { unpack } = await import('../src/unpack/image.js');
+    const { repack } = await import('../src/unpack/repack.js');
+    const rootfs = join(work, 'repack-rootfs');
+    await unpack({ transport: 'oci', dir: src, tag: 'v1' }, rootfs, { rootless: true });
+    await writeFile(join(rootfs, 'more.txt'), randomBytes(16 << 20).toString('base64'));
+    const dst = join(work, 'repack-dst');
+    const abort = new AbortController();
+    const reason = interruption();
+    setTimeout(() => abort.abort(reason), 200);
+    const t0 = Date.now();
+    await expect(repack(rootfs, { transport: 'oci', dir: dst, tag: 'v2' }, { signal: abort.signal, compression: 'gzip' })).rejects.toBe(reason);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(await tagsOf(dst)).toEqual([]);
+    expect(await filesUnder(join(dst, '.ocitool', 'tmp'))).toEqual([]);
+  }, 60_000);
+
   it('layout push and pushStream: aborted mid-stream, the reason is thrown, the source destroyed, no temp file, nothing stored', async () => {
     const layout = await OciLayout.init(join(work, 'lib-layout'));
     for (const put of [(c: Readable, signal: AbortSignal) => layout.push({ mediaType: 'application/octet-stream', digest: `sha256:${'1'.repeat(64)}`, size: 1 << 30 }, c, { signal }), (c: Readable, signal: AbortSignal) => layout.pushStream(c, { signal })]) {

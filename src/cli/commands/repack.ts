@@ -15,7 +15,7 @@ export default defineCommand({
       .option('created', { type: 'number', describe: 'epoch seconds for created/history and the mtime clamp (default SOURCE_DATE_EPOCH, else now)' })
       .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, default: 'gzip' as const })
       .option('compression-level', { type: 'number', describe: LEVELS_HELP }),
-  run: async (args, out) => {
+  run: async (args, out, { signal }) => {
     checkCompressionLevel(args.compression, args['compression-level']);
     const epoch = args.created ?? (process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined);
     if (epoch !== undefined && !Number.isSafeInteger(epoch)) throw new OciToolError('USAGE', `repack: --created or SOURCE_DATE_EPOCH must be whole seconds`);
@@ -25,6 +25,7 @@ export default defineCommand({
       compression: args.compression,
       ...(args['compression-level'] !== undefined ? { level: args['compression-level'] } : {}),
       insecure: args.insecure,
+      signal,
       warn: (m) => out.warn(m),
     });
     const s = result.stats;
