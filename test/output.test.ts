@@ -144,6 +144,12 @@ describe('--digestfile', () => {
     const p = await ocitool(['push', '--timeout', '5', '--digestfile', join(fresh, 'd'), `oci:${layout}:v1`, 'docker://127.0.0.1:1/team/app:v1']);
     expect(p.code).toBe(1);
     expect(await readdir(fresh)).toEqual([]);
+    // A folder that is not there: refused before any work (no tag), exit 2.
+    const dst = join(work, 'digestfile-refused');
+    const refused = await ocitool(['copy', '--digestfile', join(work, 'no-such-folder', 'd'), `oci:${layout}:v1`, `oci:${dst}:v1`]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr.trimEnd().split('\n')).toEqual([`ocitool: --digestfile ${join(work, 'no-such-folder', 'd')}: ${join(work, 'no-such-folder')} is not a folder`]);
+    expect(await readdir(dst).catch(() => [])).toEqual([]);
   });
 });
 

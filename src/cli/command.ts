@@ -1,7 +1,9 @@
+import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Argv } from 'yargs';
 import { formatReference, type ImageReference } from '../reference/transport.js';
 import type { Descriptor } from '../spec/types.js';
+import { OciToolError, errno } from '../util/errors.js';
 import { atomicWriteFile } from '../util/fs.js';
 import { commandSignal, nameCommand } from './interrupt.js';
 import { makeOutput, type Output } from './output.js';
@@ -63,6 +65,8 @@ export function commandHandler<A>(name: string, run: Command<A>['run']): (args: 
   return async (args) => {
     nameCommand(name);
     const out = makeOutput(args);
+    const { digestfile } = args as { digestfile?: string };
+    if (digestfile !== undefined) await checkDigestfile(digestfile);
     const outcome = await run(args, out, { signal: commandSignal() });
     await reportOutcome(name, args as GlobalFlags & { digestfile?: string }, out, outcome ?? {});
   };
@@ -71,7 +75,7 @@ export function commandHandler<A>(name: string, run: Command<A>['run']): (args: 
 async function reportOutcome(name: string, args: { digestfile?: string }, out: Output, outcome: Outcome): Promise<void> {
   const { reference, line, fields, printed } = outcome;
   const descriptor = reference && outcome.descriptor ? await asListed(reference, outcome.descriptor) : outcome.descriptor;
-  if (args.digestfile !== undefined && descriptor) await atomicWriteFile(args.digestfile, descriptor.digest, dirname(args.digestfile));
+  if (args.digestfile !== undefined && descriptor) await writeDigestfile(args.digestfile, descriptor.digest);
   if (printed) {
     // The results are out already.
   } else if (descriptor) out.result(descriptor.digest);
@@ -82,6 +86,22 @@ async function reportOutcome(name: string, args: { digestfile?: string }, out: O
     ...(descriptor ? { digest: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size } : {}),
     ...fields,
   });
+}
+
+/** Before any work: the digest file goes into a folder that exists (none is made for it). */
+async function checkDigestfile(file: string): Promise<void> {
+  const dir = dirname(file);
+  const s = await stat(dir).catch(() => undefined);
+  if (!s?.isDirectory()) throw new OciToolError('USAGE', `--digestfile ${file}: ${dir} is not a folder`);
+}
+
+/** The digest alone (no newline, as skopeo writes it), replacing `file` atomically. */
+async function writeDigestfile(file: string, digest: string): Promise<void> {
+  try {
+    await atomicWriteFile(file, digest, dirname(file));
+  } catch (err) {
+    throw new OciToolError('IO', `--digestfile ${file}: ${errno(err) ?? (err as Error).message} (the image was written: ${digest})`, { cause: err });
+  }
 }
 
 /**
