@@ -43,7 +43,7 @@ export async function main(argv: string[]): Promise<number> {
     .usage('$0 <command> [options]\n\nOCI image layout toolkit: build, convert, copy, verify and unpack images without a daemon.')
     .option('debug', { type: 'boolean', default: false, describe: 'print stack traces on errors' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print only results' })
-    .option('json', { type: 'boolean', default: false, describe: 'print listings and results as JSON' })
+    .option('json', { type: 'boolean', default: false, describe: 'JSON Lines on stdout: one object per event or result, then "done" (or "error")' })
     .strict()
     .demandCommand(1, 'name a command')
     .recommendCommands()
