@@ -33,8 +33,10 @@ export interface CommandContext {
 export interface Outcome {
   /** The place the command wrote or read. */
   reference?: ImageReference;
-  /** The image (manifest or index) written or read, as the place lists it. */
+  /** The image (manifest or index) written or read. */
   descriptor?: Descriptor;
+  /** The command wrote `descriptor` to `reference`: reported as the place lists it (see asListed). */
+  wrote?: boolean;
   /** The last line in text mode when there is no digest to print (a summary). */
   line?: string;
   /** Nothing more in text mode: the command printed its results (a listing, a document). */
@@ -74,7 +76,7 @@ export function commandHandler<A>(name: string, run: Command<A>['run']): (args: 
 
 async function reportOutcome(name: string, args: { digestfile?: string }, out: Output, outcome: Outcome): Promise<void> {
   const { reference, line, fields, printed } = outcome;
-  const descriptor = reference && outcome.descriptor ? await asListed(reference, outcome.descriptor) : outcome.descriptor;
+  const descriptor = reference && outcome.descriptor && outcome.wrote ? await asListed(reference, outcome.descriptor) : outcome.descriptor;
   if (args.digestfile !== undefined && descriptor) await writeDigestfile(args.digestfile, descriptor.digest);
   if (printed) {
     // The results are out already.

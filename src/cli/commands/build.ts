@@ -164,6 +164,6 @@ export default defineCommand({
     });
     if (showProgress) progress.finish();
     out.note('config', { digest: result.config.digest, mediaType: result.config.mediaType, size: result.config.size }, `config ${result.config.digest}`);
-    return { reference: dst, descriptor: result.manifest, fields: { layers: result.layers.length, ...(showProgress ? progress.counts() : {}) } };
+    return { reference: dst, descriptor: result.manifest, wrote: true, fields: { layers: result.layers.length, ...(showProgress ? progress.counts() : {}) } };
   },
 });

@@ -68,7 +68,7 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull' | 'convert', describe: s
           ...(dstCredential ? { dstCredential } : {}),
         });
         progress.finish();
-        return { reference: dstRef, descriptor, fields: { ...progress.counts() } };
+        return { reference: dstRef, descriptor, wrote: true, fields: { ...progress.counts() } };
       } catch (err) {
         progress.fail();
         throw err;

@@ -31,6 +31,6 @@ export default defineCommand({
     const s = result.stats;
     const layer = result.layers[0]?.descriptor;
     out.note('layer', { ...(layer ? { digest: layer.digest, mediaType: layer.mediaType, size: layer.size } : {}), ...s }, `layer ${layer?.digest ?? ''}: +${s.added} ~${s.changed} -${s.deleted}${s.opaque ? ` (${s.opaque} opaque)` : ''}`);
-    return { reference: dst, descriptor: result.manifest, fields: { ...s } };
+    return { reference: dst, descriptor: result.manifest, wrote: true, fields: { ...s } };
   },
 });
