@@ -179,6 +179,15 @@ describe('Ctrl-C in the middle of a copy', () => {
       expect(await entriesOf(tmp)).toEqual([]);
     }, 60_000);
 
+    it('Ctrl-C typed at a terminal mid-upload: the bars erased, then one line; exit 130', async () => {
+      uploading = 0;
+      const tmp = await freshTmp('tmp-push-pty');
+      const after = await ctrlCOnPty(['push', `oci:${src}:v1`, `docker://${proxy.host}/lib/pty:v1`], tmp, async (screen) => (await midUpload()) && /\] [0-9.]+ (B|KiB|MiB)\/\d+ MiB/.test(screen));
+      expect(after).toMatch(/^\^C\r\x1b\[\d+A\x1b\[J\r\x1b\[Kocitool: push: interrupted\r\nrc=130\r\n$/);
+      await noTag('lib/pty');
+      expect(await entriesOf(tmp)).toEqual([]);
+    }, 60_000);
+
   });
 });
 
