@@ -25,6 +25,19 @@ export interface Output {
   warn(line: string): void;
 }
 
+/** While a progress display has bars on the terminal, stderr lines go through it (drawn above them). */
+let stderrSink: ((line: string) => void) | undefined;
+
+/** Sends stderr lines to `sink` (a progress display) until called again without one. */
+export function divertStderr(sink?: (line: string) => void): void {
+  stderrSink = sink;
+}
+
+const toStderr = (line: string): void => {
+  if (stderrSink) stderrSink(line);
+  else process.stderr.write(`${line}\n`);
+};
+
 /** One JSON Lines record: the event name first, then the fields. */
 export const jsonLine = (name: string, fields: Record<string, unknown>): string => `${JSON.stringify({ event: name, ...fields })}\n`;
 
@@ -32,7 +45,7 @@ export function makeOutput(flags: { quiet?: boolean; json?: boolean; debug?: boo
   const json = flags.json ?? false;
   const quiet = flags.quiet ?? false;
   const info = (line: string): void => {
-    if (!quiet) process.stderr.write(`${line}\n`);
+    if (!quiet) toStderr(line);
   };
   const event = (name: string, fields: Record<string, unknown>): void => {
     if (json) stdout.write(jsonLine(name, fields));
@@ -52,7 +65,7 @@ export function makeOutput(flags: { quiet?: boolean; json?: boolean; debug?: boo
     item: (name, fields, line) => (json ? event(name, fields) : line !== undefined ? result(line) : undefined),
     note: (name, fields, line) => (json ? event(name, fields) : info(line)),
     info,
-    warn: (line) => void process.stderr.write(`ocitool: warning: ${line}\n`),
+    warn: (line) => toStderr(`ocitool: warning: ${line}`),
   };
 }
 

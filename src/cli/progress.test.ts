@@ -90,6 +90,18 @@ describe('progressReporter', () => {
     expect(screen.slice(screen.indexOf(`copied ${gzipped.digest}`))).not.toContain('aaaaaaaaaaaa ');
   });
 
+  it('a warning printed while bars are up goes above them (bars erased and redrawn), not through them', () => {
+    const out = makeOutput({});
+    const clock = fakeClock();
+    let screen = '';
+    const r = progressReporter(out, { write: (s: string) => (screen += s), isTTY: true, columns: 120 }, clock.now);
+    r.onProgress({ type: 'blob-start', descriptor: layer });
+    screen = '';
+    out.warn('referrers left behind');
+    expect(screen).toBe('\x1b[1A\x1b[Jocitool: warning: referrers left behind\naaaaaaaaaaaa waiting 10 MiB\n');
+    r.finish();
+  });
+
   it('every line fits the terminal: long names lose their middle instead of wrapping', () => {
     const { out } = capture();
     const clock = fakeClock();

@@ -1,5 +1,5 @@
 import type { CopyEvent } from '../content/copy.js';
-import { fitLine, humanSize, type Output } from './output.js';
+import { divertStderr, fitLine, humanSize, type Output } from './output.js';
 
 /** Where bars are drawn: a terminal stream (process.stderr, or a fake one in tests). */
 export interface TerminalLike {
@@ -169,6 +169,9 @@ function showing(out: Output, term: TerminalLike, now: () => number, start: numb
     term.write(`${clear()}${above.map((l) => `${fitLine(l, width)}\n`).join('')}${lines.map((l) => `${l}\n`).join('')}`);
     drawn = lines.length;
   };
+  // Notes and warnings printed while bars are up go above them, not through them.
+  const own = (on: boolean): void => divertStderr(on ? (l) => (drawn > 0 ? draw(true, [l]) : void term.write(`${l}\n`)) : undefined);
+  own(true);
   return {
     onProgress: (e) => {
       const d = e.descriptor;
@@ -184,12 +187,14 @@ function showing(out: Output, term: TerminalLike, now: () => number, start: numb
     finish: () => {
       active.clear();
       draw(true, [summary()]);
+      own(false);
     },
     fail: () => {
       // From the start of the line, so that a ^C the terminal echoed below the bars goes with them.
       term.write(drawn > 0 ? `\r${clear()}` : '\r\x1b[K');
       drawn = 0;
       active.clear();
+      own(false);
     },
   };
 }
