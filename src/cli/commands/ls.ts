@@ -5,6 +5,7 @@ import { openStore, type OpenedStore } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
 import { registryOpen, registryOptions } from '../registry-args.js';
 import { canListImages, canListTags } from '../../content/store.js';
+import type { ImageReference } from '../../reference/transport.js';
 import { parseImageArg } from '../args.js';
 import { defineCommand, type GlobalFlags } from '../command.js';
 import { humanSize, table, type Output } from '../output.js';
@@ -30,12 +31,19 @@ export default defineCommand({
     const ref = parseImageArg(args.layout);
     const opened = await openStore(ref, await registryOpen(args));
     try {
-      return { reference: ref, printed: true, fields: { count: await list(opened, args, out) } };
+      return { reference: repository(ref), printed: true, fields: { count: await list(opened, args, out) } };
     } finally {
       await opened.close?.();
     }
   },
 });
+
+/** What is listed: a registry's repository (not the tag `latest` its reference defaults to). */
+function repository(ref: ImageReference): ImageReference {
+  if (ref.transport !== 'docker') return ref;
+  const { tag: _t, digest: _d, ...name } = ref.ref;
+  return { transport: 'docker', ref: name };
+}
 
 /** Prints the entries (one `tag` or `image` event each in --json) and returns how many. */
 async function list({ layout, store }: OpenedStore, args: GlobalFlags & { layout: string }, out: Output): Promise<number> {
