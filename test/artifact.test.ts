@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../src/digest/digest.js';
 import { OciLayout } from '../src/layout/layout.js';
 import { MediaType } from '../src/spec/media-types.js';
-import { lastLine, ocitool } from './helpers/cli.js';
+import { lastLine, ocitool, jsonEvents } from './helpers/cli.js';
 import { writeTestImage } from './helpers/images.js';
 import { startRegistry, skopeoRegistryFlags, type TestRegistry } from './helpers/registry.js';
 import { ok, skopeo } from './helpers/tools.js';
@@ -72,9 +72,9 @@ describe('referrers in the registry (fallback tag)', () => {
   });
 
   it('lists both referrers, by type too; the fallback tag holds an index of both', async () => {
-    const all = JSON.parse(await ok(ocitool(['referrers', '--json', `docker://${reg.host}/team/app:v1`]))) as { digest: string; artifactType: string }[];
+    const all = jsonEvents<{ digest: string; artifactType: string }>(await ok(ocitool(['referrers', '--json', `docker://${reg.host}/team/app:v1`])), 'referrer');
     expect(all.map((d) => d.digest).sort()).toEqual([sbom, sig].sort());
-    const onlySig = JSON.parse(await ok(ocitool(['referrers', '--json', '--artifact-type', 'application/vnd.example.signature', `docker://${reg.host}/team/app:v1`]))) as { digest: string }[];
+    const onlySig = jsonEvents<{ digest: string }>(await ok(ocitool(['referrers', '--json', '--artifact-type', 'application/vnd.example.signature', `docker://${reg.host}/team/app:v1`])), 'referrer');
     expect(onlySig.map((d) => d.digest)).toEqual([sig]);
     // A plain HTTP check of what the fallback tag holds.
     const res = await fetch(`http://${reg.host}/v2/team/app/manifests/${image.replace(':', '-')}`, { headers: { accept: MediaType.OciIndex } });
@@ -100,20 +100,20 @@ describe('referrers in the registry (fallback tag)', () => {
 
   it('copy --referrers carries the image with both referrers to another repository', async () => {
     await ok(ocitool(['copy', '--referrers', `docker://${reg.host}/team/app:v1`, `docker://${reg.host}/other/app:v1`]));
-    const listed = JSON.parse(await ok(ocitool(['referrers', '--json', `docker://${reg.host}/other/app:v1`]))) as { digest: string }[];
+    const listed = jsonEvents<{ digest: string }>(await ok(ocitool(['referrers', '--json', `docker://${reg.host}/other/app:v1`])), 'referrer');
     expect(listed.map((d) => d.digest).sort()).toEqual([sbom, sig].sort());
     // And into a layout: listed there by scanning index.json.
     const dir = join(work, 'with-referrers');
     await ok(ocitool(['copy', '--referrers', `docker://${reg.host}/team/app:v1`, `oci:${dir}:v1`]));
-    const local = JSON.parse(await ok(ocitool(['referrers', '--json', `oci:${dir}:v1`]))) as { digest: string }[];
+    const local = jsonEvents<{ digest: string }>(await ok(ocitool(['referrers', '--json', `oci:${dir}:v1`])), 'referrer');
     expect(local.map((d) => d.digest).sort()).toEqual([sbom, sig].sort());
     // And into an oci-archive, and on from it to yet another repository.
     const archive = join(work, 'with-referrers.tar');
     await ok(ocitool(['copy', '--referrers', `oci:${dir}:v1`, `oci-archive:${archive}:v1`]));
-    const inArchive = JSON.parse(await ok(ocitool(['referrers', '--json', `oci-archive:${archive}:v1`]))) as { digest: string }[];
+    const inArchive = jsonEvents<{ digest: string }>(await ok(ocitool(['referrers', '--json', `oci-archive:${archive}:v1`])), 'referrer');
     expect(inArchive.map((d) => d.digest).sort()).toEqual([sbom, sig].sort());
     await ok(ocitool(['copy', '--referrers', `oci-archive:${archive}:v1`, `docker://${reg.host}/third/app:v1`]));
-    const third = JSON.parse(await ok(ocitool(['referrers', '--json', `docker://${reg.host}/third/app:v1`]))) as { digest: string }[];
+    const third = jsonEvents<{ digest: string }>(await ok(ocitool(['referrers', '--json', `docker://${reg.host}/third/app:v1`])), 'referrer');
     expect(third.map((d) => d.digest).sort()).toEqual([sbom, sig].sort());
   });
 });

@@ -5,7 +5,7 @@ import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OciLayout } from '../src/layout/layout.js';
 import { MediaType } from '../src/spec/media-types.js';
-import { ocitool, lastLine } from './helpers/cli.js';
+import { ocitool, lastLine, jsonEvents } from './helpers/cli.js';
 import { writeTestImage } from './helpers/images.js';
 
 let work: string;
@@ -41,7 +41,7 @@ describe('ocitool CLI on layouts', () => {
     const ls = await ocitool(['ls', dir]);
     expect(ls.stdout).toMatch(/^TAG\s+DIGEST\s+TYPE\s+SIZE/);
     expect(ls.stdout).toContain(`v1   ${img.manifest.digest}  oci-manifest`);
-    const json = JSON.parse((await ocitool(['ls', '--json', `oci:${dir}`])).stdout) as { tag: string; digest: string }[];
+    const json = jsonEvents<{ tag: string; digest: string }>((await ocitool(['ls', '--json', `oci:${dir}`])).stdout, 'image');
     expect(json.map((e) => [e.tag, e.digest])).toEqual([
       ['v1', img.manifest.digest],
       ['v2', img.manifest.digest],

@@ -11,7 +11,7 @@ import { digestOf } from '../src/digest/digest.js';
 import { OciLayout } from '../src/layout/layout.js';
 import { MediaType } from '../src/spec/media-types.js';
 import type { Descriptor } from '../src/spec/types.js';
-import { lastLine, ocitool } from './helpers/cli.js';
+import { lastLine, ocitool, jsonEvents } from './helpers/cli.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
 import { tarOf } from './helpers/images.js';
@@ -66,7 +66,7 @@ describe('copy --referrers never drops a referrer silently', () => {
     await writeFile(sbomFile, '{"spdxVersion":"SPDX-2.3"}');
   });
   const pack = (subject: string): Promise<string> => ok(ocitool(['artifact', 'pack', '--insecure', '--artifact-type', 'application/spdx+json', '--subject', subject, sbomFile], { env }));
-  const listed = async (ref: string): Promise<string[]> => (JSON.parse(await ok(ocitool(['referrers', '--json', '--insecure', ref]))) as { digest: string }[]).map((r) => r.digest);
+  const listed = async (ref: string): Promise<string[]> => (jsonEvents<{ digest: string }>(await ok(ocitool(['referrers', '--json', '--insecure', ref])), 'referrer')).map((r) => r.digest);
 
   it('a conversion that changes the digest is refused in one line, nothing tagged; one that keeps it carries them', async () => {
     const layout = join(work, 'ref-src');

@@ -179,37 +179,73 @@ describe('Ctrl-C in the middle of a copy', () => {
       expect(await entriesOf(tmp)).toEqual([]);
     }, 60_000);
 
+    it('Ctrl-C typed at a terminal mid-upload: the bars erased, then one line; exit 130', async () => {
+      uploading = 0;
+      const tmp = await freshTmp('tmp-push-pty');
+      const after = await ctrlCOnPty(['push', `oci:${src}:v1`, `docker://${proxy.host}/lib/pty:v1`], tmp, async (screen) => (await midUpload()) && /\] [0-9.]+ (B|KiB|MiB)\/\d+ MiB/.test(screen));
+      expect(after).toMatch(/^\^C\r\x1b\[\d+A\x1b\[J\r\x1b\[Kocitool: push: interrupted\r\nrc=130\r\n$/);
+      await noTag('lib/pty');
+      expect(await entriesOf(tmp)).toEqual([]);
+    }, 60_000);
+
   });
 });
+
+/**
+ * Runs `args` on a pty (script(1); a ^C written to it goes through the line discipline as typed),
+ * types ^C once `ready()` says the command is in the middle, and returns the screen from the ^C on.
+ */
+async function ctrlCOnPty(args: string[], tmp: string, ready: (screen: string) => Promise<boolean>): Promise<string> {
+  const command = `${process.execPath} ${BIN} ${args.map((a) => `'${a}'`).join(' ')}; echo rc=$?`;
+  const child = spawn('script', ['-qfc', command, '/dev/null'], { cwd: ROOT, env: { ...process.env, TMPDIR: tmp, COLUMNS: '100' }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let screen = '';
+  child.stdout.on('data', (c: Buffer) => (screen += c.toString()));
+  // 'close', not 'exit': the last lines may still be in the pipe when script exits.
+  const exited = new Promise((resolve) => child.on('close', resolve));
+  try {
+    const deadline = Date.now() + 30_000;
+    while (!(await ready(screen))) {
+      if (Date.now() > deadline || /rc=\d+/.test(screen)) throw new Error(`never got to the middle:\n${screen}`);
+      await sleep(20);
+    }
+    child.stdin.write('\x03');
+    await Promise.race([exited, sleep(10_000)]);
+  } finally {
+    child.kill('SIGKILL');
+  }
+  return screen.slice(screen.lastIndexOf('^C'));
+}
 
 describe('Ctrl-C typed at a terminal', () => {
   it('the bars and the echoed ^C are erased, then one line; exit 130', async () => {
     const tmp = await freshTmp('tmp-pty');
     const dst = join(work, 'dst-pty');
-    // script(1) runs ocitool on a pty; a ^C written to it goes through the line discipline as typed.
-    const command = `${process.execPath} ${BIN} copy --compression gzip oci:${src}:v1 oci:${dst}:v1; echo rc=$?`;
-    const child = spawn('script', ['-qfc', command, '/dev/null'], { cwd: ROOT, env: { ...process.env, TMPDIR: tmp, COLUMNS: '100' }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let screen = '';
-    child.stdout.on('data', (c: Buffer) => (screen += c.toString()));
-    // 'close', not 'exit': the last lines may still be in the pipe when script exits.
-    const exited = new Promise((resolve) => child.on('close', resolve));
-    try {
-      const deadline = Date.now() + 30_000;
-      // A bar for the layer being recompressed.
-      while (!/\] [0-9.]+ (B|KiB|MiB)\/\d+ MiB/.test(screen) || !(await writing(4 << 20, join(dst, '.ocitool', 'tmp'))())) {
-        if (Date.now() > deadline) throw new Error(`no bar:\n${screen}`);
-        await sleep(20);
-      }
-      child.stdin.write('\x03');
-      await Promise.race([exited, sleep(10_000)]);
-    } finally {
-      child.kill('SIGKILL');
-    }
-    const after = screen.slice(screen.lastIndexOf('^C'));
-    expect(after).toMatch(/^\^C\r\x1b\[\d+A\x1b\[Jocitool: copy: interrupted\r\nrc=130\r\n$/);
+    // A bar for the layer being recompressed.
+    const after = await ctrlCOnPty(['copy', '--compression', 'gzip', `oci:${src}:v1`, `oci:${dst}:v1`], tmp, async (screen) => /\] [0-9.]+ (B|KiB|MiB)\/\d+ MiB/.test(screen) && (await writing(4 << 20, join(dst, '.ocitool', 'tmp'))()));
+    expect(after).toMatch(/^\^C\r\x1b\[\d+A\x1b\[J\r\x1b\[Kocitool: copy: interrupted\r\nrc=130\r\n$/);
     expect(await tagsOf(dst)).toEqual([]);
     expect(await entriesOf(tmp)).toEqual([]);
   }, 60_000);
+
+  it('every command that works a while: the ^C erased, then one line on a clean line; exit 130', async () => {
+    const tmp = await freshTmp('tmp-pty-all');
+    const tree = join(work, 'tree');
+    const out = (n: string) => join(work, `pty-${n}`);
+    const cases: [string, string[], () => Promise<boolean>][] = [
+      ['build', ['build', '--tag', `oci:${out('build')}:v1`, '--add', tree], writing(4 << 20, join(out('build'), '.ocitool', 'tmp'))],
+      ['build', ['build', '--tag', `docker-archive:${out('build.tar')}`, '--add', tree], writing(4 << 20, tmp)],
+      ['artifact pack', ['artifact', 'pack', join(tree, 'data.txt'), '--artifact-type', 'application/vnd.example', '--tag', `oci:${out('pack')}:v1`], writing(4 << 20, join(out('pack'), '.ocitool', 'tmp'))],
+      ['unpack', ['unpack', '--rootless', `oci:${src}:v1`, out('rootfs')], writing(4 << 20, out('rootfs'))],
+    ];
+    for (const [verb, args, ready] of cases) {
+      const after = await ctrlCOnPty(args, tmp, ready);
+      // Whatever was drawn is erased (bars: cursor up and clear), then the line from its start.
+      expect(after, verb).toMatch(new RegExp(`^\\^C(\\r\\x1b\\[\\d+A\\x1b\\[J|\\r\\x1b\\[K)?\\r\\x1b\\[Kocitool: ${verb}: interrupted\\r\\nrc=130\\r\\n$`));
+    }
+    expect(await tagsOf(out('build'))).toEqual([]);
+    expect(await tagsOf(out('pack'))).toEqual([]);
+    expect(await entriesOf(tmp)).toEqual([]);
+  }, 120_000);
 });
 
 describe('a command that does not wind down', () => {
@@ -303,6 +339,23 @@ describe('stores honour the signal (library)', () => {
     });
   };
   const interruption = (): OciToolError => new OciToolError('INTERRUPTED', 'test: interrupted');
+
+  it('repack: aborted while its layer is written, the reason is thrown, nothing tagged, no temp file', async () => {
+    const { unpack } = await import('../src/unpack/image.js');
+    const { repack } = await import('../src/unpack/repack.js');
+    const rootfs = join(work, 'repack-rootfs');
+    await unpack({ transport: 'oci', dir: src, tag: 'v1' }, rootfs, { rootless: true });
+    await writeFile(join(rootfs, 'more.txt'), randomBytes(16 << 20).toString('base64'));
+    const dst = join(work, 'repack-dst');
+    const abort = new AbortController();
+    const reason = interruption();
+    setTimeout(() => abort.abort(reason), 200);
+    const t0 = Date.now();
+    await expect(repack(rootfs, { transport: 'oci', dir: dst, tag: 'v2' }, { signal: abort.signal, compression: 'gzip' })).rejects.toBe(reason);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(await tagsOf(dst)).toEqual([]);
+    expect(await filesUnder(join(dst, '.ocitool', 'tmp'))).toEqual([]);
+  }, 60_000);
 
   it('layout push and pushStream: aborted mid-stream, the reason is thrown, the source destroyed, no temp file, nothing stored', async () => {
     const layout = await OciLayout.init(join(work, 'lib-layout'));

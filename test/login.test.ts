@@ -189,7 +189,9 @@ describe('catalog and digest', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim().split('\n').sort()).toEqual(['a/one', 'b/two', 'c/three']);
     const j = await ocitool(['catalog', '--json', reg.host]);
-    expect(JSON.parse(j.stdout)).toEqual({ host: reg.host, repositories: ['a/one', 'b/two', 'c/three'] });
+    const lines = j.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.filter((l) => l.event === 'repository').map((l) => l.repository).sort()).toEqual(['a/one', 'b/two', 'c/three']);
+    expect(lines.at(-1)).toMatchObject({ event: 'done', command: 'catalog', host: reg.host, count: 3 });
     const two = await ocitool(['catalog', '--max', '2', reg.host]);
     expect(two.stdout.trim().split('\n')).toHaveLength(2);
   });

@@ -18,7 +18,7 @@ import { digestOf } from '../src/digest/digest.js';
 import { OciLayout } from '../src/layout/layout.js';
 import { MediaType } from '../src/spec/media-types.js';
 import type { ImageManifest } from '../src/spec/types.js';
-import { BIN, lastLine, ocitool } from './helpers/cli.js';
+import { BIN, lastLine, ocitool, jsonEvents } from './helpers/cli.js';
 import { writeTestImage } from './helpers/images.js';
 import { BLOCK, END, headerBlock, member, paxHeader, tarBytes } from './helpers/tar-bytes.js';
 import { ok, runTool, type ToolResult } from './helpers/tools.js';
@@ -90,7 +90,7 @@ describe('archives GNU tar writes', () => {
     const index = await TarIndex.open(file);
     expect(index.find('oci-layout')).toBeDefined();
     expect(index.find(`blobs/sha256/${img.manifest.digest.slice(7)}`)?.size).toBe(img.manifest.size);
-    const listed = JSON.parse(await ok(ocitool(['ls', '--json', `oci-archive:${file}`]))) as { tag: string; digest: string }[];
+    const listed = jsonEvents<{ tag: string; digest: string }>(await ok(ocitool(['ls', '--json', `oci-archive:${file}`])), 'image');
     expect(listed).toEqual([expect.objectContaining({ tag: 'g1', digest: img.manifest.digest })]);
     const out = join(work, 'from-gnu');
     expect(lastLine(await ok(ocitool(['copy', `oci-archive:${file}:g1`, `oci:${out}:g1`])))).toBe(img.manifest.digest);
@@ -146,7 +146,7 @@ describe('a docker-archive listing one layer 5,000 times', () => {
     const file = join(work, 'repeated.tar');
     await writeFile(file, dockerSave(Array(5000).fill('l.tar.gz'), Array(5000).fill(digestOf(layerTar)), [member({ name: 'l.tar.gz' }, gz)]));
     const t0 = Date.now();
-    const listed = JSON.parse(await ok(ocitool(['ls', '--json', `docker-archive:${file}`], { timeoutMs: 30_000 }))) as { tag: string }[];
+    const listed = jsonEvents<{ tag: string }>(await ok(ocitool(['ls', '--json', `docker-archive:${file}`], { timeoutMs: 30_000 })), 'image');
     expect(Date.now() - t0).toBeLessThan(10_000);
     expect(listed.map((l) => l.tag)).toEqual(['x:1']);
     const streams = vi.spyOn(TarIndex.prototype, 'stream');

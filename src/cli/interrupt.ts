@@ -24,10 +24,21 @@ export interface Interrupts {
 let current: Interrupts | undefined;
 
 /**
+ * On a terminal, what puts the interruption's line at the start of a clean line: the ^C the terminal
+ * echoed is erased (the progress display, when there is one, has erased itself already).
+ */
+export const lineStart = (): string => (process.stderr.isTTY ? '\r\x1b[K' : '');
+
+/**
  * The running command's signal, for handlers yargs calls without main's context (nested commands like
  * `artifact pack`); an unaborted signal when no command runs.
  */
 export const commandSignal = (): AbortSignal => current?.signal ?? new AbortController().signal;
+
+/** Names the running command in the interruption's message (`artifact pack: interrupted`). */
+export function nameCommand(name: string): void {
+  if (current) current.name = name;
+}
 
 export function catchInterrupts(): Interrupts {
   const controller = new AbortController();
@@ -45,7 +56,7 @@ export function catchInterrupts(): Interrupts {
   const message = (): string => `${state.name ? `${state.name}: ` : ''}interrupted`;
   const endNow = (): void => {
     removeHeldTempsNow();
-    process.stderr.write(`ocitool: ${message()}\n`);
+    process.stderr.write(`${lineStart()}ocitool: ${message()}\n`);
     process.exit(EXIT_INTERRUPTED);
   };
   function onSignal(): void {

@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { OciToolError } from '../util/errors.js';
-import { EXIT_INTERRUPTED, catchInterrupts } from './interrupt.js';
-import type { Command, GlobalFlags } from './command.js';
-import { makeOutput } from './output.js';
+import { EXIT_INTERRUPTED, catchInterrupts, lineStart } from './interrupt.js';
+import { commandHandler, type Command, type GlobalFlags } from './command.js';
+import { jsonLine } from './output.js';
 import { setRawArgv } from './raw-argv.js';
 import build from './commands/build.js';
 import { convertCommand, copyCommand, pullCommand, pushCommand } from './commands/copy.js';
@@ -40,6 +40,7 @@ export const EXIT_USAGE = 2;
  */
 export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
+  const json = wantsJson(argv);
   setRawArgv(argv);
   const interrupts = catchInterrupts();
   const { signal } = interrupts;
@@ -49,7 +50,7 @@ export async function main(argv: string[]): Promise<number> {
     .usage('$0 <command> [options]\n\nOCI image layout toolkit: build, convert, copy, verify and unpack images without a daemon.')
     .option('debug', { type: 'boolean', default: false, describe: 'print stack traces on errors' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print only results' })
-    .option('json', { type: 'boolean', default: false, describe: 'print listings and results as JSON' })
+    .option('json', { type: 'boolean', default: false, describe: 'JSON Lines on stdout: one object per event or result, then "done" (or "error")' })
     .epilogue(
       'Images are named as in skopeo: oci:DIR[:TAG|@DIGEST] (or plain DIR[:TAG]), docker://HOST/REPO[:TAG|@DIGEST], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], dir:DIR. A plain argument whose first part is a registry (ghcr.io/…, localhost:5000/…) must be written docker://….',
     )
@@ -67,17 +68,14 @@ export async function main(argv: string[]): Promise<number> {
     });
   skipHelpCache(parser);
   for (const c of COMMANDS) {
-    parser = parser.command(c.command, c.describe, c.builder, async (args) => {
-      interrupts.name = c.command.split(' ')[0]!;
-      await c.run(args as GlobalFlags & Record<string, unknown>, makeOutput(args), { signal });
-    });
+    parser = parser.command(c.command, c.describe, c.builder, commandHandler(c.command.split(' ')[0]!, c.run));
   }
   try {
     await parser.parseAsync();
   } catch (err) {
     // Interrupted: whatever the command failed with on its way out (an aborted stream, say) is the
     // interruption's doing; reported as it.
-    code = report(signal.aborted ? signal.reason : err, debug);
+    code = report(signal.aborted ? signal.reason : err, debug, json ? interrupts.name : undefined);
   } finally {
     interrupts.dispose();
   }
@@ -104,17 +102,26 @@ function packageVersion(): string {
   }
 }
 
-/** Prints an error as one line (plus its stack with --debug) and returns the exit code. */
-function report(err: unknown, debug: boolean): number {
-  if (err instanceof OciToolError) {
-    process.stderr.write(`ocitool: ${err.message}\n`);
-    if (debug) process.stderr.write(`${err.stack ?? ''}\n${causeChain(err)}`);
-    return err.exitCode;
+/** --json as given on the command line (also for usage errors, found before yargs has parsed anything). */
+function wantsJson(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end < 0 ? argv : argv.slice(0, end)).some((a) => a === '--json' || a === '--json=true');
+}
+
+/**
+ * Prints an error as one line on stderr (plus its stack with --debug) and returns the exit code. With
+ * --json (`command` given, maybe empty), also the error event on stdout: message, code, exit code.
+ */
+function report(err: unknown, debug: boolean, command?: string): number {
+  const known = err instanceof OciToolError;
+  const message = known ? err.message : (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
+  const exitCode = known ? err.exitCode : EXIT_FAILURE;
+  process.stderr.write(`${exitCode === EXIT_INTERRUPTED ? lineStart() : ''}ocitool: ${message}\n`);
+  if (debug && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n${known ? causeChain(err) : ''}`);
+  if (command !== undefined) {
+    process.stdout.write(jsonLine('error', { ...(command ? { command } : {}), message, code: known ? err.code : 'FAILURE', exitCode }));
   }
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`ocitool: ${message.split('\n')[0]}\n`);
-  if (debug && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
-  return EXIT_FAILURE;
+  return exitCode;
 }
 
 function causeChain(err: Error): string {

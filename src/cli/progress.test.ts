@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Descriptor } from '../spec/types.js';
-import type { Output } from './output.js';
+import { makeOutput, type Output } from './output.js';
 import { progressReporter } from './progress.js';
 
 const layer: Descriptor = { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${'a'.repeat(64)}`, size: 10 * 1024 * 1024 };
@@ -10,18 +10,7 @@ const manifest: Descriptor = { mediaType: 'application/vnd.oci.image.manifest.v1
 function capture(flags: { quiet?: boolean; json?: boolean } = {}) {
   const info: string[] = [];
   const raw: string[] = [];
-  const out: Output = {
-    quiet: flags.quiet ?? false,
-    json: flags.json ?? false,
-    debug: false,
-    result: (l) => raw.push(`${l}\n`),
-    raw: (d) => raw.push(String(d)),
-    jsonOut: (v) => raw.push(JSON.stringify(v)),
-    info: (l) => {
-      if (!flags.quiet) info.push(l);
-    },
-    warn: () => undefined,
-  };
+  const out: Output = { ...makeOutput(flags, { write: (s) => raw.push(String(s)) }), info: (l) => void (flags.quiet ? undefined : info.push(l)) };
   return { out, info, raw };
 }
 
@@ -58,7 +47,7 @@ describe('progressReporter', () => {
     const { out } = capture();
     const clock = fakeClock();
     let screen = '';
-    play(progressReporter(out, { write: (s: string) => (screen += s), isTTY: true, columns: 80 }, clock.now), clock);
+    play(progressReporter(out, { write: (s: string) => (screen += s), isTTY: true, columns: 120 }, clock.now), clock);
     // The half-way bar: 20 of 40 cells filled, bytes and rate.
     expect(screen).toContain(`aaaaaaaaaaaa [${'='.repeat(20)}>${' '.repeat(19)}] 5.0 MiB/10 MiB 10 MiB/s`);
     expect(screen).toMatch(/5\.0 MiB\/10 MiB 10 MiB\/s/);
@@ -68,8 +57,71 @@ describe('progressReporter', () => {
     expect(screen.endsWith('2 copied, 0 mounted, 1 already there (10 MiB in 1.0 s, 10 MiB/s)\n')).toBe(true);
     // No bar wider than the terminal.
     const bars = screen.split('\n').map((l) => l.replace(/\x1b\[[0-9]*[AJ]/g, '')).filter((l) => l.startsWith('aaaaaaaaaaaa ['));
-    expect(bars).toHaveLength(2);
-    for (const line of bars) expect(line.length).toBeLessThan(80);
+    expect(bars).toHaveLength(1);
+    for (const line of bars) expect(line.length).toBeLessThan(120);
+  });
+
+  it('blobs started but not moving yet (queued behind --concurrency 1) show as waiting, not as bars at 0 B/s', () => {
+    const { out } = capture();
+    const clock = fakeClock();
+    let screen = '';
+    const r = progressReporter(out, { write: (s: string) => (screen += s), isTTY: true, columns: 80 }, clock.now);
+    const second: Descriptor = { ...layer, digest: `sha256:${'d'.repeat(64)}` };
+    r.onProgress({ type: 'blob-start', descriptor: layer });
+    r.onProgress({ type: 'blob-start', descriptor: second });
+    clock.advance(500);
+    r.onProgress({ type: 'blob-progress', descriptor: layer, bytes: 1024 * 1024 });
+    const last = screen.slice(screen.lastIndexOf('\x1b[J') + 3).split('\n');
+    expect(last[0]).toMatch(/^aaaaaaaaaaaa \[.*\] 1\.0 MiB\/10 MiB 2\.0 MiB\/s$/);
+    expect(last[1]).toBe('dddddddddddd waiting 10 MiB');
+    expect(screen).not.toMatch(/0 B\/s/);
+  });
+
+  it('a re-encoded blob: its done event (the new digest, its source named) takes the bar of its source away', () => {
+    const { out } = capture();
+    const clock = fakeClock();
+    let screen = '';
+    const r = progressReporter(out, { write: (s: string) => (screen += s), isTTY: true, columns: 120 }, clock.now);
+    const gzipped: Descriptor = { ...layer, digest: `sha256:${'e'.repeat(64)}`, size: 1024 };
+    r.onProgress({ type: 'blob-start', descriptor: layer });
+    r.onProgress({ type: 'blob-done', descriptor: gzipped, bytes: 1024, seconds: 1, source: layer });
+    r.onProgress({ type: 'manifest-pushed', descriptor: manifest });
+    // After the done line, no bar of the source is drawn again.
+    expect(screen.slice(screen.indexOf(`copied ${gzipped.digest}`))).not.toContain('aaaaaaaaaaaa ');
+  });
+
+  it('a warning printed while bars are up goes above them (bars erased and redrawn), not through them', () => {
+    const out = makeOutput({});
+    const clock = fakeClock();
+    let screen = '';
+    const r = progressReporter(out, { write: (s: string) => (screen += s), isTTY: true, columns: 120 }, clock.now);
+    r.onProgress({ type: 'blob-start', descriptor: layer });
+    screen = '';
+    out.warn('referrers left behind');
+    expect(screen).toBe('\x1b[1A\x1b[Jocitool: warning: referrers left behind\naaaaaaaaaaaa waiting 10 MiB\n');
+    r.finish();
+  });
+
+  it('every line fits the terminal: long names lose their middle instead of wrapping', () => {
+    const { out } = capture();
+    const clock = fakeClock();
+    let screen = '';
+    const r = progressReporter(out, { write: (s: string) => (screen += s), isTTY: true, columns: 70 }, clock.now);
+    const repo = 'team/a-rather-long-repository-name-that-goes-on-and-on/app';
+    r.onProgress({ type: 'blob-start', descriptor: layer });
+    r.onProgress({ type: 'blob-mount', descriptor: config, from: repo });
+    r.onProgress({ type: 'blob-retry', descriptor: layer, attempt: 1, error: `127.0.0.1:5000: blobs ${layer.digest}: socket hang up` });
+    clock.advance(500);
+    r.onProgress({ type: 'blob-progress', descriptor: layer, bytes: 5 * 1024 * 1024 });
+    r.onProgress({ type: 'blob-done', descriptor: layer, bytes: layer.size, seconds: 1 });
+    r.finish();
+    const lines = screen.split('\n').map((l) => l.replace(/\x1b\[[0-9]*[AJ]/g, '')).filter((l) => l !== '');
+    for (const l of lines) expect(l.length, l).toBeLessThan(70);
+    const mounted = lines.find((l) => l.startsWith('mounted '))!;
+    // Both ends of the digest and of the repository stay readable.
+    expect(mounted).toMatch(/^mounted sha256:b+…b+ from team\/a-.*….*\/app$/);
+    expect(lines.find((l) => l.startsWith('copied '))).toMatch(/^copied sha256:a+…a+ 10 MiB in 1\.0 s$/);
+    expect(lines.at(-1)).toBe('1 copied, 1 mounted, 0 already there (10 MiB in 0.5 s, 20 MiB/s)');
   });
 
   it('a narrow terminal gets a shorter bar with the rate still whole; a pty without a size counts as 80 columns', () => {

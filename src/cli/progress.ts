@@ -1,5 +1,5 @@
 import type { CopyEvent } from '../content/copy.js';
-import { humanSize, type Output } from './output.js';
+import { divertStderr, fitLine, humanSize, type Output } from './output.js';
 
 /** Where bars are drawn: a terminal stream (process.stderr, or a fake one in tests). */
 export interface TerminalLike {
@@ -17,6 +17,15 @@ export interface ProgressReporter {
    * shows nothing more. Also done the moment the reporter's signal aborts (Ctrl-C).
    */
   fail(): void;
+  /** What the copy did so far: the counts the summary line and the --json done event show. */
+  counts(): CopyCounts;
+}
+
+export interface CopyCounts {
+  copied: number;
+  mounted: number;
+  skipped: number;
+  bytes: number;
 }
 
 interface Active {
@@ -60,33 +69,47 @@ export function progressReporter(out: Output, term: TerminalLike = process.stder
       reporter.finish();
     },
     fail,
+    counts: reporter.counts,
   };
 }
 
+type Shown = Omit<ProgressReporter, 'counts'>;
+
 function makeReporter(out: Output, term: TerminalLike, now: () => number): ProgressReporter {
   const start = now();
-  let copied = 0;
-  let mounted = 0;
-  let skipped = 0;
-  let bytes = 0;
+  const n: CopyCounts = { copied: 0, mounted: 0, skipped: 0, bytes: 0 };
+  const count = (e: CopyEvent): void => {
+    if (e.type === 'blob-done') {
+      n.copied++;
+      n.bytes += e.bytes;
+    } else if (e.type === 'manifest-pushed') n.copied++;
+    else if (e.type === 'blob-mount') n.mounted++;
+    else if (e.type === 'blob-skip' || e.type === 'manifest-skip') n.skipped++;
+  };
+  const shown = showing(out, term, now, start, n);
+  return {
+    onProgress: (e) => {
+      count(e);
+      shown.onProgress(e);
+    },
+    finish: shown.finish,
+    fail: shown.fail,
+    counts: () => ({ ...n }),
+  };
+}
+
+function showing(out: Output, term: TerminalLike, now: () => number, start: number, n: CopyCounts): Shown {
   if (out.json) {
     return {
       onProgress: (e) => {
         const { descriptor, type, ...rest } = e;
-        out.raw(`${JSON.stringify({ event: type, digest: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size, ...rest })}\n`);
+        const source = 'source' in rest && rest.source ? { source: rest.source.digest } : {};
+        out.event(type, { digest: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size, ...rest, ...source });
       },
       finish: () => undefined,
       fail: () => undefined,
     };
   }
-  const count = (e: CopyEvent): void => {
-    if (e.type === 'blob-done') {
-      copied++;
-      bytes += e.bytes;
-    } else if (e.type === 'manifest-pushed') copied++;
-    else if (e.type === 'blob-mount') mounted++;
-    else if (e.type === 'blob-skip' || e.type === 'manifest-skip') skipped++;
-  };
   const lineFor = (e: CopyEvent): string | undefined => {
     const d = e.descriptor;
     switch (e.type) {
@@ -107,13 +130,12 @@ function makeReporter(out: Output, term: TerminalLike, now: () => number): Progr
   };
   const summary = (): string => {
     const ms = now() - start;
-    return `${copied} copied, ${mounted} mounted, ${skipped} already there (${humanSize(bytes)} in ${(ms / 1000).toFixed(1)} s, ${rate(bytes, ms)})`;
+    return `${n.copied} copied, ${n.mounted} mounted, ${n.skipped} already there (${humanSize(n.bytes)} in ${(ms / 1000).toFixed(1)} s, ${rate(n.bytes, ms)})`;
   };
   if (out.quiet) return { onProgress: () => undefined, finish: () => undefined, fail: () => undefined };
   if (!term.isTTY) {
     return {
       onProgress: (e) => {
-        count(e);
         const line = lineFor(e);
         if (line) out.info(line);
       },
@@ -129,42 +151,50 @@ function makeReporter(out: Output, term: TerminalLike, now: () => number): Progr
   const clear = (): string => (drawn > 0 ? `\x1b[${drawn}A\x1b[J` : '');
   const bar = (a: Active, width: number): string => {
     const label = `${short(a.digest)} `;
+    // Started but no byte moved yet: queued behind others (--concurrency) or waiting for the far end.
+    if (a.bytes === 0) return fitLine(`${label}waiting ${humanSize(a.size)}`, width);
     const frac = a.size > 0 ? Math.min(1, a.bytes / a.size) : 0;
     const tail = ` ${humanSize(a.bytes)}/${humanSize(a.size)} ${rate(a.bytes, now() - a.started)}`;
-    const room = Math.max(10, Math.min(40, width - 1 - label.length - tail.length - 2)); // the last column stays empty
+    const room = Math.max(10, Math.min(40, width - label.length - tail.length - 2));
     const fill = Math.round(frac * room);
-    return `${label}[${'='.repeat(fill)}${fill < room ? '>' : ''}${' '.repeat(Math.max(0, room - fill - 1))}]${tail}`.slice(0, width - 1);
+    return fitLine(`${label}[${'='.repeat(fill)}${fill < room ? '>' : ''}${' '.repeat(Math.max(0, room - fill - 1))}]${tail}`, width);
   };
   const draw = (force: boolean, above: string[] = []): void => {
     const t = now();
     if (!force && above.length === 0 && t - lastDraw < REDRAW_MS) return;
     lastDraw = t;
-    const width = term.columns || 80; // a pty without a size says 0
+    // The last column stays empty (a full line would wrap on some terminals); a pty without a size says 0.
+    const width = (term.columns || 80) - 1;
     const lines = [...active.values()].map((a) => bar(a, width));
-    term.write(`${clear()}${above.map((l) => `${l}\n`).join('')}${lines.map((l) => `${l}\n`).join('')}`);
+    term.write(`${clear()}${above.map((l) => `${fitLine(l, width)}\n`).join('')}${lines.map((l) => `${l}\n`).join('')}`);
     drawn = lines.length;
   };
+  // Notes and warnings printed while bars are up go above them, not through them.
+  const own = (on: boolean): void => divertStderr(on ? (l) => (drawn > 0 ? draw(true, [l]) : void term.write(`${l}\n`)) : undefined);
+  own(true);
   return {
     onProgress: (e) => {
-      count(e);
       const d = e.descriptor;
       if (e.type === 'blob-start') active.set(d.digest, { digest: d.digest, size: d.size, bytes: 0, started: now() });
       else if (e.type === 'blob-progress') {
         const a = active.get(d.digest);
         if (a) a.bytes = e.bytes;
-      } else if (e.type === 'blob-done' || e.type === 'blob-mount') active.delete(d.digest);
+      } else if (e.type === 'blob-done') active.delete(e.source?.digest ?? d.digest);
+      else if (e.type === 'blob-mount') active.delete(d.digest);
       const line = e.type === 'blob-skip' || e.type === 'manifest-skip' ? undefined : lineFor(e);
       draw(e.type === 'blob-start', line ? [line] : []);
     },
     finish: () => {
       active.clear();
       draw(true, [summary()]);
+      own(false);
     },
     fail: () => {
       // From the start of the line, so that a ^C the terminal echoed below the bars goes with them.
       term.write(drawn > 0 ? `\r${clear()}` : '\r\x1b[K');
       drawn = 0;
       active.clear();
+      own(false);
     },
   };
 }

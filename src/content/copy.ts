@@ -26,7 +26,7 @@ import { isVerifiedFor, markVerified } from '../digest/verify.js';
 export type CopyEvent =
   | { type: 'blob-start'; descriptor: Descriptor }
   | { type: 'blob-progress'; descriptor: Descriptor; bytes: number }
-  | { type: 'blob-done'; descriptor: Descriptor; bytes: number; seconds: number }
+  | { type: 'blob-done'; descriptor: Descriptor; bytes: number; seconds: number; /** The blob it was made from (re-encoded), whose start was reported. */ source?: Descriptor }
   | { type: 'blob-skip'; descriptor: Descriptor }
   | { type: 'blob-mount'; descriptor: Descriptor; from: string }
   | { type: 'blob-retry'; descriptor: Descriptor; attempt: number; error: string }
@@ -133,7 +133,8 @@ export class Limiter {
 }
 
 /** Counts bytes on their way through, reporting at most every PROGRESS_INTERVAL_MS. */
-class Meter extends Transform {
+/** Passes bytes on, reporting how many went through (at most every PROGRESS_INTERVAL_MS). */
+export class Meter extends Transform {
   bytes = 0;
   private last = 0;
   constructor(private readonly report: (bytes: number) => void) {

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { Readable, Writable, pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
-import { copyGraph, type CopyDestination, type CopyGraphOptions, type GraphContext, type NodeTransform } from '../content/copy.js';
+import { Meter, copyGraph, type CopyDestination, type CopyGraphOptions, type GraphContext, type NodeTransform } from '../content/copy.js';
 import type { ManifestNode } from '../content/graph.js';
 import { canPushStream, fetchBytes, type Fetcher } from '../content/store.js';
 import { HashingStream, digestOfStream, markVerified } from '../digest/verify.js';
@@ -161,7 +161,7 @@ export function conversion(opts: ConvertOptions, tempDir: () => Promise<string>)
         g.emit({ type: 'blob-start', descriptor: desc });
         const started = Date.now();
         const out = await g.retrying(desc, () => recompress(desc, want, mediaType, expectDiffId));
-        g.emit({ type: 'blob-done', descriptor: out.descriptor, bytes: out.descriptor.size, seconds: (Date.now() - started) / 1000 });
+        g.emit({ type: 'blob-done', descriptor: out.descriptor, bytes: out.descriptor.size, seconds: (Date.now() - started) / 1000, source: desc });
         return out;
       }, desc.size);
     };
@@ -197,7 +197,9 @@ export function conversion(opts: ConvertOptions, tempDir: () => Promise<string>)
         // A plain tar's verified digest is its diffID: no second hash. Otherwise the decompressed
         // bytes are hashed on their way to the compressor.
         const diff = kind === 'none' ? undefined : new HashingStream('sha256');
-        const stages: NodeJS.ReadWriteStream[] = [...(diff ? [decompressor(kind), diff] : []), compressor(want, opts.level)];
+        // Progress: the share of the source read (what the bar of `desc` measures).
+        const meter = new Meter((bytes) => g.emit({ type: 'blob-progress', descriptor: desc, bytes }));
+        const stages: NodeJS.ReadWriteStream[] = [meter, ...(diff ? [decompressor(kind), diff] : []), compressor(want, opts.level)];
         let failure: unknown;
         const encoded = pipelineCb([source, ...stages] as unknown as [Readable, Writable], (err) => {
           if (err) failure ??= asContentError(err, desc.digest, kind);

@@ -111,6 +111,8 @@ export interface RepackOptions {
   level?: number;
   insecure?: boolean;
   warn?: (message: string) => void;
+  /** Stops the work (Ctrl-C): nothing is tagged, no temp file stays. */
+  signal?: AbortSignal;
 }
 
 export interface RepackResult extends BuildResult {
@@ -156,6 +158,7 @@ export async function repack(dir: string, dst: string | ImageReference, opts: Re
         ...(opts.compression ? { compression: opts.compression } : {}),
         ...(opts.level !== undefined ? { level: opts.level } : {}),
         ...(opts.warn ? { warn: opts.warn } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
       }),
     );
     // The state now describes the new image, so that the next repack takes only what changes next.

@@ -13,3 +13,12 @@ export function ocitool(args: string[], opts: { cwd?: string; env?: NodeJS.Proce
 
 /** The last non-empty line of a command's stdout (image commands print the digest there). */
 export const lastLine = (s: string): string => s.trimEnd().split('\n').pop() ?? '';
+
+/** The records of a `--json` run's stdout (JSON Lines), those of one event when `event` is given. */
+export function jsonEvents<T = Record<string, unknown>>(stdout: string, event?: string): T[] {
+  const all = stdout
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as { event: string });
+  return (event === undefined ? all : all.filter((e) => e.event === event)) as T[];
+}

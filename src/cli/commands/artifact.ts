@@ -8,10 +8,9 @@ import type { Descriptor } from '../../spec/types.js';
 import { destinationTag } from '../../transport/copy.js';
 import { openStore, writeTo } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
-import { commandSignal } from '../interrupt.js';
 import { createdSeconds, parseImageArg, repeated } from '../args.js';
-import { defineCommand, type GlobalFlags } from '../command.js';
-import { makeOutput, table } from '../output.js';
+import { commandHandler, defineCommand, digestfileOption, type CommandContext, type GlobalFlags, type Outcome } from '../command.js';
+import { table, type Output } from '../output.js';
 import { registryOpen, registryOptions, type RegistryFlags } from '../registry-args.js';
 
 
@@ -45,8 +44,7 @@ function untagged(ref: ImageReference): ImageReference {
   }
 }
 
-async function runPack(args: GlobalFlags & PackArgs): Promise<void> {
-  const out = makeOutput(args);
+async function runPack(args: GlobalFlags & PackArgs, out: Output, { signal }: CommandContext): Promise<Outcome> {
   // Every flag is checked before the subject is looked up or anything is written.
   if (args.tag === undefined && args.subject === undefined) throw new OciToolError('USAGE', 'artifact pack: give --tag (or --subject, to attach it untagged next to its subject)');
   const annotations = parseKeyValues(repeated(args.annotation), '--annotation');
@@ -70,7 +68,6 @@ async function runPack(args: GlobalFlags & PackArgs): Promise<void> {
     }
   }
   // Straight into the destination: no temp layout, layers streamed as they are read.
-  const signal = commandSignal();
   const desc = await writeTo(dst, registry, (target) =>
     // Into a layout, a lease holds the artifact until index.json lists it (against a concurrent gc).
     underLease(target.store, async () => {
@@ -81,7 +78,7 @@ async function runPack(args: GlobalFlags & PackArgs): Promise<void> {
         ...(epoch !== undefined ? { created: epoch } : {}),
         ...(subject ? { subject } : {}),
         ...(args['media-type'] ? { defaultMediaType: args['media-type'] } : {}),
-        ...(signal ? { signal } : {}),
+        signal,
       });
       if (tag !== undefined) await target.store.tag(d, tag);
       else if (canAddRoot(target.store)) await target.store.addRoot(d);
@@ -89,12 +86,12 @@ async function runPack(args: GlobalFlags & PackArgs): Promise<void> {
       return d;
     }),
   );
-  if (subject) out.info(`attached to ${subject.digest}`);
-  out.result(desc.digest);
+  if (subject) out.note('attached', { subject: subject.digest }, `attached to ${subject.digest}`);
+  return { reference: dst, descriptor: desc, ...(subject ? { fields: { subject: subject.digest } } : {}) };
 }
 
 const packShape = (y: Argv<GlobalFlags>): Argv<GlobalFlags & PackArgs> =>
-  registryOptions(y)
+  digestfileOption(registryOptions(y))
     .positional('files', { type: 'string', array: true, demandOption: true, describe: 'FILE, FILE:MEDIA/TYPE or DIR (one tar+gzip layer)' })
     .option('artifact-type', { type: 'string', demandOption: true, describe: 'the artifactType, e.g. application/spdx+json' })
     .option('tag', { type: 'string', describe: 'where it goes: oci:DIR:TAG, docker://HOST/REPO:TAG, oci-archive:FILE:TAG' })
@@ -107,15 +104,14 @@ interface PullArgs extends RegistryFlags {
   dir: string;
 }
 
-async function runPull(args: GlobalFlags & PullArgs): Promise<void> {
-  const out = makeOutput(args);
-  const opened = await openStore(parseImageArg(args.ref), await registryOpen(args));
+async function runPull(args: GlobalFlags & PullArgs, out: Output): Promise<Outcome> {
+  const ref = parseImageArg(args.ref);
+  const opened = await openStore(ref, await registryOpen(args));
   try {
     const desc = await opened.store.resolve(opened.reference ?? '');
     const files = await pullArtifact(opened.store, desc, args.dir, { warn: (m) => out.warn(m) });
-    if (args.json) out.jsonOut(files);
-    else for (const f of files) out.info(`${f.directory ? 'directory' : 'file'} ${f.title} (${f.digest})`);
-    if (!args.json) out.result(desc.digest);
+    for (const f of files) out.note(f.directory ? 'directory' : 'file', { ...f }, `${f.directory ? 'directory' : 'file'} ${f.title} (${f.digest})`);
+    return { reference: ref, descriptor: desc, fields: { dir: args.dir, files: files.length } };
   } finally {
     await opened.close?.();
   }
@@ -131,8 +127,8 @@ export const artifactCommand = defineCommand({
   describe: 'Package files as OCI artifacts (artifact pack), and fetch them (artifact pull)',
   builder: (y) =>
     y
-      .command('pack <files..>', 'Pack files and directories into an OCI 1.1 artifact', packShape, (a) => runPack(a as GlobalFlags & PackArgs))
-      .command('pull <ref> <dir>', "Write an artifact's files into DIR by their titles (never outside it)", pullShape, (a) => runPull(a as GlobalFlags & PullArgs))
+      .command('pack <files..>', 'Pack files and directories into an OCI 1.1 artifact', packShape, commandHandler('artifact pack', runPack) as (a: unknown) => Promise<void>)
+      .command('pull <ref> <dir>', "Write an artifact's files into DIR by their titles (never outside it)", pullShape, commandHandler('artifact pull', runPull) as (a: unknown) => Promise<void>)
       .demandCommand(1, 'name an artifact action: pack or pull') as unknown as Argv<GlobalFlags>,
   run: async () => undefined,
 });
@@ -145,20 +141,17 @@ export const referrersCommand = defineCommand({
       .positional('ref', { type: 'string', demandOption: true, describe: 'the image: oci:DIR:TAG, oci:DIR@DIGEST, docker://HOST/REPO:TAG…' })
       .option('artifact-type', { type: 'string', describe: 'only referrers of this artifactType' }),
   run: async (args, out) => {
-    const opened = await openStore(parseImageArg(args.ref), await registryOpen(args));
+    const ref = parseImageArg(args.ref);
+    const opened = await openStore(ref, await registryOpen(args));
     try {
       const subject = await opened.store.resolve(opened.reference ?? '');
       const found = await referrers(opened.store as Parameters<typeof referrers>[0], subject, args['artifact-type'] !== undefined ? { artifactType: args['artifact-type'] } : {});
-      if (args.json) {
-        out.jsonOut(found);
-        return;
+      if (args.json || args.quiet) for (const d of found) out.item('referrer', { ...d }, d.digest);
+      else {
+        const rows = [['DIGEST', 'ARTIFACT TYPE', 'SIZE'], ...found.map((d) => [d.digest, d.artifactType ?? '', String(d.size)])];
+        for (const line of table(rows)) out.result(line.trimEnd());
       }
-      if (args.quiet) {
-        for (const d of found) out.result(d.digest);
-        return;
-      }
-      const rows = [['DIGEST', 'ARTIFACT TYPE', 'SIZE'], ...found.map((d) => [d.digest, d.artifactType ?? '', String(d.size)])];
-      for (const line of table(rows)) out.result(line.trimEnd());
+      return { reference: ref, printed: true, descriptor: subject, fields: { count: found.length } };
     } finally {
       await opened.close?.();
     }

@@ -7,7 +7,7 @@ import { checkCompressionLevel, LEVELS_HELP } from '../../layer/levels.js';
 import { OciToolError, errno } from '../../util/errors.js';
 import { normalizePort, parseKeyValues } from '../../image/config.js';
 import { createdSeconds, parseImageArg, platformArg } from '../args.js';
-import { defineCommand } from '../command.js';
+import { defineCommand, digestfileOption } from '../command.js';
 import { progressReporter } from '../progress.js';
 import { humanSize } from '../output.js';
 import { rawArgv } from '../raw-argv.js';
@@ -84,7 +84,7 @@ export default defineCommand({
   describe: 'Build an image from directories (and an optional base) into a layout',
   builder: (y) =>
     registryOptions(
-    y
+    digestfileOption(y)
       .option('tag', { type: 'string', demandOption: true, describe: 'where the image goes: oci:DIR:TAG, docker://HOST/REPO:TAG, oci-archive:FILE:TAG, docker-archive:FILE:NAME:TAG' })
       .option('from', { type: 'string', describe: 'base image reference (default: scratch)' })
       .option('platform', { type: 'string', describe: "OS/ARCH[/VARIANT] to pick from a base index and to record (default: the base's, this host's image from a base index; linux/amd64 without a base)" })
@@ -172,14 +172,16 @@ export default defineCommand({
       onLayer: (layer, spec, stats) => {
         const what = spec.kind === 'add' ? `--add ${spec.src}:${spec.dest}` : `--diff ${spec.lower} ${spec.upper}`;
         const extra = stats ? ` (+${stats.added} ~${stats.changed} -${stats.deleted})` : '';
-        out.info(`layer ${layer.descriptor.digest} ${humanSize(layer.descriptor.size)} (${humanSize(layer.uncompressedSize)} uncompressed) from ${what}${extra}`);
+        const d = layer.descriptor;
+        const fields = { digest: d.digest, mediaType: d.mediaType, size: d.size, uncompressedSize: layer.uncompressedSize, from: what, ...(stats ? { added: stats.added, changed: stats.changed, deleted: stats.deleted } : {}) };
+        out.note('layer', fields, `layer ${d.digest} ${humanSize(d.size)} (${humanSize(layer.uncompressedSize)} uncompressed) from ${what}${extra}`);
       },
     }).catch((err: unknown) => {
       if (showProgress) progress.fail();
       throw err;
     });
     if (showProgress) progress.finish();
-    out.info(`config ${result.config.digest}`);
-    out.result(result.manifest.digest);
+    out.note('config', { digest: result.config.digest, mediaType: result.config.mediaType, size: result.config.size }, `config ${result.config.digest}`);
+    return { reference: dst, descriptor: result.manifest, wrote: true, fields: { layers: result.layers.length, ...(showProgress ? progress.counts() : {}) } };
   },
 });

@@ -26,7 +26,7 @@ export default defineCommand({
     const http = new RegistryHttp(host, { insecure: opened.insecure, ...(credential ? { credential } : {}) });
     let repositories = await listRepositories(http, args.max !== undefined ? { maxTags: Number.MAX_SAFE_INTEGER, pageSize: Math.min(args.max, 1000) } : {});
     if (args.max !== undefined) repositories = repositories.slice(0, args.max);
-    if (args.json) out.jsonOut({ host, repositories });
-    else for (const r of repositories) out.result(r);
+    for (const r of repositories) out.item('repository', { host, repository: r }, r);
+    return { printed: true, fields: { host, count: repositories.length } };
   },
 });

@@ -5,7 +5,7 @@ import { copy } from '../../transport/copy.js';
 import { OciToolError } from '../../util/errors.js';
 import { checkCompressionLevel, LEVELS_HELP } from '../../layer/levels.js';
 import { parseImageArg } from '../args.js';
-import { defineCommand } from '../command.js';
+import { defineCommand, digestfileOption } from '../command.js';
 import { progressReporter } from '../progress.js';
 import { credentialFromFlags, registryOptions } from '../registry-args.js';
 
@@ -18,7 +18,7 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull' | 'convert', describe: s
     command: `${verb} <src> <dst>`,
     describe,
     builder: (y) =>
-      registryOptions(y)
+      digestfileOption(registryOptions(y))
         .positional('src', { type: 'string', demandOption: true, describe: direction === 'pull' ? 'the image, docker://HOST/REPO[:TAG|@DIGEST]' : REFERENCE_FORMS })
         .positional('dst', { type: 'string', demandOption: true, describe: direction === 'push' ? 'where it goes, docker://HOST/REPO[:TAG]' : `where it goes: ${REFERENCE_FORMS}` })
         .option('src-creds', { type: 'string', describe: 'USER:PASSWORD for the source registry' })
@@ -89,8 +89,7 @@ function makeCopyCommand(verb: 'copy' | 'push' | 'pull' | 'convert', describe: s
           ...(dstCredential ? { dstCredential } : {}),
         });
         progress.finish();
-        if (out.json) out.raw(`${JSON.stringify({ event: 'done', digest: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size })}\n`);
-        else out.result(descriptor.digest);
+        return { reference: dstRef, descriptor, wrote: true, fields: { ...progress.counts() } };
       } catch (err) {
         progress.fail();
         throw err;

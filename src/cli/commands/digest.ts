@@ -13,15 +13,14 @@ export default defineCommand({
         .positional('ref', { type: 'string', demandOption: true, describe: 'image reference, e.g. docker://HOST/REPO:TAG or oci:DIR:TAG' })
         .option('platform', { type: 'string', describe: "OS/ARCH[/VARIANT]: the digest of that platform's manifest in an index (default: the index's own digest)" }),
     ),
-  run: async (args, out) => {
+  run: async (args) => {
     const ref = parseImageArg(args.ref);
     const platform = platformArg(args.platform);
     const { store, reference, close } = await openStore(ref, await registryOpen(args));
     try {
       const root = await store.resolve(reference ?? '');
-      const digest = platform ? (await resolveImageManifest(store, root, { platform, what: args.ref })).manifest.descriptor.digest : root.digest;
-      if (args.json) out.jsonOut({ reference: args.ref, digest });
-      else out.result(digest);
+      const descriptor = platform ? (await resolveImageManifest(store, root, { platform, what: args.ref })).manifest.descriptor : root;
+      return { reference: ref, descriptor };
     } finally {
       await close?.();
     }

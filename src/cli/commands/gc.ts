@@ -12,14 +12,16 @@ export default defineCommand({
       .positional('layout', { type: 'string', demandOption: true, describe: 'DIR or oci:DIR' })
       .option('dry-run', { type: 'boolean', default: false, describe: 'report what would be removed' }),
   run: async (args, out) => {
-    const layout = await OciLayout.open(parseLayoutArg(args.layout).dir);
+    const ref = parseLayoutArg(args.layout);
+    const layout = await OciLayout.open(ref.dir);
     const result = await gc(layout, { dryRun: args['dry-run'] });
-    if (args.json) {
-      out.jsonOut(result);
-      return;
-    }
     const verb = args['dry-run'] ? 'would remove' : 'removed';
-    for (const b of result.removed) out.info(`${verb} ${b.digest} (${humanSize(b.size)})`);
-    out.result(`${verb} ${result.removed.length} blobs (${humanSize(result.freedBytes)}) and ${result.tempFilesRemoved} temp files; kept ${result.kept} blobs${result.leased > 0 ? ` (${result.leased} held by writers' leases)` : ''}`);
+    for (const b of result.removed) out.note('removed', { digest: b.digest, size: b.size, dryRun: args['dry-run'] }, `${verb} ${b.digest} (${humanSize(b.size)})`);
+    const { removed, ...counts } = result;
+    return {
+      reference: ref,
+      line: `${verb} ${removed.length} blobs (${humanSize(result.freedBytes)}) and ${result.tempFilesRemoved} temp files; kept ${result.kept} blobs${result.leased > 0 ? ` (${result.leased} held by writers' leases)` : ''}`,
+      fields: { removed: removed.length, ...counts, dryRun: args['dry-run'] },
+    };
   },
 });

@@ -10,8 +10,8 @@ import { OciLayout } from '../../layout/layout.js';
 import { openStore, type OpenedStore } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
 import { parseImageArg, repeated } from '../args.js';
-import { defineCommand, type GlobalFlags } from '../command.js';
-import { makeOutput } from '../output.js';
+import { commandHandler, defineCommand, digestfileOption, type GlobalFlags, type Outcome } from '../command.js';
+import type { Output } from '../output.js';
 import { registryOpen, registryOptions, type RegistryFlags } from '../registry-args.js';
 
 interface IndexArgs {
@@ -22,8 +22,7 @@ interface IndexArgs {
   'preserve-digests': boolean;
 }
 
-async function runIndex(args: GlobalFlags & IndexArgs & RegistryFlags, add: boolean): Promise<void> {
-  const out = makeOutput(args);
+async function runIndex(args: GlobalFlags & IndexArgs & RegistryFlags, out: Output, add: boolean): Promise<Outcome> {
   const dst = parseImageArg(args.tag);
   const tag = dst.transport === 'oci' || dst.transport === 'docker' ? destinationTag(dst) : undefined;
   if (tag === undefined) throw new OciToolError('USAGE', `--tag ${args.tag}: expected oci:DIR:TAG or docker://HOST/REPO:TAG`);
@@ -56,14 +55,14 @@ async function runIndex(args: GlobalFlags & IndexArgs & RegistryFlags, add: bool
       desc = await createIndex({ ...common, destination: to.store });
     }
     out.info(`index ${tag} holds ${images.length} new image(s)`);
-    out.result(desc.digest);
+    return { reference: dst, descriptor: desc, fields: { added: images.length } };
   } finally {
     for (const s of opened) await s.close?.();
   }
 }
 
 const shape = (y: Argv<GlobalFlags>): Argv<GlobalFlags & IndexArgs & RegistryFlags> =>
-  registryOptions(y)
+  digestfileOption(registryOptions(y))
     .positional('images', { type: 'string', array: true, demandOption: true, describe: 'image references (one per platform; an index adds all its entries)' })
     .option('tag', { type: 'string', demandOption: true, describe: 'the index to write, oci:DIR:TAG or docker://HOST/REPO:TAG' })
     .option('format', { choices: ['oci', 'docker'] as const, default: 'oci' as const, describe: 'OCI index or Docker manifest list' })
@@ -75,8 +74,8 @@ export default defineCommand({
   describe: 'Assemble multi-platform image indexes (index create, index add)',
   builder: (y) =>
     y
-      .command('create <images..>', 'Write an index of the given per-platform images, platform from each config', shape, (a) => runIndex(a as GlobalFlags & IndexArgs & RegistryFlags, false))
-      .command('add <images..>', 'Add images to the index at --tag (replacing entries of the same platform)', shape, (a) => runIndex(a as GlobalFlags & IndexArgs & RegistryFlags, true))
+      .command('create <images..>', 'Write an index of the given per-platform images, platform from each config', shape, commandHandler<IndexArgs & RegistryFlags>('index create', (a, out) => runIndex(a, out, false)) as (a: unknown) => Promise<void>)
+      .command('add <images..>', 'Add images to the index at --tag (replacing entries of the same platform)', shape, commandHandler<IndexArgs & RegistryFlags>('index add', (a, out) => runIndex(a, out, true)) as (a: unknown) => Promise<void>)
       .demandCommand(1, 'name an index action: create or add') as unknown as Argv<GlobalFlags>,
   run: async () => undefined,
 });

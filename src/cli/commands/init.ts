@@ -10,5 +10,6 @@ export default defineCommand({
     const ref = parseLayoutArg(args.layout);
     const layout = await OciLayout.init(ref.dir);
     out.info(`initialised OCI layout ${layout.dir}`);
+    return { reference: ref };
   },
 });

@@ -1,7 +1,8 @@
 import { fetchBytes } from '../../content/store.js';
 import { fetchManifest } from '../../content/graph.js';
 import { resolveImageManifest } from '../../image/resolve.js';
-import { isImageConfigType } from '../../spec/media-types.js';
+import { isImageConfigType, isIndexType } from '../../spec/media-types.js';
+import type { Descriptor } from '../../spec/types.js';
 import { parseJson } from '../../spec/parse.js';
 import { openStore, type OpenedStore } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
@@ -33,30 +34,37 @@ export default defineCommand({
     platformArg(args.platform); // checked before the image is looked up
     const opened = await openStore(ref, await registryOpen(args));
     try {
-      await show(opened, args, out);
+      return { reference: ref, printed: true, descriptor: await show(opened, args, out) };
     } finally {
       await opened.close?.();
     }
   },
 });
 
-async function show({ store, reference }: OpenedStore, args: GlobalFlags & InspectArgs, out: Output): Promise<void> {
+/**
+ * Prints the document (in --json one `manifest`, `index` or `config` event with it as `document`) and
+ * returns the manifest or index shown (the root: an index resolved to a platform gives that manifest).
+ */
+async function show({ store, reference }: OpenedStore, args: GlobalFlags & InspectArgs, out: Output): Promise<Descriptor> {
   const platform = platformArg(args.platform);
   const root = await store.resolve(reference ?? '');
+  const print = (what: string, d: Descriptor, bytes: Uint8Array): void => {
+    if (args.json) out.event(what, { digest: d.digest, mediaType: d.mediaType, size: d.size, document: parseJson(bytes, `${args.ref} ${what}`) });
+    else if (args.raw) out.raw(bytes);
+    else out.raw(`${JSON.stringify(parseJson(bytes, `${args.ref} ${what}`), null, 2)}\n`);
+  };
   if (args.raw && !args.config && platform === undefined) {
-    out.raw((await fetchManifest(store, root)).bytes);
-    return;
+    print(isIndexType(root.mediaType) ? 'index' : 'manifest', root, (await fetchManifest(store, root)).bytes);
+    return root;
   }
   const { manifest } = await resolveImageManifest(store, root, { ...(platform ? { platform } : {}), what: args.ref });
-  let bytes = manifest.bytes;
   if (args.config) {
     if (manifest.parsed.kind !== 'manifest') throw new OciToolError('UNSUPPORTED', `${args.ref}: a ${manifest.parsed.mediaType} has no image config`);
     const cfg = manifest.parsed.manifest.config;
     if (!isImageConfigType(cfg.mediaType) && !args.raw) {
       throw new OciToolError('UNSUPPORTED', `${args.ref}: config ${cfg.digest} is ${cfg.mediaType}, not an image config (use --raw)`);
     }
-    bytes = await fetchBytes(store, cfg);
-  }
-  if (args.raw) out.raw(bytes);
-  else out.jsonOut(parseJson(bytes, `${args.ref} ${args.config ? 'config' : 'manifest'}`));
+    print('config', cfg, await fetchBytes(store, cfg));
+  } else print('manifest', manifest.descriptor, manifest.bytes);
+  return manifest.descriptor;
 }

@@ -5,6 +5,7 @@ import { openStore, type OpenedStore } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
 import { registryOpen, registryOptions } from '../registry-args.js';
 import { canListImages, canListTags } from '../../content/store.js';
+import type { ImageReference } from '../../reference/transport.js';
 import { parseImageArg } from '../args.js';
 import { defineCommand, type GlobalFlags } from '../command.js';
 import { humanSize, table, type Output } from '../output.js';
@@ -27,42 +28,47 @@ export default defineCommand({
       .positional('layout', { type: 'string', demandOption: true, describe: 'DIR, oci:DIR, oci-archive:FILE, docker-archive:FILE, or docker://HOST/REPO (its tags)' })
     ),
   run: async (args, out) => {
-    const opened = await openStore(parseImageArg(args.layout), await registryOpen(args));
+    const ref = parseImageArg(args.layout);
+    const opened = await openStore(ref, await registryOpen(args));
     try {
-      await list(opened, args, out);
+      return { reference: repository(ref), printed: true, fields: { count: await list(opened, args, out) } };
     } finally {
       await opened.close?.();
     }
   },
 });
 
-async function list({ layout, store }: OpenedStore, args: GlobalFlags & { layout: string }, out: Output): Promise<void> {
+/** What is listed: a registry's repository (not the tag `latest` its reference defaults to). */
+function repository(ref: ImageReference): ImageReference {
+  if (ref.transport !== 'docker') return ref;
+  const { tag: _t, digest: _d, ...name } = ref.ref;
+  return { transport: 'docker', ref: name };
+}
+
+/** Prints the entries (one `tag` or `image` event each in --json) and returns how many. */
+async function list({ layout, store }: OpenedStore, args: GlobalFlags & { layout: string }, out: Output): Promise<number> {
   if (canListTags(store)) {
     const tags = await store.listTags();
-    if (args.json) out.jsonOut(tags);
-    else for (const t of tags) out.result(t);
-    return;
+    for (const t of tags) out.item('tag', { tag: t }, t);
+    return tags.length;
   }
   let entries;
   if (layout) entries = (await layout.readIndex()).manifests;
   else if (canListImages(store)) entries = await store.list();
   else throw new OciToolError('UNSUPPORTED', `ls: ${args.layout}: cannot be listed`);
-  if (args.json) {
-    out.jsonOut(
-      entries.map((d) => ({
+  if (args.json || args.quiet) {
+    for (const d of entries) {
+      const fields = {
         tag: d.annotations?.[Annotation.RefName] ?? null,
         digest: d.digest,
         mediaType: d.mediaType,
         size: d.size,
         ...(d.platform ? { platform: formatPlatform(d.platform) } : {}),
         ...(d.annotations ? { annotations: d.annotations } : {}),
-      })),
-    );
-    return;
-  }
-  if (args.quiet) {
-    for (const d of entries) out.result(d.annotations?.[Annotation.RefName] ?? d.digest);
-    return;
+      };
+      out.item('image', fields, d.annotations?.[Annotation.RefName] ?? d.digest);
+    }
+    return entries.length;
   }
   const rows = [['TAG', 'DIGEST', 'TYPE', 'SIZE', 'PLATFORM']];
   for (const d of entries) {
@@ -75,4 +81,5 @@ async function list({ layout, store }: OpenedStore, args: GlobalFlags & { layout
     ]);
   }
   for (const line of table(rows)) out.result(line.trimEnd());
+  return entries.length;
 }

@@ -2,7 +2,7 @@ import type { CopyEvent } from '../../content/copy.js';
 import { normalizePort, parseKeyValues } from '../../image/config.js';
 import { OciToolError } from '../../util/errors.js';
 import { createdSeconds, parseImageArg, platformArg } from '../args.js';
-import { defineCommand } from '../command.js';
+import { defineCommand, digestfileOption } from '../command.js';
 import { progressReporter } from '../progress.js';
 import { registryOpen, registryOptions } from '../registry-args.js';
 import { execForm } from './build.js';
@@ -13,8 +13,7 @@ export default defineCommand({
   command: 'mutate <ref>',
   describe: "Change an image's config and annotations without touching its layers (in a registry only the manifest and config are read), written to --tag or back to REF",
   builder: (y) =>
-    registryOptions(
-      y
+    digestfileOption(registryOptions(y))
         .positional('ref', { type: 'string', demandOption: true, describe: 'the image to change: docker://HOST/REPO:TAG, oci:DIR:TAG, an archive…' })
         .option('tag', { type: 'string', describe: 'where the changed image goes (default: REF itself, whose tag then names the changed image)' })
         .option('label', { ...list, describe: 'KEY=VALUE in the config; repeatable' })
@@ -31,7 +30,6 @@ export default defineCommand({
         .option('created', { type: 'string', describe: "the config's creation time (RFC 3339 or epoch seconds; default: kept)" })
         .option('platform', { type: 'string', describe: "from an index, change only this OS/ARCH[/VARIANT]'s image (default: every image)" })
         .option('concurrency', { type: 'number', default: 4, describe: 'blobs transferred at once (when --tag is elsewhere)' }),
-    ),
   run: async (args, out, { signal }) => {
     // Every flag is checked before anything is read.
     const src = parseImageArg(args.ref);
@@ -85,6 +83,6 @@ export default defineCommand({
       throw err;
     });
     progress.finish();
-    out.result(desc.digest);
+    return { reference: dst, descriptor: desc, wrote: true, fields: { ...progress.counts() } };
   },
 });

@@ -1,7 +1,7 @@
 import type { CopyEvent } from '../../content/copy.js';
 import { OciToolError } from '../../util/errors.js';
 import { parseImageArg, platformArg } from '../args.js';
-import { defineCommand } from '../command.js';
+import { defineCommand, digestfileOption } from '../command.js';
 import { progressReporter } from '../progress.js';
 import { registryOpen, registryOptions } from '../registry-args.js';
 
@@ -9,15 +9,13 @@ export default defineCommand({
   command: 'rebase <ref>',
   describe: "Move an image onto another base: its layers must start with --old-base's, which are replaced by --new-base's (mounted, not downloaded, in a registry); its own layers and config are kept",
   builder: (y) =>
-    registryOptions(
-      y
+    digestfileOption(registryOptions(y))
         .positional('ref', { type: 'string', demandOption: true, describe: 'the image to rebase' })
         .option('old-base', { type: 'string', demandOption: true, describe: 'the base the image was built on' })
         .option('new-base', { type: 'string', demandOption: true, describe: 'the base to move it onto' })
         .option('tag', { type: 'string', demandOption: true, describe: 'where the rebased image goes (any writable reference)' })
         .option('platform', { type: 'string', describe: "OS/ARCH[/VARIANT] to pick from indexes (default: the image's own; this host's from an index)" })
         .option('concurrency', { type: 'number', default: 4, describe: 'blobs transferred at once' }),
-    ),
   run: async (args, out, { signal }) => {
     const refs = [args.ref, args['old-base'], args['new-base']].map(parseImageArg);
     const dst = parseImageArg(args.tag);
@@ -44,6 +42,6 @@ export default defineCommand({
       throw err;
     });
     progress.finish();
-    out.result(desc.digest);
+    return { reference: dst, descriptor: desc, wrote: true, fields: { ...progress.counts() } };
   },
 });

@@ -21,25 +21,31 @@ export default defineCommand({
       } else throw new OciToolError('UNSUPPORTED', `rm: ${r}: only layouts (oci:) and registries (docker://) hold tags to remove`);
       return ref;
     });
-    for (const ref of refs) {
+    let removedCount = 0;
+    for (const [i, ref] of refs.entries()) {
+      const r = args.ref[i]!;
       if (ref.transport === 'oci') {
         const name = (ref.digest ?? ref.tag)!;
         const { layout } = await openStore(ref);
         const removed = await layout!.untag(name);
-        for (const d of removed) out.info(`removed ${name} (${d.digest})`);
+        for (const d of removed) out.note('removed', { reference: r, digest: d.digest, mediaType: d.mediaType, size: d.size }, `removed ${name} (${d.digest})`);
+        removedCount += removed.length;
       } else if (ref.transport === 'docker') {
         const [{ store }, { deleteManifest, deleteTag }] = await Promise.all([openStore(ref, { create: true, ...(await registryOpen(args)) }), import('../../registry/delete.js')]);
         const { RegistryStore } = await import('../../registry/store.js');
         if (!(store instanceof RegistryStore)) throw new OciToolError('UNSUPPORTED', `rm: ${ref.ref.domain}: not a registry`);
         if (ref.ref.digest !== undefined) {
           await deleteManifest(store, ref.ref.digest);
-          out.info(`deleted ${ref.ref.digest} from ${store.name}, with every tag that named it`);
+          out.note('removed', { reference: r, digest: ref.ref.digest }, `deleted ${ref.ref.digest} from ${store.name}, with every tag that named it`);
+          removedCount++;
         } else {
           const tag = ref.ref.tag ?? 'latest';
           const was = await deleteTag(store, tag);
-          out.info(`deleted tag ${tag} of ${store.name} (it named ${was.digest})`);
+          out.note('removed', { reference: r, tag, digest: was.digest, mediaType: was.mediaType, size: was.size }, `deleted tag ${tag} of ${store.name} (it named ${was.digest})`);
+          removedCount++;
         }
       }
     }
+    return { fields: { removed: removedCount } };
   },
 });

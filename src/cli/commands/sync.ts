@@ -3,7 +3,7 @@ import type { ImageReference } from '../../reference/transport.js';
 import { planAllTags, planRepository, planYaml, syncImages, type SyncImage, type SyncResult } from '../../transport/sync.js';
 import { OciToolError } from '../../util/errors.js';
 import { parseImageArg, platformArg } from '../args.js';
-import { defineCommand } from '../command.js';
+import { defineCommand, type Outcome } from '../command.js';
 import type { Output } from '../output.js';
 import { registryOptions } from '../registry-args.js';
 
@@ -18,15 +18,18 @@ interface MirrorFlags {
   json: boolean;
 }
 
-/** Runs a plan, prints a line per image and one summary line; exit 1 (after trying every image) if any failed. */
-export async function runMirror(verb: string, plan: (opts: { insecure: boolean; signal: AbortSignal }) => Promise<SyncImage[]>, args: MirrorFlags, out: Output, signal: AbortSignal): Promise<SyncResult> {
+/**
+ * Runs a plan: a note per image (stderr, or an `image` event with --json), then one summary line on
+ * stdout; exit 1 (after trying every image) if any failed.
+ */
+export async function runMirror(verb: string, plan: (opts: { insecure: boolean; signal: AbortSignal }) => Promise<SyncImage[]>, args: MirrorFlags, out: Output, signal: AbortSignal): Promise<Outcome> {
   if (!Number.isInteger(args.concurrency) || args.concurrency < 1) throw new OciToolError('USAGE', `${verb}: --concurrency must be a positive integer`);
   if (args.jobs !== undefined && (!Number.isInteger(args.jobs) || args.jobs < 1)) throw new OciToolError('USAGE', `${verb}: --jobs must be a positive integer`);
   const platform = platformArg(args.platform);
   const srcCredential = args['src-creds'] !== undefined ? parseCreds(args['src-creds']) : undefined;
   const dstCredential = args['dest-creds'] !== undefined ? parseCreds(args['dest-creds']) : undefined;
   const images = await plan({ insecure: args.insecure, signal });
-  const result = await syncImages(images, {
+  const result: SyncResult = await syncImages(images, {
     concurrency: args.concurrency,
     ...(args.jobs !== undefined ? { jobs: args.jobs } : {}),
     ...(platform ? { platform } : {}),
@@ -37,16 +40,20 @@ export async function runMirror(verb: string, plan: (opts: { insecure: boolean; 
     signal,
     warn: (m) => out.warn(m),
     onImage: (image, o) => {
-      if (out.json) out.raw(`${JSON.stringify({ event: 'image', source: image.name, status: o.status, ...('digest' in o ? { digest: o.digest } : { error: o.error.message }) })}\n`);
-      else if (o.status === 'failed') process.stderr.write(`ocitool: ${verb}: ${image.name}: ${o.error.message}\n`);
-      else out.info(`${o.status === 'would-copy' ? 'would copy' : o.status} ${image.name} (${o.digest})`);
+      const fields = { source: image.name, status: o.status, ...('digest' in o ? { digest: o.digest } : { error: o.error.message }) };
+      if (o.status === 'failed') {
+        out.event('image', fields);
+        process.stderr.write(`ocitool: ${verb}: ${image.name}: ${o.error.message}\n`);
+      } else out.note('image', fields, `${o.status === 'would-copy' ? 'would copy' : o.status} ${image.name} (${o.digest})`);
     },
   });
-  const summary = `${verb}: ${result.copied} ${args['dry-run'] ? 'to copy' : 'copied'}, ${result.skipped} skipped, ${result.failed} failed`;
-  if (out.json) out.raw(`${JSON.stringify({ event: 'done', copied: result.copied, skipped: result.skipped, failed: result.failed, images: images.length })}\n`);
-  else out.result(summary);
-  if (result.failed > 0) throw new OciToolError('REGISTRY', `${verb}: ${result.failed} of ${images.length} image(s) failed (named above)`);
-  return result;
+  const line = `${verb}: ${result.copied} ${args['dry-run'] ? 'to copy' : 'copied'}, ${result.skipped} skipped, ${result.failed} failed`;
+  const fields = { copied: result.copied, skipped: result.skipped, failed: result.failed, images: images.length, ...(args['dry-run'] ? { dryRun: true } : {}) };
+  if (result.failed > 0) {
+    out.result(line);
+    throw new OciToolError('REGISTRY', `${verb}: ${result.failed} of ${images.length} image(s) failed (named above)`);
+  }
+  return { line, fields };
 }
 
 function repository(ref: ImageReference, verb: string, arg: string): ImageReference & { transport: 'docker' } {
@@ -74,7 +81,7 @@ export default defineCommand({
     if (dst.transport !== 'docker' && dst.transport !== 'oci') throw new OciToolError('USAGE', `sync: ${args.dst}: the destination must be a registry (docker://HOST[/PREFIX]) or a layout (oci:DIR)`);
     const prefix: ImageReference = dst.transport === 'docker' ? { transport: 'docker', ref: { domain: dst.ref.domain, path: dst.ref.path } } : dst;
     const srcCredential = args['src-creds'] !== undefined ? parseCreds(args['src-creds']) : undefined;
-    await runMirror(
+    return runMirror(
       'sync',
       ({ insecure, signal: s }) =>
         args.src.startsWith('docker://')
@@ -88,11 +95,11 @@ export default defineCommand({
 });
 
 /** `copy --all-tags SRC DST`: every tag of the source repository to the same tag at the destination. */
-export async function copyAllTags(args: MirrorFlags & { src: string; dst: string }, out: Output, signal: AbortSignal): Promise<void> {
+export async function copyAllTags(args: MirrorFlags & { src: string; dst: string }, out: Output, signal: AbortSignal): Promise<Outcome> {
   const src = repository(parseImageArg(args.src), 'copy --all-tags', args.src);
   const dst = parseImageArg(args.dst);
   if (dst.transport === 'docker' && (dst.ref.digest !== undefined || (dst.ref.tag !== undefined && dst.ref.tag !== 'latest'))) throw new OciToolError('USAGE', `copy --all-tags: ${args.dst}: name the destination repository without a tag`);
   if (dst.transport === 'oci' && (dst.tag !== undefined || dst.digest !== undefined)) throw new OciToolError('USAGE', `copy --all-tags: ${args.dst}: name the destination layout without a tag`);
   const srcCredential = args['src-creds'] !== undefined ? parseCreds(args['src-creds']) : undefined;
-  await runMirror('copy --all-tags', ({ insecure, signal: s }) => planAllTags(src.ref, dst, { insecure, signal: s, ...(srcCredential ? { credential: srcCredential } : {}) }), args, out, signal);
+  return runMirror('copy --all-tags', ({ insecure, signal: s }) => planAllTags(src.ref, dst, { insecure, signal: s, ...(srcCredential ? { credential: srcCredential } : {}) }), args, out, signal);
 }

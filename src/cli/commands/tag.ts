@@ -3,17 +3,26 @@ import { resolve } from 'node:path';
 import { registryOpen, registryOptions } from '../registry-args.js';
 import { openStore } from '../../transport/open.js';
 import { OciToolError } from '../../util/errors.js';
+import type { ImageReference } from '../../reference/transport.js';
 import { parseImageArg } from '../args.js';
-import { defineCommand } from '../command.js';
+import { defineCommand, digestfileOption } from '../command.js';
 
 const DOCKER_TAG = /^[\w][\w.-]{0,127}$/;
+
+/** The reference the new tag makes (the same place, `tag` instead of the source's tag or digest). */
+function retagged(src: ImageReference, tag: string): ImageReference {
+  if (src.transport === 'oci') return { transport: 'oci', dir: src.dir, tag };
+  if (src.transport !== 'docker') return src;
+  const { digest: _d, ...name } = src.ref;
+  return { transport: 'docker', ref: { ...name, tag } };
+}
 
 export default defineCommand({
   command: 'tag <src> <tag>',
   describe: 'Give an image a new tag in the same place: a layout (TAG or oci:DIR:TAG) or a registry repository (TAG or docker://SAME/REPO:TAG)',
   builder: (y) =>
     registryOptions(
-    y
+    digestfileOption(y)
       .positional('src', { type: 'string', demandOption: true, describe: 'image reference, e.g. oci:DIR:v1, oci:DIR@sha256:…, docker://HOST/REPO:v1' })
       .positional('tag', { type: 'string', demandOption: true, describe: 'the new tag: TAG, oci:DIR:TAG (the same layout) or docker://HOST/REPO:TAG (the same repository)' })
     ),
@@ -46,6 +55,6 @@ export default defineCommand({
     const desc = await store.resolve(reference ?? '');
     await store.tag(desc, tag);
     out.info(`tagged ${desc.digest} as ${tag}`);
-    out.result(desc.digest);
+    return { reference: retagged(src, tag), descriptor: desc, fields: { tag } };
   },
 });

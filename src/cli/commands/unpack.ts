@@ -27,7 +27,8 @@ export default defineCommand({
     // DIR is checked before the image is looked up (the unpack checks it again as it starts).
     const inDir = await readdir(args.dir).catch(() => []);
     if (inDir.length > 0) throw new OciToolError('USAGE', `unpack: ${args.dir} is not empty`);
-    const result = await unpack(parseImageArg(args.src), args.dir, {
+    const src = parseImageArg(args.src);
+    const result = await unpack(src, args.dir, {
       ...(await registryOpen(args)),
       signal,
       platform,
@@ -37,9 +38,9 @@ export default defineCommand({
       onUnsafe: args['skip-unsafe'] ? 'skip' : 'fail',
       state: args.state,
       warn: (m) => out.warn(m),
-      onLayer: (i, l) => out.info(`layer ${i + 1}: ${l.digest}`),
+      onLayer: (i, l) => out.note('layer', { index: i, digest: l.digest, mediaType: l.mediaType, size: l.size }, `layer ${i + 1}: ${l.digest}`),
     });
-    if (args.json) out.jsonOut(result);
-    else out.result(result.manifest.digest);
+    const { manifest, ...rest } = result;
+    return { reference: src, descriptor: manifest, fields: { dir: args.dir, ...rest } };
   },
 });

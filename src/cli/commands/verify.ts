@@ -12,16 +12,21 @@ export default defineCommand({
       .positional('layout', { type: 'string', demandOption: true, describe: 'DIR or oci:DIR' })
       .option('diff-ids', { type: 'boolean', default: false, describe: "also decompress layers and check them against the config's diff_ids" }),
   run: async (args, out) => {
-    const layout = await OciLayout.open(parseLayoutArg(args.layout).dir);
+    const ref = parseLayoutArg(args.layout);
+    const layout = await OciLayout.open(ref.dir);
     const result = await verifyLayout(layout, { diffIds: args['diff-ids'] });
-    if (args.json) out.jsonOut(result);
-    else {
-      for (const p of result.problems) process.stderr.write(`ocitool: verify: ${p.message}\n`);
-      for (const d of result.unreferenced) out.info(`unreferenced blob ${d}`);
+    for (const p of result.problems) {
+      process.stderr.write(`ocitool: verify: ${p.message}\n`);
+      out.event('problem', { ...p });
     }
+    for (const d of result.unreferenced) out.note('unreferenced', { digest: d }, `unreferenced blob ${d}`);
     if (result.problems.length > 0) {
       throw new OciToolError('VERIFY_FAILED', `verify: ${layout.name}: ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'} found`);
     }
-    if (!args.json) out.result(`${layout.name}: ${result.checked} blobs verified, ${result.unreferenced.length} unreferenced`);
+    return {
+      reference: ref,
+      line: `${layout.name}: ${result.checked} blobs verified, ${result.unreferenced.length} unreferenced`,
+      fields: { checked: result.checked, unreferenced: result.unreferenced.length, problems: 0 },
+    };
   },
 });
