@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OciLayout } from '../src/layout/layout.js';
 import { isLoopbackHost } from '../src/registry/network.js';
 import { MediaType } from '../src/spec/media-types.js';
-import { lastLine, ocitool } from './helpers/cli.js';
+import { jsonEvents, lastLine, ocitool } from './helpers/cli.js';
 import { writeTestImage } from './helpers/images.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
 import { ok } from './helpers/tools.js';
@@ -115,7 +115,7 @@ describe('--authfile FILE', () => {
 describe('-a / --all', () => {
   it('are --all-platforms: pull copies the whole index instead of one platform', async () => {
     await ok(ocitool(['push', `oci:${src}:multi`, `docker://${reg.host}/multi/app:v1`], { env }));
-    const rootType = async (dir: string): Promise<string> => (JSON.parse(await ok(ocitool(['ls', '--json', dir]))) as { mediaType: string }[])[0]!.mediaType;
+    const rootType = async (dir: string): Promise<string> => jsonEvents<{ mediaType: string }>(await ok(ocitool(['ls', '--json', dir])), 'image')[0]!.mediaType;
     for (const [flags, type] of [[['--platform', 'linux/arm64'], MediaType.OciManifest], [['-a'], MediaType.OciIndex], [['--all'], MediaType.OciIndex]] as const) {
       const out = join(work, `pulled${flags[0]}`);
       await ok(ocitool(['pull', ...flags, `docker://${reg.host}/multi/app:v1`, `oci:${out}:v1`], { env }));
