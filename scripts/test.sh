@@ -15,6 +15,7 @@ declare -A NEED=(
   [zstd]=zstd
   [setfattr]=attr
   [jq]=jq
+  [oci-image-tool]=oci-image-tool
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

@@ -65,6 +65,9 @@ export function mayUseHttp(host: string, insecure = false): boolean {
   return insecure || isLoopbackHost(host.replace(/:\d+$/, ''));
 }
 
+/** What base() found, by `apiHost insecure|verified`. */
+const probedBases = new Map<string, Promise<string>>();
+
 /**
  * HTTP to one registry over undici (keep-alive pools, proxies from the environment, timeouts):
  * authentication (Basic, or Bearer tokens fetched per scope, cached and refreshed before they
@@ -96,12 +99,20 @@ export class RegistryHttp {
     return this.opts.timeoutMs ?? registryTimeoutMs();
   }
 
-  /** `https://host` or, for a host allowed plain HTTP that does not speak TLS, `http://host`. */
+  /**
+   * `https://host` or, for a host allowed plain HTTP that does not speak TLS, `http://host`. Found
+   * once per process and host (a sync of many repositories on one registry probes it once).
+   */
   base(): Promise<string> {
-    this.basePromise ??= this.probe().catch((err: unknown) => {
-      this.basePromise = undefined; // let a later request try again
-      throw err;
-    });
+    const key = `${this.apiHost} ${this.insecure ? 'insecure' : 'verified'}`;
+    this.basePromise ??=
+      probedBases.get(key) ??
+      this.probe().catch((err: unknown) => {
+        this.basePromise = undefined; // let a later request try again
+        probedBases.delete(key);
+        throw err;
+      });
+    if (!probedBases.has(key)) probedBases.set(key, this.basePromise);
     return this.basePromise;
   }
 
