@@ -23,9 +23,10 @@ import { loginCommand, logoutCommand } from './commands/login.js';
 import catalog from './commands/catalog.js';
 import digest from './commands/digest.js';
 import sync from './commands/sync.js';
+import { exportCommand, flattenCommand } from './commands/flatten.js';
 
 // Each command's argument type differs; the registry of commands only needs their common shape.
-const COMMANDS = [init, build, indexCmd, copyCommand, pushCommand, pullCommand, convertCommand, ls, inspect, tag, rm, gc, verify, unpackCmd, repackCmd, artifactCommand, referrersCommand, loginCommand, logoutCommand, catalog, digest, sync] as unknown as Command<Record<string, unknown>>[];
+const COMMANDS = [init, build, indexCmd, copyCommand, pushCommand, pullCommand, convertCommand, ls, inspect, tag, rm, gc, verify, unpackCmd, repackCmd, artifactCommand, referrersCommand, loginCommand, logoutCommand, catalog, digest, sync, flattenCommand, exportCommand] as unknown as Command<Record<string, unknown>>[];
 
 /** Exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted (see interrupt.ts). */
 export const EXIT_OK = 0;
