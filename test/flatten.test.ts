@@ -454,3 +454,13 @@ describe('memory', () => {
     expect(names).toContain('a0/f1');
   }, 30_000);
 });
+
+describe('export to stdout', () => {
+  it('a reader that stops early: one line, exit 1', async () => {
+    const src = join(work, 'pipe');
+    await imageAt(src, [[{ name: 'big', content: 'y'.repeat(4 << 20) }]]);
+    const r = await runTool('bash', ['-c', `"${process.execPath}" "${BIN}" export oci:${src}:t | head -c 100 >/dev/null; echo "exit \${PIPESTATUS[0]}"`]);
+    expect(r.stdout.trim()).toBe('exit 1');
+    expect(r.stderr.trimEnd()).toBe('ocitool: export: stdout was closed before the tar was whole');
+  });
+});

@@ -75,7 +75,8 @@ async function flattenInto(opts: FlattenOptions): Promise<FlattenResult> {
   const fs = filesystemOf(opts.source.store, img, opts.signal);
   const plan = await planLayers(fs, opts.limits);
   const createdSeconds = opts.created ?? createdOf(img.config);
-  const created = opts.created !== undefined || img.config.created === undefined ? isoSeconds(createdSeconds) : img.config.created;
+  // The source's own text when kept (none when it has none).
+  const created = opts.created !== undefined ? isoSeconds(opts.created) : img.config.created;
   const writer = new ImageWriter(opts.destination);
   try {
     const sink = await writer.sink();
@@ -89,11 +90,12 @@ async function flattenInto(opts: FlattenOptions): Promise<FlattenResult> {
       }),
       { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.warn ? { warn: opts.warn } : {}) },
     );
+    const when = created !== undefined ? { created } : {};
     const config: ImageConfig = {
       ...img.config,
-      created,
+      ...when,
       rootfs: { type: 'layers', diff_ids: [layer.diffId] },
-      history: [{ created, created_by: `ocitool flatten of ${img.node.descriptor.digest}`, comment: 'ocitool flatten' }],
+      history: [{ ...when, created_by: `ocitool flatten of ${img.node.descriptor.digest}`, comment: 'ocitool flatten' }],
     };
     const configDesc = writer.document(format === 'oci' ? MediaType.OciConfig : MediaType.DockerConfig, Buffer.from(JSON.stringify(config)));
     const manifest: ImageManifest = {

@@ -1,7 +1,7 @@
 import { open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { CopyEvent } from '../../content/copy.js';
-import { OciToolError } from '../../util/errors.js';
+import { OciToolError, errno } from '../../util/errors.js';
 import { fileHandleWriter, holdTemp, removeQuietly, tempName } from '../../util/fs.js';
 import { createdSeconds, parseImageArg, platformArg } from '../args.js';
 import { defineCommand } from '../command.js';
@@ -75,7 +75,10 @@ export const exportCommand = defineCommand({
     const { exportImage } = await import('../../image/flatten.js');
     const opts = { signal, ...(platform ? { platform } : {}), ...(registry.insecure ? { insecure: true } : {}), ...(registry.credential ? { credential: registry.credential } : {}) };
     if (file === undefined) {
-      const r = await exportImage(src, process.stdout, opts);
+      const r = await exportImage(src, process.stdout, opts).catch((err: unknown) => {
+        if (errno(err) === 'EPIPE') throw new OciToolError('IO', 'export: stdout was closed before the tar was whole');
+        throw err;
+      });
       out.info(`exported ${r.manifest.digest}`);
       return;
     }
