@@ -455,7 +455,16 @@ describe('memory', () => {
   }, 30_000);
 });
 
-describe('export to stdout', () => {
+describe('export outputs', () => {
+  it('-o in a folder that does not exist: one line naming it, exit 1', async () => {
+    const src = join(work, 'nofolder');
+    await imageAt(src, [[{ name: 'a', content: 'a' }]]);
+    const file = join(work, 'missing-folder', 'fs.tar');
+    const r = await ocitool(['export', `oci:${src}:t`, '-o', file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trimEnd()).toBe(`ocitool: export -o ${file}: cannot write there: its folder does not exist`);
+  });
+
   it('a reader that stops early: one line, exit 1', async () => {
     const src = join(work, 'pipe');
     await imageAt(src, [[{ name: 'big', content: 'y'.repeat(4 << 20) }]]);

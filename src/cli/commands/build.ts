@@ -84,7 +84,7 @@ export default defineCommand({
   describe: 'Build an image from directories (and an optional base) into a layout',
   builder: (y) =>
     registryOptions(
-    layerOutputOptions(y)
+    layerOutputOptions(y
       .option('tag', { type: 'string', demandOption: true, describe: NEW_IMAGE_TAG_HELP })
       .option('from', { type: 'string', describe: 'base image reference (default: scratch)' })
       .option('platform', { type: 'string', describe: "OS/ARCH[/VARIANT] to pick from a base index and to record (default: the base's, this host's image from a base index; linux/amd64 without a base)" })
@@ -103,7 +103,7 @@ export default defineCommand({
       .option('exclude', { ...list, describe: '.dockerignore-style pattern to leave out of --add layers; repeatable' })
       .option('ignore-file', { type: 'string', describe: 'a .dockerignore file' })
       .option('chown', { type: 'string', default: '0:0', describe: 'UID:GID owning every file' })
-      .option('created', { type: 'string', describe: 'creation time (RFC 3339 or epoch seconds; default SOURCE_DATE_EPOCH, else now); also clamps file mtimes' }),
+      .option('created', { type: 'string', describe: 'creation time (RFC 3339 or epoch seconds; default SOURCE_DATE_EPOCH, else now); also clamps file mtimes' })),
     ),
   run: async (args, out, { signal }) => {
     const dst = parseImageArg(args.tag);

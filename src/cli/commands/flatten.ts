@@ -5,6 +5,7 @@ import { OciToolError, errno } from '../../util/errors.js';
 import { fileHandleWriter, holdTemp, removeQuietly, tempName } from '../../util/fs.js';
 import { createdSeconds, parseImageArg, platformArg } from '../args.js';
 import { defineCommand } from '../command.js';
+import { fsErrorText } from '../../unpack/paths.js';
 import { humanSize } from '../output.js';
 import { progressReporter } from '../progress.js';
 import { layerOutput, checkNewImageDestination, layerOutputOptions, NEW_IMAGE_TAG_HELP } from '../image-out-args.js';
@@ -15,11 +16,11 @@ export const flattenCommand = defineCommand({
   describe: "Make an image of one layer holding REF's filesystem (whiteouts applied), config kept, history reduced to one entry",
   builder: (y) =>
     registryOptions(
-      layerOutputOptions(y)
+      layerOutputOptions(y
         .positional('ref', { type: 'string', demandOption: true, describe: 'the image to flatten, e.g. oci:DIR:TAG or docker://HOST/REPO:TAG' })
         .option('tag', { type: 'string', demandOption: true, describe: NEW_IMAGE_TAG_HELP })
         .option('platform', { type: 'string', describe: 'OS/ARCH[/VARIANT] to pick from an index (default: this host)' })
-        .option('created', { type: 'string', describe: "creation time (RFC 3339 or epoch seconds; default SOURCE_DATE_EPOCH, else the source's)" }),
+        .option('created', { type: 'string', describe: "creation time (RFC 3339 or epoch seconds; default SOURCE_DATE_EPOCH, else the source's)" })),
     ),
   run: async (args, out, { signal }) => {
     const src = parseImageArg(args.ref);
@@ -87,7 +88,7 @@ export const exportCommand = defineCommand({
     const release = holdTemp(tmp);
     try {
       const fh = await open(tmp, 'wx', 0o644).catch((err: unknown) => {
-        throw new OciToolError('IO', `export -o ${file}: cannot write beside it (${(err as Error).message.split(':')[0]})`);
+        throw new OciToolError('IO', `export -o ${file}: cannot write there: ${errno(err) === 'ENOENT' ? 'its folder does not exist' : fsErrorText(err)}`);
       });
       const w = fileHandleWriter(fh, true);
       try {
