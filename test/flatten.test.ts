@@ -335,6 +335,18 @@ describe.runIf(asRoot)('with the real registry', () => {
     await ok(skopeo(['copy', ...skopeoRegistryFlags(reg, 'src'), `docker://${reg.host}/team/flat:1`, `oci:${copied}:t`]));
     expect(treeOf(await umociRootfs(copied, 'reg-flat'))).toBe(want);
   });
+
+  it('a damaged layer in the registry source: one line naming it, exit 1, no tag pushed', async () => {
+    const src = join(work, 'reg-damaged');
+    await imageAt(src, [[{ name: 'a', content: 'a' }], await truncatedTar()]);
+    await ok(ocitool(['copy', `oci:${src}:t`, `docker://${reg.host}/team/damaged:1`]));
+    const r = await ocitool(['flatten', `docker://${reg.host}/team/damaged:1`, '--tag', `docker://${reg.host}/team/damaged-flat:1`]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/layer 2 \(sha256:[0-9a-f]{64}\): truncated/);
+    const tags = await skopeo(['list-tags', ...skopeoRegistryFlags(reg, 'plain'), `docker://${reg.host}/team/damaged-flat`]);
+    expect(tags.code).not.toBe(0); // the repository was never made
+  });
 });
 
 describe('from an index', () => {
