@@ -475,6 +475,12 @@ describe('export outputs', () => {
     const r = await ocitool(['export', `oci:${src}:t`, '-o', file]);
     expect(r.code).toBe(1);
     expect(r.stderr.trimEnd()).toBe(`ocitool: export -o ${file}: cannot write there: its folder does not exist`);
+    // A folder in the way: nothing written beside it either.
+    await mkdir(join(work, 'in-the-way', 'fs.tar'), { recursive: true });
+    const d = await ocitool(['export', `oci:${src}:t`, '-o', join(work, 'in-the-way', 'fs.tar')]);
+    expect(d.code).toBe(1);
+    expect(d.stderr.trimEnd()).toBe(`ocitool: export -o ${join(work, 'in-the-way', 'fs.tar')}: cannot put the tar there: a directory is in the way`);
+    expect(await readdir(join(work, 'in-the-way'))).toEqual(['fs.tar']);
   });
 
   it('a reader that stops early: one line, exit 1', async () => {

@@ -90,16 +90,19 @@ export const exportCommand = defineCommand({
       const fh = await open(tmp, 'wx', 0o644).catch((err: unknown) => {
         throw new OciToolError('IO', `export -o ${file}: cannot write there: ${errno(err) === 'ENOENT' ? 'its folder does not exist' : fsErrorText(err)}`);
       });
-      const w = fileHandleWriter(fh, true);
+      let exported;
       try {
-        const r = await exportImage(src, w, opts);
+        const w = fileHandleWriter(fh, true);
+        exported = await exportImage(src, w, opts);
         await new Promise<void>((resolve, reject) => w.end((err?: Error | null) => (err ? reject(err) : resolve())));
-        out.info(`exported ${r.manifest.digest}`);
       } finally {
         await fh.close().catch(() => undefined);
       }
-      await rename(tmp, file);
+      await rename(tmp, file).catch((err: unknown) => {
+        throw new OciToolError('IO', `export -o ${file}: cannot put the tar there: ${fsErrorText(err)}`);
+      });
       release();
+      out.info(`exported ${exported.manifest.digest}`);
     } catch (err) {
       if (await removeQuietly(tmp)) release();
       throw err;
