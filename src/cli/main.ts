@@ -25,9 +25,10 @@ import digest from './commands/digest.js';
 import sync from './commands/sync.js';
 import mutateCmd from './commands/mutate.js';
 import rebaseCmd from './commands/rebase.js';
+import { exportCommand, flattenCommand } from './commands/flatten.js';
 
 // Each command's argument type differs; the registry of commands only needs their common shape.
-const COMMANDS = [init, build, indexCmd, copyCommand, pushCommand, pullCommand, convertCommand, ls, inspect, tag, rm, gc, verify, unpackCmd, repackCmd, artifactCommand, referrersCommand, loginCommand, logoutCommand, catalog, digest, sync, mutateCmd, rebaseCmd] as unknown as Command<Record<string, unknown>>[];
+const COMMANDS = [init, build, indexCmd, copyCommand, pushCommand, pullCommand, convertCommand, ls, inspect, tag, rm, gc, verify, unpackCmd, repackCmd, artifactCommand, referrersCommand, loginCommand, logoutCommand, catalog, digest, sync, mutateCmd, rebaseCmd, flattenCommand, exportCommand] as unknown as Command<Record<string, unknown>>[];
 
 /** Exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted (see interrupt.ts). */
 export const EXIT_OK = 0;

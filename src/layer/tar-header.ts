@@ -19,6 +19,8 @@ export interface TarHeader {
   linkname?: string;
   devmajor?: number;
   devminor?: number;
+  /** Extended attributes, written as PAX `SCHILY.xattr.NAME` records (raw bytes). */
+  xattrs?: ReadonlyMap<string, Buffer>;
 }
 
 const MAX_OCTAL_7 = 0o7777777; // 8-byte fields: 7 digits + NUL
@@ -63,17 +65,17 @@ function ustarBlock(h: TarHeader, name: string, prefix: string, linkname: string
   return b;
 }
 
-function paxRecord(key: string, value: string): string {
-  const body = ` ${key}=${value}\n`;
-  const bodyLen = Buffer.byteLength(body);
+function paxRecord(key: string, value: string | Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(` ${key}=`), Buffer.from(value), Buffer.from('\n')]);
+  const bodyLen = body.length;
   let len = bodyLen + String(bodyLen).length;
   if (String(len).length !== String(bodyLen).length) len = bodyLen + String(len).length;
-  return `${len}${body}`;
+  return Buffer.concat([Buffer.from(String(len)), body]);
 }
 
 /** The header block(s) of one entry: a PAX header and its data first when needed. */
 export function encodeHeader(h: TarHeader): Buffer[] {
-  const pax: Record<string, string> = {};
+  const pax: Record<string, string | Buffer> = {};
   let name = h.name;
   let prefix = '';
   const split = isAscii(h.name) ? splitUstar(h.name) : undefined;
@@ -91,10 +93,11 @@ export function encodeHeader(h: TarHeader): Buffer[] {
   if (h.uid > MAX_OCTAL_7) pax.uid = String(h.uid);
   if (h.gid > MAX_OCTAL_7) pax.gid = String(h.gid);
   if (h.mtime > MAX_OCTAL_11 || h.mtime < 0) pax.mtime = String(h.mtime);
+  for (const [k, v] of h.xattrs ?? []) pax[`SCHILY.xattr.${k}`] = v;
   const main = ustarBlock(h, name, prefix, linkname);
   const keys = Object.keys(pax).sort();
   if (keys.length === 0) return [main];
-  const data = Buffer.from(keys.map((k) => paxRecord(k, pax[k]!)).join(''), 'utf8');
+  const data = Buffer.concat(keys.map((k) => paxRecord(k, pax[k]!)));
   const paxName = `PaxHeaders.0/${asciiFallback(h.name.split('/').filter(Boolean).pop() ?? 'x', 80)}`;
   const paxHeader = ustarBlock({ name: paxName, typeflag: 'x', mode: 0o644, uid: 0, gid: 0, size: data.length, mtime: Math.min(Math.max(0, h.mtime), MAX_OCTAL_11) }, paxName, '', '');
   return [paxHeader, data, padding(data.length), main];

@@ -54,9 +54,13 @@ function compressor(compression: Compression, level: number | undefined): Transf
  * Nothing is held whole in memory.
  */
 export async function writeLayer(sink: StreamPusher, entries: AsyncIterable<LayerEntry>, opts: LayerWriteOptions = {}): Promise<WrittenLayer> {
+  return writeTarLayer(sink, packLayer(entries), opts);
+}
+
+/** writeLayer for a tar stream made elsewhere (flatten's merged layers, say). */
+export async function writeTarLayer(sink: StreamPusher, tar: Readable, opts: LayerWriteOptions = {}): Promise<WrittenLayer> {
   const compression = opts.compression ?? 'gzip';
   const mediaType = layerMediaType(compression, opts.format);
-  const tar = packLayer(entries);
   const diff = new HashingStream('sha256');
   const comp = compressor(compression, opts.level);
   const onError = (): void => undefined; // the error reaches putBlob through the last stream

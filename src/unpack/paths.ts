@@ -115,6 +115,45 @@ export function fsErrorText(err: unknown): string {
   return (code && words[code]) ?? (code ? `failed (${code})` : (err as Error).message.split('\n')[0]!);
 }
 
+/** What a component on an entry's path is, to resolveParents. */
+export type Found = { kind: 'dir' } | { kind: 'missing' } | { kind: 'other' } | { kind: 'symlink'; target: string };
+const DIR: Found = { kind: 'dir' };
+const MISSING: Found = { kind: 'missing' };
+const OTHER: Found = { kind: 'other' };
+
+/**
+ * The rules of the module comment for the parents of `parts`, over any tree: `look` says what a
+ * resolved relative path is, `missing` makes it a directory (or throws). Used on disk (RootResolver)
+ * and on flatten's map of paths. Returns the entry's path, its last component unresolved.
+ */
+export function resolveParents(parts: string[], look: (rel: string) => Found, missing: (rel: string) => void): string {
+  const stack = parts.slice(0, -1).reverse();
+  const done: string[] = [];
+  let links = 0;
+  while (stack.length > 0) {
+    const c = stack.pop()!;
+    if (c === '.' || c === '') continue;
+    if (c === '..') {
+      if (done.length === 0) throw new UnsafeEntry('a symlink on its path climbs out of the root filesystem');
+      done.pop();
+      continue;
+    }
+    const rel = [...done, c].join('/');
+    const found = look(rel);
+    if (found.kind === 'symlink') {
+      if (++links > MAX_LINKS) throw new UnsafeEntry('too many symlinks on its path');
+      if (found.target.startsWith('/')) done.length = 0; // absolute: from the root of the image
+      const more = found.target.split('/').filter((x) => x !== '');
+      for (let i = more.length - 1; i >= 0; i--) stack.push(more[i]!);
+      continue;
+    }
+    if (found.kind === 'other') throw new UnsafeEntry(`${rel} is not a directory`);
+    if (found.kind === 'missing') missing(rel);
+    done.push(c);
+  }
+  return [...done, parts[parts.length - 1]!].join('/');
+}
+
 export class RootResolver {
   /** Resolved directory paths (relative, '/'-joined) known to be real directories. */
   private readonly dirs = new PathMap<true>();
@@ -143,47 +182,26 @@ export class RootResolver {
     if (parts.length === 0) return '';
     const parentKey = parts.slice(0, -1).join('/');
     if (this.dirs.has(parentKey)) return parts.join('/');
-    const stack = parts.slice(0, -1).reverse();
-    const done: string[] = [];
-    let links = 0;
-    while (stack.length > 0) {
-      const c = stack.pop()!;
-      if (c === '.' || c === '') continue;
-      if (c === '..') {
-        if (done.length === 0) throw new UnsafeEntry('a symlink on its path climbs out of the root filesystem');
-        done.pop();
-        continue;
-      }
-      const rel = [...done, c].join('/');
-      if (this.dirs.has(rel)) {
-        done.push(c);
-        continue;
-      }
+    const look = (rel: string): Found => {
+      if (this.dirs.has(rel)) return DIR;
       const host = join(this.root, rel);
       let st;
       try {
         st = lstatSync(host);
       } catch (err) {
         if (errno(err) !== 'ENOENT') throw err; // the caller names the entry
-        if (opts.create === false) throw new UnsafeEntry(`${rel} does not exist in the root filesystem`);
-        mkdirSync(host, { mode: 0o755 });
-        opts.created?.(rel);
-        this.dirs.set(rel, true);
-        done.push(c);
-        continue;
+        return MISSING;
       }
-      if (st.isSymbolicLink()) {
-        if (++links > MAX_LINKS) throw new UnsafeEntry('too many symlinks on its path');
-        const target = readlinkSync(host);
-        if (target.startsWith('/')) done.length = 0; // absolute: from the root of the image
-        const more = target.split('/').filter((s) => s !== '');
-        for (let i = more.length - 1; i >= 0; i--) stack.push(more[i]!);
-        continue;
-      }
-      if (!st.isDirectory()) throw new UnsafeEntry(`${rel} is not a directory`);
+      if (st.isSymbolicLink()) return { kind: 'symlink', target: readlinkSync(host) };
+      if (!st.isDirectory()) return OTHER;
       this.dirs.set(rel, true);
-      done.push(c);
-    }
-    return [...done, parts[parts.length - 1]!].join('/');
+      return DIR;
+    };
+    return resolveParents(parts, look, (rel) => {
+      if (opts.create === false) throw new UnsafeEntry(`${rel} does not exist in the root filesystem`);
+      mkdirSync(join(this.root, rel), { mode: 0o755 });
+      opts.created?.(rel);
+      this.dirs.set(rel, true);
+    });
   }
 }

@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import type { CopyEvent } from '../../content/copy.js';
 import { registryOpen, registryOptions } from '../registry-args.js';
 import type { LayerSpec } from '../../image/build.js';
-import { checkCompressionLevel, LEVELS_HELP } from '../../layer/levels.js';
+import { layerOutput, checkNewImageDestination, layerOutputOptions, NEW_IMAGE_TAG_HELP } from '../image-out-args.js';
 import { OciToolError, errno } from '../../util/errors.js';
 import { normalizePort, parseKeyValues } from '../../image/config.js';
 import { createdSeconds, parseImageArg, platformArg } from '../args.js';
@@ -84,8 +84,8 @@ export default defineCommand({
   describe: 'Build an image from directories (and an optional base) into a layout',
   builder: (y) =>
     registryOptions(
-    digestfileOption(y)
-      .option('tag', { type: 'string', demandOption: true, describe: 'where the image goes: oci:DIR:TAG, docker://HOST/REPO:TAG, oci-archive:FILE:TAG, docker-archive:FILE:NAME:TAG' })
+    digestfileOption(layerOutputOptions(y
+      .option('tag', { type: 'string', demandOption: true, describe: NEW_IMAGE_TAG_HELP })
       .option('from', { type: 'string', describe: 'base image reference (default: scratch)' })
       .option('platform', { type: 'string', describe: "OS/ARCH[/VARIANT] to pick from a base index and to record (default: the base's, this host's image from a base index; linux/amd64 without a base)" })
       .option('add', { ...list, describe: 'SRC[:/DEST]: a layer from a directory or file, placed at the absolute path DEST (default /); repeatable, one layer each' })
@@ -103,20 +103,14 @@ export default defineCommand({
       .option('exclude', { ...list, describe: '.dockerignore-style pattern to leave out of --add layers; repeatable' })
       .option('ignore-file', { type: 'string', describe: 'a .dockerignore file' })
       .option('chown', { type: 'string', default: '0:0', describe: 'UID:GID owning every file' })
-      .option('created', { type: 'string', describe: 'creation time (RFC 3339 or epoch seconds; default SOURCE_DATE_EPOCH, else now); also clamps file mtimes' })
-      .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, default: 'gzip' as const, describe: 'compression of new layers' })
-      .option('compression-level', { type: 'number', describe: `level of --compression: ${LEVELS_HELP}` })
-      .option('format', { choices: ['oci', 'docker'] as const, default: 'oci' as const, describe: 'OCI or Docker schema 2 media types' }),
+      .option('created', { type: 'string', describe: 'creation time (RFC 3339 or epoch seconds; default SOURCE_DATE_EPOCH, else now); also clamps file mtimes' }))),
     ),
   run: async (args, out, { signal }) => {
     const dst = parseImageArg(args.tag);
-    if (dst.transport === 'dir' || (dst.transport === 'oci' && dst.digest !== undefined) || (dst.transport === 'docker' && dst.ref.digest !== undefined)) {
-      throw new OciToolError('UNSUPPORTED', `build --tag ${args.tag}: expected oci:DIR[:TAG], docker://NAME[:TAG], docker-archive:FILE[:NAME:TAG] or oci-archive:FILE[:TAG]`);
-    }
+    checkNewImageDestination('build', args.tag, dst);
     const chown = /^(\d+):(\d+)$/.exec(args.chown);
     if (!chown) throw new OciToolError('USAGE', `--chown ${args.chown}: expected UID:GID`);
-    const level = args['compression-level'];
-    checkCompressionLevel(args.compression, level);
+    const layerOut = layerOutput(args);
     const entrypoint = execForm(args.entrypoint, '--entrypoint');
     const cmd = execForm(args.cmd, '--cmd');
     const layers = layerSpecs(rawArgv());
@@ -164,9 +158,7 @@ export default defineCommand({
       ...(args['ignore-file'] ? { ignoreFile: args['ignore-file'] } : {}),
       chown: { uid: Number(chown[1]), gid: Number(chown[2]) },
       ...(created !== undefined ? { created } : {}),
-      compression: args.compression,
-      ...(level !== undefined ? { level } : {}),
-      format: args.format,
+      ...layerOut,
       warn: (m) => out.warn(m),
       ...(showProgress ? { onProgress: (e: CopyEvent) => progress.onProgress(e) } : {}),
       onLayer: (layer, spec, stats) => {
