@@ -120,8 +120,9 @@ export async function planYaml(file: string, dst: ImageReference, opts: { warn?:
   if (!st?.isFile()) throw new OciToolError('USAGE', `sync: ${file}: no such file (the source is a docker://HOST/REPO repository or a skopeo sync YAML file)`);
   if (st.size > MAX_YAML_BYTES) throw new OciToolError('TOO_LARGE', `${file}: over ${MAX_YAML_BYTES} bytes`);
   const doc = parseYaml(await readFile(file, 'utf8'), file);
-  const plan: SyncImage[] = [];
-  if (doc === null) return plan;
+  // The whole file is checked before any registry is asked; tag lists are then read several at once.
+  const slots: { settings: Pick<SyncImage, 'insecure' | 'credential'>; images: DockerReference[] | (() => Promise<DockerReference[]>) }[] = [];
+  if (doc === null) return [];
   if (!isMap(doc)) throw new OciToolError('USAGE', `${file}: expected a mapping of registry hosts`);
   for (const [host, entry] of Object.entries(doc)) {
     const where = `${file}: ${host}`;
@@ -133,7 +134,8 @@ export async function planYaml(file: string, dst: ImageReference, opts: { warn?:
     const insecure = tls === 'false';
     const credential = credentialOf(entry.credentials, where);
     const settings = { ...(insecure ? { insecure } : {}), ...(credential ? { credential } : {}) };
-    const add = (src: DockerReference): void => void plan.push({ src: dockerRef(src), dst: destinationFor(src, dst), name: nameOf(src), ...settings });
+    const list = (repo: DockerReference, keep: (tag: string) => boolean = () => true) => async (): Promise<DockerReference[]> =>
+      (await tagsOf(repo, { ...settings, ...(opts.signal ? { signal: opts.signal } : {}) })).filter((t) => keep(t.tag!));
     const repoRef = (repo: string): DockerReference => {
       const r = parseRepository(host, repo, where);
       return { domain: r.domain, path: r.path };
@@ -144,14 +146,16 @@ export async function planYaml(file: string, dst: ImageReference, opts: { warn?:
       const base = repoRef(repo);
       if (tags !== null && !Array.isArray(tags)) throw new OciToolError('USAGE', `${where}: images.${repo} must be a list of tags or digests`);
       if (tags === null || tags.length === 0) {
-        for (const t of await tagsOf(base, { ...settings, ...(opts.signal ? { signal: opts.signal } : {}) })) add(t);
+        slots.push({ settings, images: list(base) });
         continue;
       }
-      for (const t of tags) {
-        if (typeof t !== 'string' || t === '') throw new OciToolError('USAGE', `${where}: images.${repo}: every entry must be a tag or a digest`);
-        const r = parseRepository(host, `${repo}${t.includes(':') ? '@' : ':'}${t}`, where);
-        add(r);
-      }
+      slots.push({
+        settings,
+        images: tags.map((t) => {
+          if (typeof t !== 'string' || t === '') throw new OciToolError('USAGE', `${where}: images.${repo}: every entry must be a tag or a digest`);
+          return parseRepository(host, `${repo}${t.includes(':') ? '@' : ':'}${t}`, where);
+        }),
+      });
     }
     const byRegex = entry['images-by-tag-regex'] ?? {};
     if (!isMap(byRegex)) throw new OciToolError('USAGE', `${where}: images-by-tag-regex must map repositories to regular expressions`);
@@ -163,10 +167,25 @@ export async function planYaml(file: string, dst: ImageReference, opts: { warn?:
       } catch (e) {
         throw new OciToolError('USAGE', `${where}: images-by-tag-regex.${repo}: ${(e as Error).message}`);
       }
-      for (const t of await tagsOf(repoRef(repo), { ...settings, ...(opts.signal ? { signal: opts.signal } : {}) })) if (re.test(t.tag!)) add(t);
+      slots.push({ settings, images: list(repoRef(repo), (t) => re.test(t)) });
     }
   }
-  return plan;
+  const listed = await inPool(slots.map((slot) => async () => (typeof slot.images === 'function' ? slot.images() : slot.images)), 8);
+  return slots.flatMap((slot, i) => listed[i]!.map((src) => ({ src: dockerRef(src), dst: destinationFor(src, dst), name: nameOf(src), ...slot.settings })));
+}
+
+/** Runs `tasks`, at most `n` at once; their results in order (the first failure rejects). */
+async function inPool<T>(tasks: (() => Promise<T>)[], n: number): Promise<T[]> {
+  const out: T[] = new Array<T>(tasks.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < tasks.length) {
+      const i = next++;
+      out[i] = await tasks[i]!();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, tasks.length) }, worker));
+  return out;
 }
 
 function isMap(v: YamlValue | undefined): v is { [key: string]: YamlValue } {
@@ -211,7 +230,6 @@ async function digestAt(ref: ImageReference, opts: { insecure?: boolean; credent
 export async function syncImages(plan: SyncImage[], opts: SyncOptions = {}): Promise<SyncResult> {
   const jobs = Math.max(1, opts.jobs ?? 4);
   const results: SyncResult['images'] = plan.map((image) => ({ image, outcome: { status: 'failed', error: new Error('not run') } }));
-  let next = 0;
   const one = async (i: number): Promise<void> => {
     const image = plan[i]!;
     const srcOpts = { insecure: image.insecure ?? opts.insecure ?? false, ...((image.credential ?? opts.srcCredential) ? { credential: (image.credential ?? opts.srcCredential)! } : {}) };
@@ -246,10 +264,7 @@ export async function syncImages(plan: SyncImage[], opts: SyncOptions = {}): Pro
     results[i] = { image, outcome };
     opts.onImage?.(image, outcome);
   };
-  const worker = async (): Promise<void> => {
-    while (next < plan.length) await one(next++);
-  };
-  await Promise.all(Array.from({ length: Math.min(jobs, plan.length) }, worker));
+  await inPool(plan.map((_, i) => () => one(i)), jobs);
   const count = (s: SyncOutcome['status']): number => results.filter((r) => r.outcome.status === s).length;
   return { copied: count('copied') + count('would-copy'), skipped: count('skipped'), failed: count('failed'), images: results };
 }
