@@ -77,6 +77,11 @@ describe('sync into a registry', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe('sync: 3 copied, 0 skipped, 0 failed');
     expect(await view(dst.host, 'mirror/lib/one')).toEqual(pushed['lib/one']);
+    // Tags a and b name one image: it is copied once (one PUT by digest, each blob committed once), b only tagged.
+    const shared = pushed['lib/one']!.a!;
+    expect(proxy.log.filter((l) => l.method === 'PUT' && l.path === `/v2/mirror/lib/one/manifests/${shared}`)).toHaveLength(1);
+    const commits = proxy.log.filter((l) => l.method === 'PUT' && l.path.includes('/blobs/uploads/')).map((l) => /digest=([^&]+)/.exec(l.path)?.[1]);
+    expect(new Set(commits).size).toBe(commits.length);
     proxy.log.length = 0;
     const again = await ocitool(['sync', `docker://${src.host}/lib/one`, `docker://${proxy.host}/mirror`]);
     expect(again.code, again.stderr).toBe(0);

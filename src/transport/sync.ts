@@ -226,10 +226,17 @@ async function digestAt(ref: ImageReference, opts: { insecure?: boolean; credent
   }
 }
 
+/** The repository or layout a destination reference names (without tag or digest). */
+function placeOf(ref: ImageReference): string {
+  return ref.transport === 'docker' ? `docker://${ref.ref.domain}/${ref.ref.path}` : ref.transport === 'oci' ? `oci:${ref.dir}` : JSON.stringify(ref);
+}
+
 /** Mirrors every image of `plan`; never throws for one image's failure (see the result). */
 export async function syncImages(plan: SyncImage[], opts: SyncOptions = {}): Promise<SyncResult> {
   const jobs = Math.max(1, opts.jobs ?? 4);
   const results: SyncResult['images'] = plan.map((image) => ({ image, outcome: { status: 'failed', error: new Error('not run') } }));
+  /** Copies in flight, by destination repository (or layout) and source digest. */
+  const copying = new Map<string, Promise<unknown>>();
   const one = async (i: number): Promise<void> => {
     const image = plan[i]!;
     const srcOpts = { insecure: image.insecure ?? opts.insecure ?? false, ...((image.credential ?? opts.srcCredential) ? { credential: (image.credential ?? opts.srcCredential)! } : {}) };
@@ -254,7 +261,16 @@ export async function syncImages(plan: SyncImage[], opts: SyncOptions = {}): Pro
           ...(opts.signal ? { signal: opts.signal } : {}),
           ...(opts.warn ? { warn: opts.warn } : {}),
         };
-        const { descriptor } = await copy(pinned, image.dst, copyOpts);
+        // Two tags of one image into one repository: the second waits for the first copy, then finds
+        // everything there and only puts its tag (two copies of one graph at once race in the registry).
+        const key = `${placeOf(image.dst)} ${source.digest}`;
+        const before = copying.get(key);
+        if (before) await before.catch(() => undefined);
+        const copied = copy(pinned, image.dst, copyOpts);
+        copying.set(key, copied);
+        const { descriptor } = await copied.finally(() => {
+          if (copying.get(key) === copied) copying.delete(key);
+        });
         outcome = { status: 'copied', digest: descriptor.digest };
       }
     } catch (error) {
