@@ -16,11 +16,14 @@ declare -A NEED=(
   [setfattr]=attr
   [jq]=jq
   [oci-image-tool]=oci-image-tool
+  [buildah]=buildah
 )
 missing=()
 for cmd in "${!NEED[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEED[$cmd]}")
 done
+# A static busybox: the one program the buildah test runs inside an image (chroot isolation).
+dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 if ((${#missing[@]})); then
   echo "installing Debian packages: ${missing[*]}"
   SUDO=""

@@ -135,12 +135,19 @@ describe('mutate in a layout', () => {
     }
   }, 60_000);
 
-  it('an annotation on a Docker manifest is refused in one line, nothing written', async () => {
+  it('a Docker image into a layout comes out OCI (annotations allowed); in a registry an annotation on it is refused', async () => {
     const docker = join(work, 'docker');
-    await run(['build', '-q', '--tag', `oci:${docker}:d`, '--format', 'docker', '--add', `${join(work, 'app')}:/app`]);
-    const r = await ocitool(['mutate', `oci:${docker}:d`, '--tag', `oci:${docker}:annotated`, '--annotation', 'a=b']);
+    await run(['build', '-q', '--tag', `docker://${reg.host}/m/docker:d`, '--format', 'docker', '--add', `${join(work, 'app')}:/app`]);
+    await run(['mutate', `docker://${reg.host}/m/docker:d`, '--tag', `oci:${docker}:annotated`, '--annotation', 'a=b', '--label', 'l=1']);
+    const m = await json<Manifest & { mediaType: string; config: { mediaType: string }; layers: { mediaType: string }[] }>(['inspect', '--raw', `oci:${docker}:annotated`]);
+    expect(m.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
+    expect(m.config.mediaType).toBe('application/vnd.oci.image.config.v1+json');
+    expect(m.layers.every((l) => l.mediaType === 'application/vnd.oci.image.layer.v1.tar+gzip')).toBe(true);
+    expect(m.annotations?.a).toBe('b');
+    expect((await umoci(['stat', '--image', `${docker}:annotated`])).code).toBe(0);
+    const r = await ocitool(['mutate', `docker://${reg.host}/m/docker:d`, '--tag', `docker://${reg.host}/m/docker:annotated`, '--annotation', 'a=b']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/Docker schema 2 manifest has no annotations/);
-    expect((await ocitool(['inspect', `oci:${docker}:annotated`])).code).toBe(1);
+    expect((await ocitool(['inspect', `docker://${reg.host}/m/docker:annotated`])).code).toBe(1);
   }, 60_000);
 });

@@ -12,7 +12,7 @@ import { canAddRoot, fetchBytes, underLease, type Fetcher, type ReadOnlyStore, t
 import type { CopyEvent } from '../content/copy.js';
 import type { Credential } from '../registry/auth/credentials.js';
 import { parseReference, type ImageReference } from '../reference/transport.js';
-import { MediaType } from '../spec/media-types.js';
+import { MediaType, mediaTypeFor } from '../spec/media-types.js';
 import { parseJson } from '../spec/parse.js';
 import { platformMatches } from '../spec/platform.js';
 import type { ContainerConfig, Descriptor, Platform } from '../spec/types.js';
@@ -32,6 +32,11 @@ export interface MutateChanges {
 }
 
 export interface MutateOptions extends MutateChanges {
+  /**
+   * `oci`: Docker schema 2 manifests and lists come out as OCI (what layouts want: see layoutFormat);
+   * default: the media types stay as they are.
+   */
+  format?: 'oci';
   /** From an index, edit only this platform's image (the others stay as they are); default: every image. */
   platform?: Platform;
   concurrency?: number;
@@ -58,7 +63,8 @@ export async function mutateImage(source: Fetcher & { readonly name?: string }, 
     const writer = new ImageWriter(destination, source);
     try {
       const node = await fetchManifest(source, root);
-      const edited = isEmpty(opts) ? root : await edit(writer, source, node, opts, 0);
+      const convert = opts.format === 'oci' && isDockerType(root.mediaType);
+      const edited = isEmpty(opts) && !convert ? root : await edit(writer, source, node, opts, 0);
       await writer.write(edited, {
         ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
@@ -95,17 +101,19 @@ async function edit(writer: ImageWriter, source: Fetcher, node: ManifestNode, op
       }
       const edited = await edit(writer, source, child, opts, depth + 1);
       changed ||= edited.digest !== entry.digest;
-      manifests.push({ ...entry, digest: edited.digest, size: edited.size });
+      manifests.push({ ...entry, mediaType: edited.mediaType, digest: edited.digest, size: edited.size });
     }
     if (opts.platform && !doc.manifests.some((e) => e.platform && platformMatches(opts.platform!, e.platform))) {
       throw new OciToolError('NOT_FOUND', `${what}: no image for that platform in the index`);
     }
-    if (!changed && !doc.annotations) return node.descriptor;
-    return writer.document(node.descriptor.mediaType, Buffer.from(JSON.stringify({ ...doc, manifests })));
+    const toOci = opts.format === 'oci' && isDockerType(node.descriptor.mediaType);
+    if (!changed && !doc.annotations && !toOci) return node.descriptor;
+    const mediaType = toOci ? MediaType.OciIndex : node.descriptor.mediaType;
+    return writer.document(mediaType, Buffer.from(JSON.stringify({ ...doc, ...(doc.mediaType !== undefined ? { mediaType } : {}), manifests })));
   }
   const manifest = parseJson(node.bytes, `manifest ${what}`) as { config: Descriptor; annotations?: Record<string, string> } & Record<string, unknown>;
   const docker = isDockerType(node.descriptor.mediaType);
-  if (docker && opts.annotations && Object.keys(opts.annotations).length > 0) {
+  if (docker && opts.format !== 'oci' && opts.annotations && Object.keys(opts.annotations).length > 0) {
     throw new OciToolError('UNSUPPORTED', `${what}: a Docker schema 2 manifest has no annotations (convert it to OCI first: ocitool convert)`);
   }
   const configBytes = await fetchBytes(source, manifest.config);
@@ -116,15 +124,20 @@ async function edit(writer: ImageWriter, source: Fetcher, node: ManifestNode, op
   if (runtime.Labels && Object.keys(runtime.Labels).length === 0) delete runtime.Labels;
   if (opts.unsetEnv?.length && runtime.Env) runtime.Env = runtime.Env.filter((e) => !opts.unsetEnv!.includes(e.split('=', 1)[0]!));
   const newConfig = { ...config, config: runtime, ...(opts.created !== undefined ? { created: isoSeconds(opts.created) } : {}) };
-  const configDesc = writer.document(manifest.config.mediaType, Buffer.from(JSON.stringify(newConfig)));
+  const toOci = opts.format === 'oci' && docker;
+  const configDesc = writer.document(toOci ? MediaType.OciConfig : manifest.config.mediaType, Buffer.from(JSON.stringify(newConfig)));
   const { annotations: _a, ...rest } = manifest.config;
   const annotations = { ...(manifest.annotations ?? {}), ...(opts.annotations ?? {}) };
+  const mediaType = toOci ? MediaType.OciManifest : node.descriptor.mediaType;
+  const layers = toOci ? (manifest.layers as Descriptor[]).map((l) => ({ ...l, mediaType: mediaTypeFor(l.mediaType, 'oci') })) : manifest.layers;
   const newManifest = {
     ...manifest,
-    config: { ...rest, digest: configDesc.digest, size: configDesc.size, ...(manifest.config.annotations ? { annotations: manifest.config.annotations } : {}) },
+    ...(manifest.mediaType !== undefined ? { mediaType } : {}),
+    config: { ...rest, mediaType: configDesc.mediaType, digest: configDesc.digest, size: configDesc.size, ...(manifest.config.annotations ? { annotations: manifest.config.annotations } : {}) },
+    layers,
     ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
   };
-  return writer.document(node.descriptor.mediaType, Buffer.from(JSON.stringify(newManifest)));
+  return writer.document(mediaType, Buffer.from(JSON.stringify(newManifest)));
 }
 
 const isDockerType = (mt: string): boolean => mt === MediaType.DockerManifest || mt === MediaType.DockerManifestList;
@@ -156,7 +169,9 @@ export async function mutate(ref: string | ImageReference, opts: MutateToOptions
     const root = await src.store.resolve(src.reference ?? '');
     const tag = destinationTag(dstRef);
     const credential = dstCredential ?? (opts.to === undefined ? srcCredential : undefined);
-    return await writeTo(dstRef, { ...(insecure ? { insecure } : {}), ...(credential ? { credential } : {}) }, (dest) => mutateImage(src.store as ReadOnlyStore, root, dest.store, tag, rest));
+    // Into a layout or an oci-archive, Docker media types become OCI (as copy does; readers refuse them there).
+    const format = rest.format ?? (dstRef.transport === 'oci' || dstRef.transport === 'oci-archive' ? 'oci' : undefined);
+    return await writeTo(dstRef, { ...(insecure ? { insecure } : {}), ...(credential ? { credential } : {}) }, (dest) => mutateImage(src.store as ReadOnlyStore, root, dest.store, tag, { ...rest, ...(format ? { format } : {}) }));
   } finally {
     await src.close?.();
   }

@@ -27,6 +27,8 @@ export interface RebaseImage {
 }
 
 export interface RebaseOptions {
+  /** Media types of the result (default: the image's own; `oci` into layouts, see rebase()). */
+  format?: 'oci' | 'docker';
   /** From indexes, this platform (default: the image's own; this host's when the image is an index). */
   platform?: Platform;
   concurrency?: number;
@@ -62,8 +64,9 @@ export async function rebaseImage(image: RebaseImage, oldBase: RebaseImage, newB
       throw new OciToolError('UNSUPPORTED', `rebase: ${image.name} is not built on ${oldBase.name}: its layer ${i + 1} is ${mine?.digest ?? 'missing'}, the old base's is ${old.manifest.layers[i]!.digest}`);
     }
   }
-  const format = img.node.descriptor.mediaType === MediaType.DockerManifest ? 'docker' : 'oci';
-  const own = img.manifest.layers.slice(n);
+  const format = opts.format ?? (img.node.descriptor.mediaType === MediaType.DockerManifest ? 'docker' : 'oci');
+  const ownLayers = (layers: Descriptor[]): Descriptor[] => layers.map((l) => ({ ...l, mediaType: mediaTypeFor(l.mediaType, format) }));
+  const own = ownLayers(img.manifest.layers.slice(n));
   const newLayers = next.manifest.layers.map((l) => {
     const { annotations, ...rest } = l;
     return { ...rest, mediaType: mediaTypeFor(l.mediaType, format), ...(format === 'oci' && annotations ? { annotations } : {}) };
@@ -85,20 +88,22 @@ export async function rebaseImage(image: RebaseImage, oldBase: RebaseImage, newB
   return underLease(destination, async () => {
     const writer = new ImageWriter(destination, source);
     try {
-      const configDesc = writer.document(img.manifest.config.mediaType, Buffer.from(JSON.stringify(config)));
+      const configDesc = writer.document(format === 'oci' ? MediaType.OciConfig : MediaType.DockerConfig, Buffer.from(JSON.stringify(config)));
       const annotations: Record<string, string> = { ...(img.manifest.annotations ?? {}) };
       if (format === 'oci') {
         annotations[Annotation.BaseDigest] = next.node.descriptor.digest;
         if (newBase.imageName) annotations[Annotation.BaseName] = newBase.imageName;
         else delete annotations[Annotation.BaseName];
       }
+      const { annotations: _a, ...withoutAnnotations } = img.manifest;
       const manifest: ImageManifest = {
-        ...img.manifest,
-        config: { ...img.manifest.config, digest: configDesc.digest, size: configDesc.size },
+        ...withoutAnnotations,
+        mediaType: format === 'oci' ? MediaType.OciManifest : MediaType.DockerManifest,
+        config: { ...img.manifest.config, mediaType: configDesc.mediaType, digest: configDesc.digest, size: configDesc.size },
         layers: [...newLayers, ...own],
         ...(format === 'oci' && Object.keys(annotations).length > 0 ? { annotations } : {}),
       };
-      const desc = writer.document(img.node.descriptor.mediaType, Buffer.from(JSON.stringify(manifest)));
+      const desc = writer.document(manifest.mediaType!, Buffer.from(JSON.stringify(manifest)));
       // Both stores' repositories are places to mount from when they share the destination's registry.
       if (isRemoteRepository(destination)) {
         for (const s of [newBase.store, image.store]) if (isRemoteRepository(s) && s.host === destination.host && s.repository !== destination.repository) destination.addMountSource(s.repository);
@@ -148,7 +153,9 @@ export async function rebase(ref: string | ImageReference, oldBase: string | Ima
     const [img, old, next] = [await image(ref), await image(oldBase), await image(newBase)];
     const dstRef = asRef(to);
     const tag = destinationTag(dstRef);
-    return await writeTo(dstRef, { ...(insecure ? { insecure } : {}), ...(dstCredential ? { credential: dstCredential } : {}) }, (dest) => rebaseImage(img, old, next, dest.store, tag, rest));
+    // Into a layout or an oci-archive the result is OCI (as copy makes it; readers refuse Docker types there).
+    const format = rest.format ?? (dstRef.transport === 'oci' || dstRef.transport === 'oci-archive' ? 'oci' : undefined);
+    return await writeTo(dstRef, { ...(insecure ? { insecure } : {}), ...(dstCredential ? { credential: dstCredential } : {}) }, (dest) => rebaseImage(img, old, next, dest.store, tag, { ...rest, ...(format ? { format } : {}) }));
   } finally {
     for (const o of opened) await o.close?.();
   }
