@@ -139,7 +139,7 @@ describe('mutate in a layout', () => {
     const docker = join(work, 'docker');
     await run(['build', '-q', '--tag', `docker://${reg.host}/m/docker:d`, '--format', 'docker', '--add', `${join(work, 'app')}:/app`]);
     await run(['mutate', `docker://${reg.host}/m/docker:d`, '--tag', `oci:${docker}:annotated`, '--annotation', 'a=b', '--label', 'l=1']);
-    const m = await json<Manifest & { mediaType: string; config: { mediaType: string }; layers: { mediaType: string }[] }>(['inspect', '--raw', `oci:${docker}:annotated`]);
+    const m = await json<{ mediaType: string; config: { mediaType: string }; layers: { mediaType: string }[]; annotations?: Record<string, string> }>(['inspect', '--raw', `oci:${docker}:annotated`]);
     expect(m.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
     expect(m.config.mediaType).toBe('application/vnd.oci.image.config.v1+json');
     expect(m.layers.every((l) => l.mediaType === 'application/vnd.oci.image.layer.v1.tar+gzip')).toBe(true);
