@@ -47,3 +47,12 @@ export { repack, StateTree, type RepackOptions, type RepackResult } from './unpa
 export { diffAgainst, DirTree, type LowerTree } from './layer/diff.js';
 export { packArtifact, attach, referrers, fallbackTag, EMPTY_CONFIG, type ArtifactFile, type PackArtifactOptions } from './artifact/artifact.js';
 export { pullArtifact, type PulledFile } from './artifact/pull.js';
+export { login, logout, loginHost, type LoginOptions } from './registry/login.js';
+export { storeCredential, eraseCredential, loginConfigFile, type StoreOptions, type StoredIn } from './registry/auth/store-credentials.js';
+export { deleteManifest, deleteTag } from './registry/delete.js';
+export { listTags, listRepositories, type TagListOptions } from './registry/tags.js';
+export { syncImages, planRepository, planAllTags, planYaml, destinationFor, type SyncImage, type SyncOptions, type SyncOutcome, type SyncResult } from './transport/sync.js';
+export { mutate, mutateImage, type MutateChanges, type MutateOptions, type MutateToOptions } from './image/mutate.js';
+export { rebase, rebaseImage, type RebaseImage, type RebaseOptions, type RebaseToOptions } from './image/rebase.js';
+export { parseYaml, type YamlValue } from './util/yaml.js';
+export { flatten, flattenImage, exportImage, type FlattenOptions, type FlattenResult, type FlattenToOptions, type ExportOptions } from './image/flatten.js';

@@ -48,7 +48,7 @@ export async function main(argv: string[]): Promise<number> {
   let code = EXIT_OK;
   let parser: Argv<GlobalFlags> = yargs(argv)
     .scriptName('ocitool')
-    .usage('$0 <command> [options]\n\nOCI image layout toolkit: build, convert, copy, verify and unpack images without a daemon.')
+    .usage('$0 <command> [options]\n\nOCI image toolkit without a daemon: build, copy, mirror, convert, edit, verify and unpack images, in layouts, registries and archives.')
     .option('debug', { type: 'boolean', default: false, describe: 'print stack traces on errors' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print only results' })
     .option('json', { type: 'boolean', default: false, describe: 'JSON Lines on stdout: one object per event or result, then "done" (or "error")' })
