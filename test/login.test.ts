@@ -162,6 +162,8 @@ esac
       ['login', '-u', 'x', '-p', 'y', '--password-stdin', reg.host],
       ['login', '-u', 'x', '-p', 'y', 'not a host'],
       ['login', '-u', 'x', '-p', 'y', 'user:secret@localhost:5000'],
+      // A password that starts with a dash is the password, never parsed into flags that a message names.
+      ['login', '-u', 'x', '-p', '-secretpw', 'not a host'],
     ]) {
       const r = await ocitool(args, { env, input: '' });
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);

@@ -12,7 +12,7 @@ import { canAddRoot, fetchBytes, underLease, type Fetcher, type ReadOnlyStore, t
 import type { CopyEvent } from '../content/copy.js';
 import type { Credential } from '../registry/auth/credentials.js';
 import { parseReference, type ImageReference } from '../reference/transport.js';
-import { MediaType, mediaTypeFor } from '../spec/media-types.js';
+import { MediaType, isImageConfigType, mediaTypeFor } from '../spec/media-types.js';
 import { parseJson } from '../spec/parse.js';
 import { platformMatches } from '../spec/platform.js';
 import type { ContainerConfig, Descriptor, Platform } from '../spec/types.js';
@@ -64,7 +64,7 @@ export async function mutateImage(source: Fetcher & { readonly name?: string }, 
     try {
       const node = await fetchManifest(source, root);
       const convert = opts.format === 'oci' && isDockerType(root.mediaType);
-      const edited = isEmpty(opts) && !convert ? root : await edit(writer, source, node, opts, 0);
+      const edited = isEmpty(opts) && !convert ? root : await edit(writer, source, node, opts, 0, { memo: new Map(), nodes: 0 });
       await writer.write(edited, {
         ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
@@ -80,7 +80,23 @@ export async function mutateImage(source: Fetcher & { readonly name?: string }, 
   });
 }
 
-async function edit(writer: ImageWriter, source: Fetcher, node: ManifestNode, opts: MutateOptions, depth: number): Promise<Descriptor> {
+/** Each manifest is edited once however often indexes list it; a hostile graph cannot make it more. */
+interface EditBudget {
+  memo: Map<string, Promise<Descriptor>>;
+  nodes: number;
+}
+const MAX_NODES = 10_000;
+
+function edit(writer: ImageWriter, source: Fetcher, node: ManifestNode, opts: MutateOptions, depth: number, budget: EditBudget): Promise<Descriptor> {
+  const known = budget.memo.get(node.descriptor.digest);
+  if (known) return known;
+  if (++budget.nodes > MAX_NODES) return Promise.reject(new OciToolError('TOO_LARGE', `${node.descriptor.digest}: more than ${MAX_NODES} manifests below it`));
+  const p = editNode(writer, source, node, opts, depth, budget);
+  budget.memo.set(node.descriptor.digest, p);
+  return p;
+}
+
+async function editNode(writer: ImageWriter, source: Fetcher, node: ManifestNode, opts: MutateOptions, depth: number, budget: EditBudget): Promise<Descriptor> {
   const what = node.descriptor.digest;
   if (node.parsed.kind === 'schema1') throw new OciToolError('UNSUPPORTED', `${what}: a schema 1 image cannot be edited in place: convert it first (ocitool convert)`);
   if (node.parsed.kind === 'index') {
@@ -99,7 +115,7 @@ async function edit(writer: ImageWriter, source: Fetcher, node: ManifestNode, op
         manifests.push(entry);
         continue;
       }
-      const edited = await edit(writer, source, child, opts, depth + 1);
+      const edited = await edit(writer, source, child, opts, depth + 1, budget);
       changed ||= edited.digest !== entry.digest;
       manifests.push({ ...entry, mediaType: edited.mediaType, digest: edited.digest, size: edited.size });
     }
@@ -116,9 +132,15 @@ async function edit(writer: ImageWriter, source: Fetcher, node: ManifestNode, op
   if (docker && opts.format !== 'oci' && opts.annotations && Object.keys(opts.annotations).length > 0) {
     throw new OciToolError('UNSUPPORTED', `${what}: a Docker schema 2 manifest has no annotations (convert it to OCI first: ocitool convert)`);
   }
+  // Only image configs are edited: a manifest of something else (a Helm chart, an SBOM) stays as it is.
+  if (!isImageConfigType(manifest.config.mediaType)) return node.descriptor;
   const configBytes = await fetchBytes(source, manifest.config);
   const config = parseJson(configBytes, `config ${manifest.config.digest}`) as { config?: ContainerConfig; created?: string } & Record<string, unknown>;
   if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new OciToolError('INVALID_JSON', `config ${manifest.config.digest}: not a JSON object`);
+  const env = config.config?.Env;
+  if (env !== undefined && env !== null && (!Array.isArray(env) || !env.every((e) => typeof e === 'string'))) throw new OciToolError('INVALID_JSON', `config ${manifest.config.digest}: Env is not a list of strings`);
+  const labels = config.config?.Labels;
+  if (labels !== undefined && labels !== null && (typeof labels !== 'object' || Array.isArray(labels))) throw new OciToolError('INVALID_JSON', `config ${manifest.config.digest}: Labels is not an object`);
   const runtime = applyConfigChanges(config.config ?? undefined, opts.config ?? {}).config;
   for (const k of opts.unsetLabels ?? []) if (runtime.Labels) delete runtime.Labels[k];
   if (runtime.Labels && Object.keys(runtime.Labels).length === 0) delete runtime.Labels;

@@ -31,6 +31,12 @@ const IPV6 = '\\[[a-fA-F0-9:]+\\]';
 const DOMAIN_RE = new RegExp(`^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|${IPV6})(?::[0-9]+)?$`);
 const PATH_COMPONENT_RE = /^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$/;
 const TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+
+/** Whether `s` is a valid tag (what a registry's tag list may hold; anything else is refused there). */
+export const isValidTag = (s: string): boolean => TAG_RE.test(s);
+
+/** Whether `s` is a valid repository path (`a/b-c/d`), as a registry's catalog may list them. */
+export const isValidRepositoryPath = (s: string): boolean => s.length <= 255 && s.split('/').every((c) => PATH_COMPONENT_RE.test(c));
 const IDENTIFIER_RE = /^[a-f0-9]{64}$/;
 
 /**

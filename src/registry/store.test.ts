@@ -27,6 +27,22 @@ async function withFake<T>(handler: (req: IncomingMessage, res: ServerResponse) 
 const tagRequests = (s: FakeServer): number => s.seen.filter((q) => q.url.includes('/tags/list')).length;
 
 describe('listTags', () => {
+  it('leaves out listed names that are no tag (../other/manifests/x, control characters, 4 KiB names); references that are neither tag nor digest never reach a URL', async () => {
+    await withFake(
+      (req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ tags: ['v1', '../../../victim/manifests/latest', 'a\u001b[2Jb', 'x'.repeat(4096), 'v2', 7] }));
+      },
+      async (s) => {
+        const store = new RegistryStore(s.host, 'r');
+        const warned: string[] = [];
+        expect(await store.listTags({ warn: (m) => warned.push(m) })).toEqual(['v1', 'v2']);
+        expect(warned).toEqual([`${s.host}: tags of r: 4 listed name(s) are not valid tags and were left out`]);
+        await expect(store.resolve('../../../victim/manifests/latest')).rejects.toThrow(/is neither a tag nor a digest/);
+        expect(s.seen.some((q) => q.url.includes('victim'))).toBe(false);
+      },
+    );
+  });
+
   it('stops at a page that brings no new tag, and refuses more pages or tags than the caps', async () => {
     // Every page names a new next page; pages bring `perPage` tags each (new ones unless `stale`).
     let perPage = 1;

@@ -3,6 +3,7 @@ import { pipeline as pipelineCb } from 'node:stream';
 import { fetchBytes, readCapped, type PushStreamOptions, type Store, type StreamPusher } from '../content/store.js';
 import { markReopenable, reopenerOf } from '../content/reopen.js';
 import { digestOf, isValidDigest } from '../digest/digest.js';
+import { isValidTag } from '../reference/docker-name.js';
 import { HashingStream, VerifyingStream, isVerifiedFor, markVerified } from '../digest/verify.js';
 import { schema1Digest } from '../convert/schema1.js';
 import { MANIFEST_ACCEPT, MediaType, isManifestType, isSchema1Type } from '../spec/media-types.js';
@@ -68,6 +69,8 @@ export class RegistryStore implements Store, StreamPusher {
   }
 
   private path(kind: 'blobs' | 'manifests', ref: string): string {
+    // Only a tag or a digest goes into the URL: `../x/manifests/y` would name another repository.
+    if (!isValidDigest(ref) && (kind === 'blobs' || !isValidTag(ref))) throw new OciToolError('INVALID_REFERENCE', `${this.name}: ${JSON.stringify(ref.slice(0, 80))} is neither a tag nor a digest`);
     return `/v2/${this.repository}/${kind}/${ref}`;
   }
 
@@ -228,7 +231,8 @@ export class RegistryStore implements Store, StreamPusher {
    * its push; push settles it otherwise.
    */
   private claim(key: string, signal: AbortSignal | undefined): void {
-    if (!signal || claims.has(key)) return;
+    // An aborted copy will push nothing: a claim it made now would never be settled.
+    if (!signal || signal.aborted || claims.has(key)) return;
     const digest = key.slice(key.indexOf(' ') + 1);
     let settle!: (repository: string | undefined) => void;
     const p = new Promise<string | undefined>((r) => (settle = r));

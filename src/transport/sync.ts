@@ -131,9 +131,10 @@ export async function planYaml(file: string, dst: ImageReference, opts: { warn?:
     if (entry['cert-dir'] !== undefined) opts.warn?.(`${where}: cert-dir is not read; trust the registry's CA with NODE_EXTRA_CA_CERTS`);
     const tls = entry['tls-verify'];
     if (tls !== undefined && tls !== 'true' && tls !== 'false') throw new OciToolError('USAGE', `${where}: tls-verify must be true or false`);
-    const insecure = tls === 'false';
+    // tls-verify: true holds even under --insecure; false relaxes this source only.
+    const insecure = tls === 'false' ? true : tls === 'true' ? false : undefined;
     const credential = credentialOf(entry.credentials, where);
-    const settings = { ...(insecure ? { insecure } : {}), ...(credential ? { credential } : {}) };
+    const settings = { ...(insecure !== undefined ? { insecure } : {}), ...(credential ? { credential } : {}) };
     const list = (repo: DockerReference, keep: (tag: string) => boolean = () => true) => async (): Promise<DockerReference[]> =>
       (await tagsOf(repo, { ...settings, ...(opts.signal ? { signal: opts.signal } : {}) })).filter((t) => keep(t.tag!));
     const repoRef = (repo: string): DockerReference => {
@@ -255,7 +256,9 @@ export async function syncImages(plan: SyncImage[], opts: SyncOptions = {}): Pro
         const copyOpts: CopyOptions = {
           ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
           ...(opts.platform ? { platform: opts.platform } : {}),
-          ...(srcOpts.insecure || dstOpts.insecure ? { insecure: true } : {}),
+          // Each end by its own setting: a source's tls-verify: false never relaxes the destination.
+          srcInsecure: srcOpts.insecure,
+          dstInsecure: dstOpts.insecure,
           ...(srcOpts.credential ? { srcCredential: srcOpts.credential } : {}),
           ...(dstOpts.credential ? { dstCredential: dstOpts.credential } : {}),
           ...(opts.signal ? { signal: opts.signal } : {}),

@@ -52,6 +52,8 @@ describe('parseYaml (the subset config files use)', () => {
       ['a: 1\n---\nb: 2\n', /^f:2: one document only/],
       ['a:\n  b: 1\n    c: 2\n', /^f:3: (unexpected indentation|expected)/],
       ['- a\n- b: c\n', /^f:2: mappings inside sequence items/],
+      ['h:\n  __proto__: {tls-verify: "false"}\n', /^f:2: key "__proto__" is not allowed/],
+      ['h: {constructor: 1}\n', /^f:1: key "constructor" is not allowed/],
       [`${'['.repeat(40)}${']'.repeat(40)}`, /nested deeper|expected/],
     ];
     for (const [text, re] of bad) expect(() => parseYaml(text, 'f'), text).toThrow(re);

@@ -82,6 +82,7 @@ function block(lines: Line[], p: { i: number }, indent: number, file: string, de
     const kv = splitKey(line.text, file, line.no);
     if (!kv) throw err(file, line.no, `expected "key: value", found ${JSON.stringify(line.text.slice(0, 40))}`);
     p.i++;
+    checkKey(kv.key, file, line.no);
     if (Object.hasOwn(out, kv.key)) throw err(file, line.no, `key ${JSON.stringify(kv.key)} given twice`);
     if (kv.value !== '') out[kv.key] = scalarOrFlow(kv.value, file, line.no);
     else if (p.i < lines.length && lines[p.i]!.indent > indent) out[kv.key] = block(lines, p, lines[p.i]!.indent, file, depth + 1);
@@ -109,6 +110,11 @@ function splitKey(text: string, file: string, no: number): { key: string; value:
   const key = text.slice(0, m.index).trim();
   if (/^[&*!|>%@`]/.test(key)) throw err(file, no, `YAML feature not supported here: ${JSON.stringify(key.slice(0, 20))}`);
   return { key, value: text.slice(m.index + 1).trim() };
+}
+
+/** Keys that would reach an object's prototype instead of holding a value are refused. */
+function checkKey(key: string, file: string, no: number): void {
+  if (key === '__proto__' || key === 'constructor' || key === 'prototype') throw err(file, no, `key ${JSON.stringify(key)} is not allowed`);
 }
 
 function quotedEnd(s: string, start: number): number {
@@ -140,6 +146,7 @@ function scalarOrFlow(text: string, file: string, no: number, depth = 0): YamlVa
     for (const item of flowItems(text, '}', file, no)) {
       const kv = splitKey(item, file, no);
       if (!kv) throw err(file, no, `expected "key: value" in ${text.slice(0, 40)}`);
+      checkKey(kv.key, file, no);
       if (Object.hasOwn(out, kv.key)) throw err(file, no, `key ${JSON.stringify(kv.key)} given twice`);
       out[kv.key] = kv.value === '' ? null : scalarOrFlow(kv.value, file, no, depth + 1);
     }

@@ -13,8 +13,8 @@ export const loginCommand = defineCommand({
   builder: (y) =>
     y
       .positional('host', { type: 'string', demandOption: true, describe: 'registry host, e.g. ghcr.io or localhost:5000 (docker.io for Docker Hub)' })
-      .option('username', { alias: 'u', type: 'string', describe: 'user name' })
-      .option('password', { alias: 'p', type: 'string', describe: 'password or token (visible to other users in the process list: prefer --password-stdin)' })
+      .option('username', { alias: 'u', type: 'string', nargs: 1, describe: 'user name' })
+      .option('password', { alias: 'p', type: 'string', nargs: 1, describe: 'password or token (visible to other users in the process list: prefer --password-stdin)' })
       .option('password-stdin', { type: 'boolean', default: false, describe: 'read the password or token from stdin' })
       .option('insecure', { type: 'boolean', default: false, describe: 'allow plain HTTP and unverified TLS (loopback hosts may use HTTP anyway)' })
       .option('authfile', authfileOption)

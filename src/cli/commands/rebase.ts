@@ -28,7 +28,9 @@ export default defineCommand({
     const progress = progressReporter(out, process.stderr, Date.now, signal);
     const { rebase } = await import('../../image/rebase.js');
     // --creds go to the registries read only when they are the destination's host (or it is no registry).
-    const sameHost = refs.every((r) => r.transport !== 'docker' || dst.transport !== 'docker' || r.ref.domain === dst.ref.domain);
+    // --creds name one registry: the destination's when it is one, else the one registry the images are read from.
+    const hosts = new Set([...refs, dst].flatMap((r) => (r.transport === 'docker' ? [r.ref.domain] : [])));
+    const sameHost = hosts.size === 1;
     const desc = await rebase(refs[0]!, refs[1]!, refs[2]!, dst, {
       signal,
       concurrency: args.concurrency,

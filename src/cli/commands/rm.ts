@@ -10,7 +10,7 @@ export default defineCommand({
   describe:
     'Remove tags or images: oci:DIR:TAG removes the tag, oci:DIR@DIGEST every entry of that digest (blobs stay until gc); docker://HOST/REPO:TAG deletes that tag alone (other tags of the image stay), docker://HOST/REPO@DIGEST the manifest and every tag naming it',
   builder: (y) => registryOptions(y.positional('ref', { type: 'string', array: true, demandOption: true, describe: 'image references: oci:DIR:TAG, oci:DIR@DIGEST, docker://HOST/REPO:TAG, docker://HOST/REPO@DIGEST; several at once' })),
-  run: async (args, out) => {
+  run: async (args, out, { signal }) => {
     // Every reference is checked before anything is removed.
     const refs: ImageReference[] = args.ref.map((r) => {
       const ref = parseImageArg(r);
@@ -35,12 +35,12 @@ export default defineCommand({
         const { RegistryStore } = await import('../../registry/store.js');
         if (!(store instanceof RegistryStore)) throw new OciToolError('UNSUPPORTED', `rm: ${ref.ref.domain}: not a registry`);
         if (ref.ref.digest !== undefined) {
-          await deleteManifest(store, ref.ref.digest);
+          await deleteManifest(store, ref.ref.digest, signal);
           out.note('removed', { reference: r, digest: ref.ref.digest }, `deleted ${ref.ref.digest} from ${store.name}, with every tag that named it`);
           removedCount++;
         } else {
           const tag = ref.ref.tag ?? 'latest';
-          const was = await deleteTag(store, tag);
+          const was = await deleteTag(store, tag, signal);
           out.note('removed', { reference: r, tag, digest: was.digest, mediaType: was.mediaType, size: was.size }, `deleted tag ${tag} of ${store.name} (it named ${was.digest})`);
           removedCount++;
         }

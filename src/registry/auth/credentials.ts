@@ -94,12 +94,18 @@ export type HelperAction = 'get' | 'store' | 'erase';
  */
 export function callCredentialHelper(name: string, action: HelperAction, input: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
   const program = `docker-credential-${name}`;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) return Promise.reject(new OciToolError('INVALID_JSON', `credential helper ${JSON.stringify(name.slice(0, 40))}: not a helper name`));
   return new Promise((resolve, reject) => {
     const child = spawn(program, [action], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    // A helper's answer is a small JSON document: more than 1 MiB ends it.
+    const capped = (add: (s: string) => void) => (c: Buffer): void => {
+      if (out.length + err.length + c.length > 1 << 20) child.kill('SIGKILL');
+      else add(c.toString());
+    };
+    child.stdout.on('data', capped((s) => (out += s)));
+    child.stderr.on('data', capped((s) => (err += s)));
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
     child.on('error', (e) => {
       clearTimeout(timer);
@@ -109,8 +115,9 @@ export function callCredentialHelper(name: string, action: HelperAction, input: 
       clearTimeout(timer);
       if (code === 0) return resolve(out);
       // "credentials not found" is no error: there just are none for this server.
-      if (/credentials not found/i.test(out + err)) return resolve(undefined);
-      reject(new OciToolError('IO', `credential helper ${program} ${action} failed: ${(err || out).trim().split('\n')[0] || `exit ${code}`}`));
+      if (action !== 'store' && /credentials not found/i.test(out + err)) return resolve(undefined);
+      // Its stderr only: what a helper prints on stdout may be a secret.
+      reject(new OciToolError('IO', `credential helper ${program} ${action} failed: ${err.trim().split('\n')[0]?.slice(0, 200) || `exit ${code}`}`));
     });
     child.stdin.on('error', () => undefined);
     child.stdin.end(input);

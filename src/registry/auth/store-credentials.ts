@@ -86,6 +86,13 @@ export async function storeCredential(host: string, cred: Credential, opts: Stor
   if (helper) {
     const input = JSON.stringify({ ServerURL: key, Username: cred.username ?? '<token>', Secret: cred.password ?? cred.identityToken ?? '' });
     await callCredentialHelper(helper, 'store', input, opts.env ?? process.env);
+    // An old entry in auths would be read before the helper: it goes.
+    const auths = { ...(doc.auths ?? {}) };
+    const stale = configKeysFor(host).filter((k) => Object.hasOwn(auths, k));
+    if (stale.length > 0) {
+      for (const k of stale) delete auths[k];
+      await writeDoc(file, { ...doc, auths });
+    }
     return { helper: `docker-credential-${helper}` };
   }
   const auths = { ...(doc.auths ?? {}) };
@@ -104,7 +111,7 @@ export async function eraseCredential(host: string, opts: StoreOptions = {}): Pr
   const helper = helperFor(doc, host);
   if (helper) erased = (await callCredentialHelper(helper, 'erase', entryKey(host), opts.env ?? process.env)) !== undefined;
   const auths = { ...(doc.auths ?? {}) };
-  const keys = configKeysFor(host).filter((k) => k in auths);
+  const keys = configKeysFor(host).filter((k) => Object.hasOwn(auths, k));
   if (keys.length > 0) {
     for (const k of keys) delete auths[k];
     await writeDoc(file, { ...doc, auths });
