@@ -190,6 +190,7 @@ describe('build --app', () => {
     await expectRefused(['--app', badOption], 1, `${join(badOption, 'package.json')}: "ocitool".sbom is not a build option`);
     const badEnv = await variant('bad-env', (d) => editJson(join(d, 'package.json'), (j) => (j.ocitool = { env: ['NOEQUALS'] })));
     await expectRefused(['--app', badEnv], 2, `"ocitool".env "NOEQUALS": expected KEY=VALUE`);
+    await expectRefused(['--app', app, '--workdir', 'srv'], 2, `the working directory "srv" must be an absolute path`);
     await expectRefused(['--app', join(work, 'nowhere')], 1, `${join(work, 'nowhere', 'package.json')}: no such file`);
   }, 60_000);
 });

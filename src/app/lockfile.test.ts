@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { installedPackages, productionPackages, readLockfile } from './lockfile.js';
+import { installedPackages, productionPackages, readCapped, readLockfile } from './lockfile.js';
 
 const lock = (packages: Record<string, unknown>) => ({ lockfileVersion: 3, packages: { '': { name: 'app' }, ...packages } });
 
@@ -57,6 +57,14 @@ describe('readLockfile and installedPackages', () => {
     await expect(installedPackages(dir, l)).rejects.toThrow(`--app ${dir}: b@2.0.0 (node_modules/b, in ${join(dir, 'package-lock.json')}) is not installed; run npm ci`);
     await mkdir(join(dir, 'node_modules/b'));
     expect((await installedPackages(dir, l)).map((p) => p.name)).toEqual(['a', 'b']);
+  });
+
+  it('reads under a cap: a larger file is refused, named, without being read whole', async () => {
+    const big = join(dir, 'big.json');
+    await writeFile(big, Buffer.alloc(3 << 20, 0x20));
+    await expect(readCapped(big, 1 << 20, 'lockfile')).rejects.toThrow(`lockfile ${big}: larger than 1048576 bytes`);
+    expect((await readCapped(big, 3 << 20, 'lockfile')).length).toBe(3 << 20);
+    await rm(big);
   });
 
   it('prefers npm-shrinkwrap.json, and refuses one that is not JSON', async () => {

@@ -124,6 +124,7 @@ export default defineCommand({
     const entrypoint = execForm(args.entrypoint, '--entrypoint') ?? app?.entrypoint;
     const cmd = execForm(args.cmd, '--cmd') ?? o.cmd;
     const workdir = args.workdir ?? app?.workdir;
+    if (app && !workdir!.startsWith('/')) throw new OciToolError('USAGE', `--app ${args.app}: the working directory ${JSON.stringify(workdir)} must be an absolute path (the app goes there)`);
     const user = args.user ?? o.user;
     const added = layerSpecs(rawArgv());
     const platform = platformArg(args.platform ?? o.platform);
