@@ -6,7 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFile, cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -180,6 +180,11 @@ describe('build --app', () => {
     await expectRefused(['--app', noLock], 1, `--app ${noLock}: no package-lock.json or npm-shrinkwrap.json`);
     const missing = await variant('missing', (d) => rm(join(d, 'node_modules/debug/node_modules/ms'), { recursive: true }));
     await expectRefused(['--app', missing], 1, `ms@2.0.0 (node_modules/debug/node_modules/ms, in ${join(missing, 'package-lock.json')}) is not installed`);
+    const linked = await variant('linked', async (d) => {
+      await rm(join(d, 'node_modules/ms'), { recursive: true });
+      await symlink('/etc', join(d, 'node_modules/ms'));
+    });
+    await expectRefused(['--app', linked], 1, `--app ${linked}: node_modules/ms (ms, in ${join(linked, 'package-lock.json')}) is a symlink at node_modules/ms, not a package folder`);
     for (const key of ['node_modules/../../etc', '/etc']) {
       const hostile = await variant(`hostile-${randomBytes(3).toString('hex')}`, (d) => editJson(join(d, 'package-lock.json'), (j) => ((j.packages as Record<string, unknown>)[key] = { version: '1.0.0' })));
       await expectRefused(['--app', hostile], 1, `lockfile ${join(hostile, 'package-lock.json')}: entry ${JSON.stringify(key)} is a path outside the app`);

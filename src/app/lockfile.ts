@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { lstat, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OciToolError, errno } from '../util/errors.js';
 import { exists } from '../layer/sources.js';
@@ -134,14 +134,38 @@ export async function readLockfile(dir: string): Promise<Lockfile> {
 }
 
 /**
+ * How `rel` is installed under DIR, each step looked at without following links: 'dir', undefined
+ * when missing, or what stands in the way ('a symlink at node_modules/x', 'a file at …').
+ */
+async function installedAs(dir: string, rel: string): Promise<string | undefined> {
+  const parts = rel.split('/');
+  for (let i = 1; i <= parts.length; i++) {
+    const at = parts.slice(0, i).join('/');
+    let s;
+    try {
+      s = await lstat(join(dir, at));
+    } catch (err) {
+      if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return undefined;
+      throw new OciToolError('IO', `--app ${dir}: ${at}: ${errno(err) ?? (err as Error).message}`, { cause: err });
+    }
+    if (s.isSymbolicLink()) return `a symlink at ${at}`;
+    if (!s.isDirectory()) return `a file at ${at}`;
+  }
+  return 'dir';
+}
+
+/**
  * The production packages installed under DIR: a missing optional one is skipped (npm skips those
  * that do not fit the platform); any other missing one is refused, named.
  */
 export async function installedPackages(dir: string, lock: Lockfile): Promise<LockedPackage[]> {
   const out: LockedPackage[] = [];
   for (const p of lock.production) {
-    if (await exists(join(dir, p.path))) out.push(p);
-    else if (!p.optional) throw new OciToolError('NOT_FOUND', `--app ${dir}: ${p.name}${p.version ? `@${p.version}` : ''} (${p.path}, in ${lock.file}) is not installed; run npm ci`);
+    const kind = await installedAs(dir, p.path);
+    if (kind === 'dir') out.push(p);
+    else if (kind !== undefined) {
+      throw new OciToolError('UNSUPPORTED', `--app ${dir}: ${p.path} (${p.name}, in ${lock.file}) is ${kind}, not a package folder as npm ci installs it`);
+    } else if (!p.optional) throw new OciToolError('NOT_FOUND', `--app ${dir}: ${p.name}${p.version ? `@${p.version}` : ''} (${p.path}, in ${lock.file}) is not installed; run npm ci`);
   }
   return out;
 }
