@@ -137,11 +137,11 @@ export default defineCommand({
     const volumes = [...(o.volumes ?? []), ...args.volume];
     const labels = { ...(app?.labels ?? {}), ...parseKeyValues(args.label, '--label') };
     const annotations = { ...(o.annotations ?? {}), ...parseKeyValues(args.annotation, '--annotation') };
+    const from = args.from ?? o.from;
+    const fromRef = from !== undefined ? parseImageArg(from) : undefined;
     await checkInputs(added, args['ignore-file']);
     // The app's layers come first (dependencies, then its files), then --add and --diff in order.
     const layers = args.app !== undefined ? [...(await (await import('../../app/layers.js')).appLayers(args.app, app!.manifest, workdir!)).layers, ...added] : added;
-    const from = args.from ?? o.from;
-    const fromRef = from !== undefined ? parseImageArg(from) : undefined;
     const registry = await registryOpen(args);
     const stopSignal = args['stop-signal'];
     const progress = progressReporter(out, process.stderr, Date.now, signal);
