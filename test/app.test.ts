@@ -175,6 +175,17 @@ describe('build --app', () => {
     expect([...img.layers[0]!].sort()).toEqual(await expectedDependencies(dir, 'app'));
   }, 60_000);
 
+  it("an app without dependencies (the README's example): its tag from package.json, an empty dependency layer, only what files selects", async () => {
+    const cwd = join(work, 'readme-cwd');
+    await mkdir(cwd);
+    const r = await ocitool(['build', '--app', join(ROOT, 'testdata/app-minimal')], { cwd });
+    expect(r.code, r.stderr).toBe(0);
+    const img = await readImage(join(cwd, 'out/minimal'), 'v1');
+    expect(img.layers).toEqual([['app/'], ['app/', 'app/package-lock.json', 'app/package.json', 'app/server.js']]);
+    const c = img.config.config!;
+    expect([c.Entrypoint, c.Env, c.User, c.ExposedPorts, c.Labels?.['org.example.team'], c.Labels?.['org.opencontainers.image.licenses']]).toEqual([['node', 'server.js'], ['NODE_ENV=production', 'PORT=8080'], '1000:1000', { '8080/tcp': {} }, 'web', 'Apache-2.0']);
+  }, 60_000);
+
   it('refuses, in one line with nothing written: no lockfile, an uninstalled package, a hostile lockfile path, bad options', async () => {
     const noLock = await variant('no-lock', (d) => rm(join(d, 'package-lock.json')));
     await expectRefused(['--app', noLock], 1, `--app ${noLock}: no package-lock.json or npm-shrinkwrap.json`);
