@@ -2,13 +2,13 @@
  * ocitool build, read back by umoci (an independent implementation): what umoci unpacks must be
  * exactly the source tree, or for a --diff layer exactly the upper tree.
  */
-import { createGunzip } from 'node:zlib';
 import { chmod, lstat, mkdtemp, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { extract } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OciLayout } from '../src/layout/layout.js';
+import type { ImageManifest } from '../src/spec/types.js';
+import { layerEntryNames } from './helpers/layers.js';
 import { lastLine, ocitool } from './helpers/cli.js';
 import { makeTree, type Node } from './helpers/trees.js';
 import { runTool, skopeo, umoci, ok } from './helpers/tools.js';
@@ -58,22 +58,8 @@ async function expectSameTree(a: string, b: string): Promise<void> {
 async function lastLayerNames(layoutDir: string, tag: string): Promise<string[]> {
   const l = await OciLayout.open(layoutDir);
   const desc = await l.resolve(tag);
-  const manifest = JSON.parse((await l.fetchBytes(desc)).toString()) as { layers: { digest: string; size: number; mediaType: string }[] };
-  const layer = manifest.layers[manifest.layers.length - 1]!;
-  const ex = extract();
-  const names: string[] = [];
-  ex.on('entry', (h, s, next) => {
-    names.push(h.type === 'directory' ? `${h.name.replace(/\/$/, '')}/` : h.name);
-    s.resume();
-    s.on('end', next);
-  });
-  const done = new Promise((resolve, reject) => {
-    ex.on('finish', () => resolve(undefined));
-    ex.on('error', reject);
-  });
-  (await l.fetch(layer)).pipe(createGunzip()).pipe(ex as unknown as NodeJS.WritableStream);
-  await done;
-  return names;
+  const manifest = JSON.parse((await l.fetchBytes(desc)).toString()) as ImageManifest;
+  return layerEntryNames(l, manifest.layers[manifest.layers.length - 1]!);
 }
 
 const SOURCE: Record<string, Node> = {

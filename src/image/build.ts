@@ -9,7 +9,7 @@ import { EntryConverter } from '../layer/entries.js';
 import { diffAgainst, diffEntries, type DiffStats, type LowerTree } from '../layer/diff.js';
 import type { TreeEntry } from '../layer/walk.js';
 import { IgnoreMatcher } from '../layer/ignore.js';
-import { addEntries } from '../layer/sources.js';
+import { addEntries, selectEntries } from '../layer/sources.js';
 import { writeLayer, type Compression, type WrittenLayer } from '../layer/write.js';
 import { MediaType, mediaTypeFor } from '../spec/media-types.js';
 import { Annotation, type Descriptor, type HistoryEntry, type ImageConfig, type ImageManifest, type Platform } from '../spec/types.js';
@@ -21,7 +21,14 @@ export type LayerSpec =
   | { kind: 'add'; src: string; dest: string }
   | { kind: 'diff'; lower: string; upper: string }
   /** A diff against any lower tree (repack's record), upper entries seen through `view`, owners kept as seen. */
-  | { kind: 'tree-diff'; lower: LowerTree; upper: string; view: (e: TreeEntry) => TreeEntry; stats: DiffStats; label: string };
+  | { kind: 'tree-diff'; lower: LowerTree; upper: string; view: (e: TreeEntry) => TreeEntry; stats: DiffStats; label: string }
+  /**
+   * The entries of the directory `src` that `keep` keeps (a path relative to `src`; a directory it
+   * does not keep is not entered, unless `reinclude`: then it is packed only when something below it
+   * is kept), at `dest`; `label` names the layer in history (`COPY …`) and messages. --exclude and
+   * --ignore-file apply too.
+   */
+  | { kind: 'select'; src: string; dest: string; keep: (path: string, isDir: boolean) => boolean; reinclude?: boolean; label: string };
 
 export interface BuildOptions {
   /**
@@ -200,7 +207,7 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
       };
       const sink = await writer.sink();
       let stats: DiffStats | undefined;
-      const what = `layer from ${spec.kind === 'add' ? `--add ${spec.src}` : spec.kind === 'diff' ? `--diff ${spec.upper}` : spec.label}`;
+      const what = `layer from ${spec.kind === 'add' ? `--add ${spec.src}` : spec.kind === 'diff' ? `--diff ${spec.upper}` : spec.kind === 'select' ? `${spec.label} ${spec.src}` : spec.label}`;
       const layer = await withRemakes(what, () => {
         // Each attempt walks the source again: entries and counts start over.
         const conv = new EntryConverter(convOpts);
@@ -208,7 +215,9 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
         const entries =
           spec.kind === 'add'
             ? addEntries(spec.src, spec.dest, conv, ignore, { parents: !opts.base })
-            : spec.kind === 'diff'
+            : spec.kind === 'select'
+              ? selectEntries(spec.src, spec.dest, conv, spec.label, selectWalk(spec, ignore, !opts.base))
+              : spec.kind === 'diff'
               ? diffEntries(spec.lower, spec.upper, conv, stats)
               : diffAgainst(spec.lower, spec.upper, conv, stats, { upper: spec.view });
         return writeLayer(sink, entries, { compression: opts.compression ?? 'gzip', ...(opts.level !== undefined ? { level: opts.level } : {}), format, ...(opts.signal ? { signal: opts.signal } : {}) });
@@ -216,7 +225,7 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
       if (spec.kind === 'tree-diff' && stats) Object.assign(spec.stats, stats);
       written.push(layer);
       const hex = layer.diffId.slice('sha256:'.length);
-      history.push({ created, created_by: spec.kind === 'add' ? `ADD dir:${hex} in ${spec.dest}` : spec.kind === 'diff' ? `DIFF layer:${hex}` : `${spec.label} layer:${hex}`, comment: spec.kind === 'tree-diff' ? `ocitool ${spec.label.toLowerCase()}` : 'ocitool build' });
+      history.push({ created, created_by: historyLine(spec, hex), comment: spec.kind === 'tree-diff' ? `ocitool ${spec.label.toLowerCase()}` : 'ocitool build' });
       opts.onLayer?.(layer, spec, stats);
     }
 
@@ -262,6 +271,29 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
   } finally {
     await writer.close();
   }
+}
+
+function historyLine(spec: LayerSpec, hex: string): string {
+  switch (spec.kind) {
+    case 'add':
+      return `ADD dir:${hex} in ${spec.dest}`;
+    case 'diff':
+      return `DIFF layer:${hex}`;
+    case 'select':
+      return `COPY ${spec.label} dir:${hex} in ${spec.dest}`;
+    case 'tree-diff':
+      return `${spec.label} layer:${hex}`;
+  }
+}
+
+/** A select layer's walk: its own choice, then the build's --exclude / --ignore-file. */
+function selectWalk(spec: Extract<LayerSpec, { kind: 'select' }>, ignore: IgnoreMatcher, parents: boolean) {
+  const extra = ignore.empty ? undefined : ignore;
+  return {
+    parents,
+    exclude: (p: string, isDir: boolean) => !spec.keep(p, isDir) || (extra?.excludes(p) ?? false),
+    reinclude: (spec.reinclude ?? false) || (extra?.hasNegations ?? false),
+  };
 }
 
 export function platformOf(config: ImageConfig): Platform {

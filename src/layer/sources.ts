@@ -4,7 +4,7 @@ import { OciToolError, errno } from '../util/errors.js';
 import { archivePath, type EntryConverter } from './entries.js';
 import type { IgnoreMatcher } from './ignore.js';
 import type { LayerEntry } from './tar.js';
-import { statEntry, walkTree } from './walk.js';
+import { statEntry, walkTree, type TreeEntry, type WalkTreeOptions } from './walk.js';
 
 /** Directory entries for every parent of `name` (not `name` itself), outermost first. */
 export function* parentsOf(name: string, conv: EntryConverter): Generator<LayerEntry> {
@@ -21,13 +21,7 @@ export function* parentsOf(name: string, conv: EntryConverter): Generator<LayerE
  */
 export async function* addEntries(src: string, dest: string, conv: EntryConverter, ignore?: IgnoreMatcher, opts: { parents?: boolean } = {}): AsyncGenerator<LayerEntry> {
   const parents = opts.parents ?? true;
-  let root;
-  try {
-    root = await statEntry(src, '');
-  } catch (err) {
-    if (errno(err) === 'ENOENT') throw new OciToolError('NOT_FOUND', `--add ${src}: no such file or directory`);
-    throw new OciToolError('IO', `--add ${src}: ${(err as Error).message}`, { cause: err });
-  }
+  const root = await statSource(src, '--add');
   if (root.type !== 'dir') {
     const name = archivePath(dest.endsWith('/') ? posix.join(dest, posix.basename(src)) : dest, '');
     if (name === '') throw new OciToolError('USAGE', `--add ${src}:${dest}: a file needs a destination path`);
@@ -36,16 +30,43 @@ export async function* addEntries(src: string, dest: string, conv: EntryConverte
     if (e) yield e;
     return;
   }
+  const exclude = ignore && !ignore.empty ? (p: string) => ignore.excludes(p) : undefined;
+  yield* treeEntries(src, root, dest, conv, { parents, ...(exclude ? { exclude } : {}), reinclude: ignore?.hasNegations ?? false });
+}
+
+/**
+ * The entries of a directory `src` (already lstat'ed as `root`) put at `dest`: the directory itself
+ * (its own mode), then what the walk keeps (see walkTree: `exclude`, `reinclude`), never following a
+ * symlink. With `parents`, the parents of `dest` too (0755).
+ */
+export async function* treeEntries(src: string, root: TreeEntry, dest: string, conv: EntryConverter, opts: WalkTreeOptions & { parents: boolean }): AsyncGenerator<LayerEntry> {
+  const { parents, ...walk } = opts;
   const base = archivePath(dest, '');
   if (base !== '') {
     if (parents) yield* parentsOf(base, conv);
     const e = conv.convert(root, base);
     if (e) yield e;
   }
-  const exclude = ignore && !ignore.empty ? (p: string) => ignore.excludes(p) : undefined;
-  for await (const t of walkTree(src, { ...(exclude ? { exclude } : {}), reinclude: ignore?.hasNegations ?? false })) {
+  for await (const t of walkTree(src, walk)) {
     const e = conv.convert(t, archivePath(base, t.path));
     if (e) yield e;
+  }
+}
+
+/** treeEntries of the directory `src`, refused (named by `what`) when it is missing or no directory. */
+export async function* selectEntries(src: string, dest: string, conv: EntryConverter, what: string, opts: WalkTreeOptions & { parents: boolean }): AsyncGenerator<LayerEntry> {
+  const root = await statSource(src, what);
+  if (root.type !== 'dir') throw new OciToolError('USAGE', `${what} ${src}: not a directory`);
+  yield* treeEntries(src, root, dest, conv, opts);
+}
+
+/** lstat of a layer's source, refused (named by `what`) when missing or unreadable. */
+async function statSource(src: string, what: string): Promise<TreeEntry> {
+  try {
+    return await statEntry(src, '');
+  } catch (err) {
+    if (errno(err) === 'ENOENT') throw new OciToolError('NOT_FOUND', `${what} ${src}: no such file or directory`);
+    throw new OciToolError('IO', `${what} ${src}: ${(err as Error).message}`, { cause: err });
   }
 }
 

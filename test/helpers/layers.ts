@@ -3,8 +3,8 @@
  * PAX records with binary values), and a one-tag OCI layout image made of them.
  */
 import { execFileSync } from 'node:child_process';
-import { gzipSync } from 'node:zlib';
-import { pack } from 'tar-stream';
+import { createGunzip, gzipSync } from 'node:zlib';
+import { extract, pack } from 'tar-stream';
 import { digestOf } from '../../src/digest/digest.js';
 import { OciLayout } from '../../src/layout/layout.js';
 import { MediaType } from '../../src/spec/media-types.js';
@@ -101,4 +101,23 @@ export async function imageOf(dir: string, layers: (TarEntry[] | Buffer)[]): Pro
 /** type, mode, owner and link target of every path under `dir`, sorted: what two unpacks must share. */
 export function listing(dir: string): string {
   return execFileSync('sh', ['-c', `cd "${dir}" && find . -printf '%P %y %m %U:%G %l\\n' | sort`]).toString();
+}
+
+/** The entry names of a layer in a layout, in tar order ('dir/' for directories); gzip or plain. */
+export async function layerEntryNames(layout: OciLayout, layer: Descriptor): Promise<string[]> {
+  const ex = extract();
+  const names: string[] = [];
+  ex.on('entry', (h, s, next) => {
+    names.push(h.type === 'directory' ? `${h.name.replace(/\/$/, '')}/` : h.name);
+    s.resume();
+    s.on('end', next);
+  });
+  const done = new Promise((resolve, reject) => {
+    ex.on('finish', () => resolve(undefined));
+    ex.on('error', reject);
+  });
+  const body = await layout.fetch(layer);
+  (layer.mediaType.endsWith('gzip') ? body.pipe(createGunzip()) : body).pipe(ex as unknown as NodeJS.WritableStream);
+  await done;
+  return names;
 }

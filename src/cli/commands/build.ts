@@ -11,6 +11,7 @@ import { defineCommand, digestfileOption } from '../command.js';
 import { progressReporter } from '../progress.js';
 import { humanSize } from '../output.js';
 import { rawArgv } from '../raw-argv.js';
+import { appDefaults, flagGiven } from '../app-args.js';
 
 const list = { type: 'string', array: true, default: [] as string[] } as const;
 
@@ -85,7 +86,8 @@ export default defineCommand({
   builder: (y) =>
     registryOptions(
     digestfileOption(layerOutputOptions(y
-      .option('tag', { type: 'string', demandOption: true, describe: NEW_IMAGE_TAG_HELP })
+      .option('tag', { type: 'string', describe: `${NEW_IMAGE_TAG_HELP} (required, unless --app's package.json gives one)` })
+      .option('app', { type: 'string', describe: 'DIR: package a Node.js app: a layer of its production dependencies, one of its files, config from its package.json ("ocitool" holds build options)' })
       .option('from', { type: 'string', describe: 'base image reference (default: scratch)' })
       .option('platform', { type: 'string', describe: "OS/ARCH[/VARIANT] to pick from a base index and to record (default: the base's, this host's image from a base index; linux/amd64 without a base)" })
       .option('add', { ...list, describe: 'SRC[:/DEST]: a layer from a directory or file, placed at the absolute path DEST (default /); repeatable, one layer each' })
@@ -106,23 +108,40 @@ export default defineCommand({
       .option('created', { type: 'string', describe: 'creation time (RFC 3339 or epoch seconds; default SOURCE_DATE_EPOCH, else now); also clamps file mtimes' }))),
     ),
   run: async (args, out, { signal }) => {
-    const dst = parseImageArg(args.tag);
-    checkNewImageDestination('build', args.tag, dst);
+    const app = args.app !== undefined ? await appDefaults(args.app) : undefined;
+    const o = app?.options ?? {};
+    const tag = args.tag ?? o.tag;
+    if (tag === undefined) throw new OciToolError('USAGE', `build: --tag is required${app ? ` (or "ocitool": {"tag": …} in ${app.manifest.file})` : ''}`);
+    const dst = parseImageArg(tag);
+    checkNewImageDestination('build', tag, dst);
     const chown = /^(\d+):(\d+)$/.exec(args.chown);
     if (!chown) throw new OciToolError('USAGE', `--chown ${args.chown}: expected UID:GID`);
-    const layerOut = layerOutput(args);
-    const entrypoint = execForm(args.entrypoint, '--entrypoint');
-    const cmd = execForm(args.cmd, '--cmd');
-    const layers = layerSpecs(rawArgv());
-    const platform = platformArg(args.platform);
+    const layerOut = layerOutput({
+      ...args,
+      compression: flagGiven('compression') ? args.compression : (o.compression ?? args.compression),
+      format: flagGiven('format') ? args.format : (o.format ?? args.format),
+    });
+    const entrypoint = execForm(args.entrypoint, '--entrypoint') ?? app?.entrypoint;
+    const cmd = execForm(args.cmd, '--cmd') ?? o.cmd;
+    const workdir = args.workdir ?? app?.workdir;
+    if (app && !workdir!.startsWith('/')) throw new OciToolError('USAGE', `--app ${args.app}: the working directory ${JSON.stringify(workdir)} must be an absolute path (the app goes there)`);
+    const user = args.user ?? o.user;
+    const added = layerSpecs(rawArgv());
+    const platform = platformArg(args.platform ?? o.platform);
     const created = createdSeconds(args.created);
     // Every flag is checked before any layer is made (the config's own checks come too late).
     parseKeyValues(args.env, '--env');
     args.expose.forEach(normalizePort);
-    const labels = parseKeyValues(args.label, '--label');
-    const annotations = parseKeyValues(args.annotation, '--annotation');
-    await checkInputs(layers, args['ignore-file']);
-    const fromRef = args.from !== undefined ? parseImageArg(args.from) : undefined;
+    const env = [...(app?.env ?? []), ...args.env];
+    const expose = [...(o.expose ?? []), ...args.expose];
+    const volumes = [...(o.volumes ?? []), ...args.volume];
+    const labels = { ...(app?.labels ?? {}), ...parseKeyValues(args.label, '--label') };
+    const annotations = { ...(o.annotations ?? {}), ...parseKeyValues(args.annotation, '--annotation') };
+    const from = args.from ?? o.from;
+    const fromRef = from !== undefined ? parseImageArg(from) : undefined;
+    await checkInputs(added, args['ignore-file']);
+    // The app's layers come first (dependencies, then its files), then --add and --diff in order.
+    const layers = args.app !== undefined ? [...(await (await import('../../app/layers.js')).appLayers(args.app, app!.manifest, workdir!)).layers, ...added] : added;
     const registry = await registryOpen(args);
     const stopSignal = args['stop-signal'];
     const progress = progressReporter(out, process.stderr, Date.now, signal);
@@ -143,14 +162,14 @@ export default defineCommand({
       ...(platform ? { platform } : {}),
       layers,
       config: {
-        env: args.env,
+        env,
         ...(entrypoint ? { entrypoint } : {}),
         ...(cmd ? { cmd } : {}),
-        ...(args.workdir !== undefined ? { workdir: args.workdir } : {}),
-        ...(args.user !== undefined ? { user: args.user } : {}),
+        ...(workdir !== undefined ? { workdir } : {}),
+        ...(user !== undefined ? { user } : {}),
         labels,
-        expose: args.expose,
-        volumes: args.volume,
+        expose,
+        volumes,
         ...(stopSignal !== undefined ? { stopSignal } : {}),
       },
       annotations,
@@ -162,7 +181,7 @@ export default defineCommand({
       warn: (m) => out.warn(m),
       ...(showProgress ? { onProgress: (e: CopyEvent) => progress.onProgress(e) } : {}),
       onLayer: (layer, spec, stats) => {
-        const what = spec.kind === 'add' ? `--add ${spec.src}:${spec.dest}` : `--diff ${spec.lower} ${spec.upper}`;
+        const what = spec.kind === 'add' ? `--add ${spec.src}:${spec.dest}` : spec.kind === 'select' ? `--app ${spec.src} (${spec.label})` : `--diff ${spec.lower} ${spec.upper}`;
         const extra = stats ? ` (+${stats.added} ~${stats.changed} -${stats.deleted})` : '';
         const d = layer.descriptor;
         const fields = { digest: d.digest, mediaType: d.mediaType, size: d.size, uncompressedSize: layer.uncompressedSize, from: what, ...(stats ? { added: stats.added, changed: stats.changed, deleted: stats.deleted } : {}) };

@@ -1,0 +1,75 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { installedPackages, productionPackages, readCapped, readLockfile } from './lockfile.js';
+
+const lock = (packages: Record<string, unknown>) => ({ lockfileVersion: 3, packages: { '': { name: 'app' }, ...packages } });
+
+describe('productionPackages', () => {
+  it('keeps production, optional and devOptional entries, nested and scoped; drops dev ones', () => {
+    const got = productionPackages(
+      lock({
+        'node_modules/a': { version: '1.0.0' },
+        'node_modules/a/node_modules/b': { version: '2.0.0' },
+        'node_modules/@s/p': { version: '3.0.0', license: 'MIT' },
+        'node_modules/d': { version: '1.0.0', dev: true },
+        'node_modules/o': { version: '1.0.0', optional: true },
+        'node_modules/x': { version: '1.0.0', devOptional: true },
+        'node_modules/d/node_modules/e': { dev: true, optional: true },
+      }),
+      'L',
+    );
+    expect(got.map((p) => [p.path, p.name, p.optional])).toEqual([
+      ['node_modules/a', 'a', false],
+      ['node_modules/a/node_modules/b', 'b', false],
+      ['node_modules/@s/p', '@s/p', false],
+      ['node_modules/o', 'o', true],
+      ['node_modules/x', 'x', true],
+    ]);
+  });
+
+  it.each(['node_modules/../../etc', '/etc/passwd', 'node_modules/a/../../../x', 'node_modules\\..\\x', 'C:/x', '../outside'])('refuses the entry %j, naming the lockfile and the entry', (key) => {
+    expect(() => productionPackages(lock({ [key]: { version: '1' } }), 'LOCK')).toThrow(`lockfile LOCK: entry ${JSON.stringify(key)}`);
+  });
+
+  it('refuses links, a v1 lockfile, and too many entries', () => {
+    expect(() => productionPackages(lock({ 'node_modules/w': { link: true, resolved: 'packages/w' } }), 'L')).toThrow(/"node_modules\/w" is a link to "packages\/w"/);
+    expect(() => productionPackages({ lockfileVersion: 1, dependencies: {} }, 'L')).toThrow(/lockfileVersion 1 has no "packages" map/);
+    const many: Record<string, unknown> = {};
+    for (let i = 0; i <= 200_000; i++) many[`node_modules/p${i}`] = {};
+    expect(() => productionPackages(lock(many), 'L')).toThrow(/more than 200000/);
+  });
+});
+
+describe('readLockfile and installedPackages', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ocitool-lock-'));
+  });
+  afterAll(async () => rm(dir, { recursive: true, force: true }));
+
+  it('names a missing lockfile, and a production package that is not installed (a missing optional one is skipped)', async () => {
+    await expect(readLockfile(dir)).rejects.toThrow(`--app ${dir}: no package-lock.json or npm-shrinkwrap.json`);
+    await writeFile(join(dir, 'package-lock.json'), JSON.stringify(lock({ 'node_modules/a': { version: '1.0.0' }, 'node_modules/o': { optional: true }, 'node_modules/b': { version: '2.0.0' } })));
+    await mkdir(join(dir, 'node_modules/a'), { recursive: true });
+    const l = await readLockfile(dir);
+    await expect(installedPackages(dir, l)).rejects.toThrow(`--app ${dir}: b@2.0.0 (node_modules/b, in ${join(dir, 'package-lock.json')}) is not installed; run npm ci`);
+    await mkdir(join(dir, 'node_modules/b'));
+    expect((await installedPackages(dir, l)).map((p) => p.name)).toEqual(['a', 'b']);
+  });
+
+  it('reads under a cap: a larger file is refused, named, without being read whole', async () => {
+    const big = join(dir, 'big.json');
+    await writeFile(big, Buffer.alloc(3 << 20, 0x20));
+    await expect(readCapped(big, 1 << 20, 'lockfile')).rejects.toThrow(`lockfile ${big}: larger than 1048576 bytes`);
+    expect((await readCapped(big, 3 << 20, 'lockfile')).length).toBe(3 << 20);
+    await rm(big);
+  });
+
+  it('prefers npm-shrinkwrap.json, and refuses one that is not JSON', async () => {
+    await writeFile(join(dir, 'npm-shrinkwrap.json'), '{oops');
+    await expect(readLockfile(dir)).rejects.toThrow(`lockfile ${join(dir, 'npm-shrinkwrap.json')}: not JSON`);
+    await rm(join(dir, 'npm-shrinkwrap.json'));
+  });
+});

@@ -1,0 +1,2 @@
+'use strict';
+console.log(`hello-minimal listening on ${process.env.PORT}`);
