@@ -22,7 +22,7 @@ interface IndexArgs {
   'preserve-digests': boolean;
 }
 
-async function runIndex(args: GlobalFlags & IndexArgs & RegistryFlags, out: Output, add: boolean): Promise<Outcome> {
+async function runIndex(args: GlobalFlags & IndexArgs & RegistryFlags, out: Output, add: boolean, signal: AbortSignal): Promise<Outcome> {
   const dst = parseImageArg(args.tag);
   const tag = dst.transport === 'oci' || dst.transport === 'docker' ? destinationTag(dst) : undefined;
   if (tag === undefined) throw new OciToolError('USAGE', `--tag ${args.tag}: expected oci:DIR:TAG or docker://HOST/REPO:TAG`);
@@ -44,7 +44,7 @@ async function runIndex(args: GlobalFlags & IndexArgs & RegistryFlags, out: Outp
     }
     // Read and checked before the destination is created or touched: a refused index writes nothing.
     const plan = await planIndex(images, { format: args.format, add });
-    const common = { tag, images, add, format: args.format, annotations, plan, ...(args['preserve-digests'] ? { preserveDigests: true } : {}) };
+    const common = { tag, images, add, format: args.format, annotations, plan, signal, ...(args['preserve-digests'] ? { preserveDigests: true } : {}) };
     let desc: Descriptor;
     if (dst.transport === 'oci') {
       desc = await createIndex({ ...common, destination: add ? await OciLayout.open(dst.dir) : await OciLayout.init(dst.dir) });
@@ -74,8 +74,8 @@ export default defineCommand({
   describe: 'Assemble multi-platform image indexes (index create, index add)',
   builder: (y) =>
     y
-      .command('create <images..>', 'Write an index of the given per-platform images, platform from each config', shape, commandHandler<IndexArgs & RegistryFlags>('index create', (a, out) => runIndex(a, out, false)) as (a: unknown) => Promise<void>)
-      .command('add <images..>', 'Add images to the index at --tag (replacing entries of the same platform)', shape, commandHandler<IndexArgs & RegistryFlags>('index add', (a, out) => runIndex(a, out, true)) as (a: unknown) => Promise<void>)
+      .command('create <images..>', 'Write an index of the given per-platform images, platform from each config', shape, commandHandler<IndexArgs & RegistryFlags>('index create', (a, out, ctx) => runIndex(a, out, false, ctx.signal)) as (a: unknown) => Promise<void>)
+      .command('add <images..>', 'Add images to the index at --tag (replacing entries of the same platform)', shape, commandHandler<IndexArgs & RegistryFlags>('index add', (a, out, ctx) => runIndex(a, out, true, ctx.signal)) as (a: unknown) => Promise<void>)
       .demandCommand(1, 'name an index action: create or add') as unknown as Argv<GlobalFlags>,
   run: async () => undefined,
 });
