@@ -117,11 +117,14 @@ describe('build --app: the dependency layer cache', () => {
     expect(digestOf(await readFile(blobFile))).toBe(right.deps); // the cache holds the right bytes again
 
     const entries = join(cache, 'layers/entries');
-    for (const bad of ['{', JSON.stringify({ ocitoolLayerCache: 1, descriptor: { mediaType: 'x', digest: 'sha256:zz', size: -1 } })]) {
+    const [name] = await readdir(entries);
+    const good = JSON.parse(await readFile(join(entries, name!), 'utf8')) as Record<string, unknown>;
+    const bads = ['{', JSON.stringify({ ...good, descriptor: { mediaType: 'x', digest: 'sha256:zz', size: -1 } }), JSON.stringify({ ...good, fingerprint: '0'.repeat(64) }), 'x'.repeat(70_000)];
+    for (const bad of bads) {
       for (const e of await readdir(entries)) await writeFile(join(entries, e), bad);
       const again = await buildApp();
       expect(warnings(again.stderr)).toHaveLength(1);
-      expect(warnings(again.stderr)[0]).toMatch(/layer cache: entry .*\.json (is not JSON|does not have the shape of a cache entry); building the layer again/);
+      expect(warnings(again.stderr)[0]).toMatch(/layer cache: entry .*\.json (is not JSON|does not have the shape of a cache entry|is larger than 65536 bytes); building the layer again/);
       expect(again.deps).toBe(right.deps);
       expect(warnings((await buildApp()).stderr)).toEqual([]); // rewritten: a hit again
     }

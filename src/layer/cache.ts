@@ -60,8 +60,9 @@ export class LayerCache {
     try {
       bytes = await readCapped(createReadStream(file), ENTRY_MAX_BYTES, file);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      return this.damaged(file, `cannot be read (${(err as Error).message})`);
+      const code = (err as { code?: string }).code;
+      if (code === 'ENOENT') return undefined;
+      return this.damaged(file, code === 'TOO_LARGE' ? `is larger than ${ENTRY_MAX_BYTES} bytes` : `cannot be read (${code ?? (err as Error).message})`);
     }
     let v: unknown;
     try {
@@ -69,7 +70,7 @@ export class LayerCache {
     } catch {
       return this.damaged(file, 'is not JSON');
     }
-    const layer = entryShape(v);
+    const layer = entryShape(v, fp);
     return layer ?? this.damaged(file, 'does not have the shape of a cache entry');
   }
 
@@ -123,7 +124,7 @@ export class LayerCache {
       }
       const entries = join(this.dir, 'layers', 'entries');
       await mkdir(entries, { recursive: true });
-      const entry = { ocitoolLayerCache: 1, descriptor: layer.descriptor, diffId: layer.diffId, uncompressedSize: layer.uncompressedSize };
+      const entry = { ocitoolLayerCache: 1, fingerprint: fp, descriptor: layer.descriptor, diffId: layer.diffId, uncompressedSize: layer.uncompressedSize };
       await atomicWriteFile(this.entryFile(fp), JSON.stringify(entry), entries);
     } catch (err) {
       this.opts.warn?.(`layer cache: cannot keep layer ${layer.descriptor.digest} in ${this.dir}: ${(err as Error).message}`);
@@ -131,12 +132,12 @@ export class LayerCache {
   }
 }
 
-/** A cache entry's layer, or undefined when `v` is not one. */
-function entryShape(v: unknown): WrittenLayer | undefined {
+/** A cache entry's layer, or undefined when `v` is not the entry of `fp` (one moved from another name is not). */
+function entryShape(v: unknown, fp: string): WrittenLayer | undefined {
   if (typeof v !== 'object' || v === null) return undefined;
   const e = v as Record<string, unknown>;
   const d = e.descriptor as Record<string, unknown> | undefined;
-  if (e.ocitoolLayerCache !== 1 || typeof d !== 'object' || d === null) return undefined;
+  if (e.ocitoolLayerCache !== 1 || e.fingerprint !== fp || typeof d !== 'object' || d === null) return undefined;
   const count = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
   if (typeof d.mediaType !== 'string' || typeof d.digest !== 'string' || !DIGEST.test(d.digest) || !count(d.size)) return undefined;
   if (typeof e.diffId !== 'string' || !DIGEST.test(e.diffId) || !count(e.uncompressedSize)) return undefined;
