@@ -14,6 +14,8 @@ import { digestOf } from '../src/digest/digest.js';
 import { OciLayout } from '../src/layout/layout.js';
 import type { ImageManifest } from '../src/spec/types.js';
 import { ROOT, ocitool } from './helpers/cli.js';
+import { startRegistry } from './helpers/registry.js';
+import { MediaType } from '../src/spec/media-types.js';
 import { ok, runTool } from './helpers/tools.js';
 
 let work: string;
@@ -144,4 +146,35 @@ describe('build --app: the dependency layer cache', () => {
     expect(after.deps).toBe(before.deps);
     expect(after.files).not.toBe(before.files);
   }, 60_000);
+
+  it('into a registry: a hit uploads the cached blob; a damaged one never reaches the registry', async () => {
+    const reg = await startRegistry();
+    try {
+      const layerOf = async (repo: string): Promise<{ digest: string; bytes: Buffer }> => {
+        const r = await ocitool(['build', '--app', app, '--tag', `docker://${reg.host}/${repo}:v1`], { env: { OCITOOL_CACHE_DIR: cache } });
+        expect(r.code, r.stderr).toBe(0);
+        const m = (await (await fetch(`${reg.url}/v2/${repo}/manifests/v1`, { headers: { accept: MediaType.OciManifest } })).json()) as ImageManifest;
+        const digest = m.layers[0]!.digest;
+        const bytes = Buffer.from(await (await fetch(`${reg.url}/v2/${repo}/blobs/${digest}`)).arrayBuffer());
+        expect(digestOf(bytes)).toBe(digest);
+        return { digest, bytes };
+      };
+      const cached = (await buildApp()).deps;
+      await swapContent(join(app, 'node_modules/ms/index.js')); // a hit keeps the old digest
+      expect((await layerOf('one/app')).digest).toBe(cached);
+
+      const blobFile = join(cache, 'layers/sha256', cached.slice(7));
+      const blob = await readFile(blobFile);
+      blob[10] = blob[10]! ^ 0xff;
+      await writeFile(blobFile, blob);
+      const started = Date.now();
+      const rebuilt = await layerOf('two/app'); // packed again from the tree as it is now
+      expect(Date.now() - started).toBeLessThan(10_000); // no upload of bad bytes waiting on the registry
+      expect(rebuilt.digest).not.toBe(cached);
+      expect(rebuilt.digest).toBe((await buildApp('--no-cache')).deps);
+      expect((await fetch(`${reg.url}/v2/two/app/blobs/${cached}`)).status).toBe(404); // no wrong bytes under the old name
+    } finally {
+      await reg.stop();
+    }
+  }, 90_000);
 });

@@ -14,7 +14,7 @@ import { mkdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline as pipelineCb, Transform, type TransformCallback } from 'node:stream';
 import { readCapped, type Store, type StreamPusher } from '../content/store.js';
-import { VerifyingStream } from '../digest/verify.js';
+import { VerifyingStream, digestOfStream } from '../digest/verify.js';
 import { atomicWriteFile, holdTemp, tempName } from '../util/fs.js';
 import { ocitoolVersion } from '../util/version.js';
 import { walkTree, statEntry, type WalkTreeOptions } from './walk.js';
@@ -82,22 +82,31 @@ export class LayerCache {
 
   /**
    * Puts the cached layer `layer` into the destination: nothing when it holds the blob already, else
-   * the cached blob streamed into `sink`, verified on the way (a damaged blob fails that store, so
-   * wrong bytes are never kept). Undefined, said in one line, when the cached blob is missing or
+   * the cached blob, its digest checked, streamed into `sink` and verified on the way (a damaged blob
+   * fails that store, so wrong bytes are never kept). Undefined, said in one line, when the cached blob is missing or
    * damaged: the caller builds the layer.
    */
   async reuse(fp: string, layer: WrittenLayer, dest: Store, sink: StreamPusher, signal?: AbortSignal): Promise<WrittenLayer | undefined> {
     if (await dest.exists(layer.descriptor)) return layer;
     const file = this.blobFile(layer.descriptor.digest);
     let fault: Error | undefined;
-    const read = createReadStream(file).on('error', (e) => (fault ??= e));
-    const verify = new VerifyingStream(layer.descriptor, `cached layer ${file}`).on('error', (e) => (fault ??= e));
+    // Checked whole first (a local read of the compressed blob, no more): a damaged blob never starts
+    // an upload. Verified again on its way, in case it changes in between.
     try {
-      const stored = await sink.pushStream(pipelineCb(read, verify, () => undefined), signal ? { signal } : {});
-      if (stored.digest === layer.descriptor.digest && stored.size === layer.descriptor.size) return layer;
-      fault = new Error(`stored as ${stored.digest}`);
+      await digestOfStream(createReadStream(file), new VerifyingStream(layer.descriptor, `cached layer ${file}`));
     } catch (err) {
-      if (!fault) throw err; // the destination's own failure
+      fault = err as Error;
+    }
+    if (!fault) {
+      const read = createReadStream(file).on('error', (e) => (fault ??= e));
+      const verify = new VerifyingStream(layer.descriptor, `cached layer ${file}`).on('error', (e) => (fault ??= e));
+      try {
+        const stored = await sink.pushStream(pipelineCb(read, verify, () => undefined), signal ? { signal } : {});
+        if (stored.digest === layer.descriptor.digest && stored.size === layer.descriptor.size) return layer;
+        fault = new Error(`stored as ${stored.digest}`);
+      } catch (err) {
+        if (!fault) throw err; // the destination's own failure
+      }
     }
     const why = (fault as NodeJS.ErrnoException).code === 'ENOENT' ? 'is missing' : `is damaged (${fault.message})`;
     this.opts.warn?.(`layer cache: blob ${layer.descriptor.digest} ${why}; building the layer again`);
