@@ -25,6 +25,7 @@ beforeAll(async () => {
   // Lower case: buildah names images after their path.
   work = join(tmpdir(), `ocitool-app-${randomBytes(6).toString('hex')}`);
   app = join(work, 'app');
+  process.env.OCITOOL_CACHE_DIR = join(work, 'cache'); // the layer cache of every build here (never the home folder's)
   await cp(join(ROOT, 'testdata/app'), app, { recursive: true });
   await ok(runTool('npm', ['ci', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: app, timeoutMs: 90_000 }));
   expect(await exists(join(app, 'node_modules/is-number/package.json'))).toBe(true); // the dev package is installed

@@ -68,7 +68,7 @@ export async function selectedFiles(dir: string, manifest: AppManifest, lockfile
 export async function appLayers(dir: string, manifest: AppManifest, workdir: string): Promise<{ layers: LayerSpec[]; lockfile: string; packages: LockedPackage[] }> {
   const lock = await readLockfile(dir);
   const packages = await installedPackages(dir, lock);
-  const deps: LayerSpec = { kind: 'select', src: dir, dest: workdir, keep: dependencyKeep(packages), label: 'production dependencies' };
+  const deps: LayerSpec = { kind: 'select', src: dir, dest: workdir, keep: dependencyKeep(packages), label: 'production dependencies', cache: lock.hash };
   let app: LayerSpec;
   if (manifest.pkg.files !== undefined) {
     const kept = await selectedFiles(dir, manifest, lock.file);

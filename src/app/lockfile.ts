@@ -2,6 +2,7 @@ import { lstat, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OciToolError, errno } from '../util/errors.js';
 import { exists } from '../layer/sources.js';
+import { digestOf } from '../digest/digest.js';
 
 /** What an app's lockfile may weigh, and how many packages it may list. */
 export const LOCKFILE_MAX_BYTES = 64 * 1024 * 1024;
@@ -26,6 +27,8 @@ export interface Lockfile {
   version: number;
   /** Production packages (not `dev`), in the lockfile's order. */
   production: LockedPackage[];
+  /** sha256 of the lockfile's bytes (`sha256:HEX`): part of the dependency layer's cache key. */
+  hash: string;
 }
 
 // node_modules/NAME or node_modules/@SCOPE/NAME, repeated for nested installs.
@@ -129,8 +132,10 @@ export async function readLockfile(dir: string): Promise<Lockfile> {
     }
   }
   if (file === undefined) throw new OciToolError('NOT_FOUND', `--app ${dir}: no package-lock.json or npm-shrinkwrap.json (run npm install to write one)`);
-  const doc = parseJsonObject(await readCapped(file, LOCKFILE_MAX_BYTES, 'lockfile'), `lockfile ${file}`);
-  return { file, version: typeof doc.lockfileVersion === 'number' ? doc.lockfileVersion : 0, production: productionPackages(doc, file) };
+  const bytes = await readCapped(file, LOCKFILE_MAX_BYTES, 'lockfile');
+  const doc = parseJsonObject(bytes, `lockfile ${file}`);
+  const hash = digestOf(bytes);
+  return { file, version: typeof doc.lockfileVersion === 'number' ? doc.lockfileVersion : 0, production: productionPackages(doc, file), hash };
 }
 
 /**

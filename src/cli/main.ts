@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { ocitoolVersion } from '../util/version.js';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { OciToolError } from '../util/errors.js';
@@ -60,7 +60,7 @@ export async function main(argv: string[]): Promise<number> {
     .recommendCommands()
     .help()
     .alias('h', 'help')
-    .version('version', 'print the version of ocitool', packageVersion())
+    .version('version', 'print the version of ocitool', ocitoolVersion())
     .wrap(Math.min(120, process.stdout.columns ?? 100))
     .fail((msg, err) => {
       // Validation failures come with a message only; errors thrown by handlers come as `err`.
@@ -92,15 +92,6 @@ function skipHelpCache(parser: Argv<GlobalFlags>): void {
   const internals = (parser as unknown as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } }).getInternalMethods?.();
   const usage = internals?.getUsageInstance?.();
   if (usage && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => {};
-}
-
-/** The version in package.json (two folders up from src/cli, dist/cli and dist/bundle alike). */
-function packageVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
 }
 
 /** --json as given on the command line (also for usage errors, found before yargs has parsed anything). */

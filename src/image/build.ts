@@ -11,6 +11,7 @@ import type { TreeEntry } from '../layer/walk.js';
 import { IgnoreMatcher } from '../layer/ignore.js';
 import { addEntries, selectEntries } from '../layer/sources.js';
 import { writeLayer, type Compression, type WrittenLayer } from '../layer/write.js';
+import { treeFingerprint, type CacheTee, type LayerCache } from '../layer/cache.js';
 import { MediaType, mediaTypeFor } from '../spec/media-types.js';
 import { Annotation, type Descriptor, type HistoryEntry, type ImageConfig, type ImageManifest, type Platform } from '../spec/types.js';
 import { OciToolError } from '../util/errors.js';
@@ -28,7 +29,19 @@ export type LayerSpec =
    * is kept), at `dest`; `label` names the layer in history (`COPY …`) and messages. --exclude and
    * --ignore-file apply too.
    */
-  | { kind: 'select'; src: string; dest: string; keep: (path: string, isDir: boolean) => boolean; reinclude?: boolean; label: string };
+  | {
+      kind: 'select';
+      src: string;
+      dest: string;
+      keep: (path: string, isDir: boolean) => boolean;
+      reinclude?: boolean;
+      label: string;
+      /**
+       * Makes the layer cacheable (BuildOptions.layerCache): what `keep` depends on besides the tree
+       * (the lockfile's hash), part of the fingerprint together with the walked entries' metadata.
+       */
+      cache?: string;
+    };
 
 export interface BuildOptions {
   /**
@@ -72,6 +85,8 @@ export interface BuildOptions {
   compression?: Compression;
   level?: number;
   format?: 'oci' | 'docker';
+  /** Where layers whose spec has a `cache` key are looked up and kept (default: none). */
+  layerCache?: LayerCache;
   warn?: (message: string) => void;
   /** Told as each layer is written. */
   onLayer?: (layer: WrittenLayer, spec: LayerSpec, stats?: DiffStats) => void;
@@ -208,8 +223,10 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
       const sink = await writer.sink();
       let stats: DiffStats | undefined;
       const what = `layer from ${spec.kind === 'add' ? `--add ${spec.src}` : spec.kind === 'diff' ? `--diff ${spec.upper}` : spec.kind === 'select' ? `${spec.label} ${spec.src}` : spec.label}`;
-      const layer = await withRemakes(what, () => {
+      // `copy` gives each attempt its own stage that keeps the compressed bytes (the layer cache's).
+      const make = (copy?: () => CacheTee): Promise<WrittenLayer> => withRemakes(what, () => {
         // Each attempt walks the source again: entries and counts start over.
+        const through = copy?.();
         const conv = new EntryConverter(convOpts);
         stats = spec.kind === 'diff' ? { added: 0, changed: 0, deleted: 0, opaque: 0, unchanged: 0 } : spec.kind === 'tree-diff' ? { ...spec.stats } : undefined;
         const entries =
@@ -220,8 +237,27 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
               : spec.kind === 'diff'
               ? diffEntries(spec.lower, spec.upper, conv, stats)
               : diffAgainst(spec.lower, spec.upper, conv, stats, { upper: spec.view });
-        return writeLayer(sink, entries, { compression: opts.compression ?? 'gzip', ...(opts.level !== undefined ? { level: opts.level } : {}), format, ...(opts.signal ? { signal: opts.signal } : {}) });
+        return writeLayer(sink, entries, { compression: opts.compression ?? 'gzip', ...(opts.level !== undefined ? { level: opts.level } : {}), format, ...(opts.signal ? { signal: opts.signal } : {}), ...(through ? { through } : {}) });
       }, { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.warn ? { warn: opts.warn } : {}) });
+      const cache = spec.kind === 'select' && spec.cache !== undefined ? opts.layerCache : undefined;
+      const fp = cache && spec.kind === 'select' ? await selectFingerprint(spec, ignore, opts, format) : undefined;
+      let layer: WrittenLayer | undefined;
+      if (cache && fp !== undefined) {
+        const hit = await cache.lookup(fp);
+        layer = hit && (await cache.reuse(fp, hit, dest, sink, opts.signal));
+        if (!layer) {
+          let tee: CacheTee | undefined;
+          try {
+            layer = await make(() => {
+              tee?.discard(); // a failed attempt's copy
+              return (tee = cache.tee());
+            });
+            await cache.store(fp, layer, tee!);
+          } finally {
+            tee?.discard();
+          }
+        }
+      } else layer = await make();
       if (spec.kind === 'tree-diff' && stats) Object.assign(spec.stats, stats);
       written.push(layer);
       const hex = layer.diffId.slice('sha256:'.length);
@@ -284,6 +320,17 @@ function historyLine(spec: LayerSpec, hex: string): string {
     case 'tree-diff':
       return `${spec.label} layer:${hex}`;
   }
+}
+
+/**
+ * The cache fingerprint of a select layer: its key, where it goes, the options that change its
+ * bytes, and the metadata of what its walk takes (undefined when the source cannot be walked: the
+ * build then says why).
+ */
+async function selectFingerprint(spec: Extract<LayerSpec, { kind: 'select' }>, ignore: IgnoreMatcher, opts: BuildOptions, format: string): Promise<string | undefined> {
+  const parents = !opts.base;
+  const options = [spec.cache, spec.dest, parents, opts.chown?.uid ?? 0, opts.chown?.gid ?? 0, opts.created ?? null, opts.compression ?? 'gzip', opts.level ?? null, format];
+  return treeFingerprint(spec.src, selectWalk(spec, ignore, parents), options).catch(() => undefined);
 }
 
 /** A select layer's walk: its own choice, then the build's --exclude / --ignore-file. */

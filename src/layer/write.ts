@@ -18,6 +18,8 @@ export interface LayerWriteOptions {
   /** Media type family (default oci). */
   format?: 'oci' | 'docker';
   signal?: AbortSignal;
+  /** A pass-through stage for the compressed bytes (the layer cache's copy). */
+  through?: Transform;
 }
 
 export interface WrittenLayer {
@@ -64,7 +66,8 @@ export async function writeTarLayer(sink: StreamPusher, tar: Readable, opts: Lay
   const diff = new HashingStream('sha256');
   const comp = compressor(compression, opts.level);
   const onError = (): void => undefined; // the error reaches putBlob through the last stream
-  const out: Readable = comp ? pipelineCb(tar, diff, comp, onError) : pipelineCb(tar, diff, onError);
+  const stages: NodeJS.ReadWriteStream[] = [diff, ...(comp ? [comp] : []), ...(opts.through ? [opts.through] : [])];
+  const out = pipelineCb([tar, ...stages], onError) as unknown as Readable;
   const stored = await sink.pushStream(out, opts.signal ? { signal: opts.signal } : {});
   return { descriptor: { mediaType, digest: stored.digest, size: stored.size }, diffId: diff.digest, uncompressedSize: diff.size };
 }

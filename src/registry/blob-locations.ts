@@ -62,10 +62,13 @@ export class BlobLocations {
   }
 }
 
+/** ocitool's cache folder: `$OCITOOL_CACHE_DIR`, else `$XDG_CACHE_HOME/ocitool`, else `~/.cache/ocitool`. */
+export function ocitoolCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.OCITOOL_CACHE_DIR ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ocitool');
+}
+
 function defaultFile(): string | undefined {
-  const env = process.env;
-  const dir = env.OCITOOL_CACHE_DIR ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ocitool');
-  return join(dir, 'blob-locations.json');
+  return join(ocitoolCacheDir(), 'blob-locations.json');
 }
 
 /** The process-wide cache. */

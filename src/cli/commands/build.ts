@@ -104,6 +104,7 @@ export default defineCommand({
       .option('annotation', { ...list, describe: 'KEY=VALUE on the manifest; repeatable' })
       .option('exclude', { ...list, describe: '.dockerignore-style pattern to leave out of --add layers; repeatable' })
       .option('ignore-file', { type: 'string', describe: 'a .dockerignore file' })
+      .option('cache', { type: 'boolean', default: true, describe: "reuse --app's dependency layer from $OCITOOL_CACHE_DIR (default ~/.cache/ocitool) while the lockfile and the installed files' metadata are unchanged; --no-cache packs it again (and refreshes the cache)" })
       .option('chown', { type: 'string', default: '0:0', describe: 'UID:GID owning every file' })
       .option('created', { type: 'string', describe: 'creation time (RFC 3339 or epoch seconds; default SOURCE_DATE_EPOCH, else now); also clamps file mtimes' }))),
     ),
@@ -151,6 +152,8 @@ export default defineCommand({
     // stream into it (a layout, a registry) or a private spool (an archive); base layers are mounted,
     // streamed or fetched by the copy that writes the image, never downloaded first.
     const { build } = await import('../../image/build.js');
+    const { LayerCache } = await import('../../layer/cache.js');
+    const { ocitoolCacheDir } = await import('../../registry/blob-locations.js');
     const result = await build(dst, {
       signal,
       ...(fromRef ? { from: fromRef } : {}),
@@ -178,6 +181,7 @@ export default defineCommand({
       chown: { uid: Number(chown[1]), gid: Number(chown[2]) },
       ...(created !== undefined ? { created } : {}),
       ...layerOut,
+      ...(args.app !== undefined ? { layerCache: new LayerCache(ocitoolCacheDir(), { use: args.cache, warn: (m) => out.warn(m) }) } : {}),
       warn: (m) => out.warn(m),
       ...(showProgress ? { onProgress: (e: CopyEvent) => progress.onProgress(e) } : {}),
       onLayer: (layer, spec, stats) => {
