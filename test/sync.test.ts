@@ -60,33 +60,38 @@ async function view(host: string, repo: string): Promise<Record<string, string>>
 
 const writes = (p: FaultProxy): { method: string; path: string }[] => p.log.filter((l) => l.method === 'POST' || l.method === 'PUT' || l.method === 'PATCH');
 
-describe('sync into a registry', () => {
-  let dst: TestRegistry;
-  let proxy: FaultProxy;
+/** A fresh destination registry for the describe block, behind the test proxy that counts what it is sent. */
+function counted(): { dst: TestRegistry; proxy: FaultProxy } {
+  const it = {} as { dst: TestRegistry; proxy: FaultProxy };
   beforeAll(async () => {
-    dst = await startRegistry();
-    proxy = await startFaultProxy(dst.host, () => 'none');
+    it.dst = await startRegistry();
+    it.proxy = await startFaultProxy(it.dst.host, () => 'none');
   }, 30_000);
   afterAll(async () => {
-    await proxy?.stop();
-    await dst?.stop();
+    await it.proxy?.stop();
+    await it.dst?.stop();
   });
+  return it;
+}
+
+describe('sync into a registry', () => {
+  const reg = counted();
 
   it('a repository: every tag to PREFIX/REPO:TAG, byte-identical manifests; the rerun writes nothing', async () => {
-    const r = await ocitool(['sync', `docker://${src.host}/lib/one`, `docker://${proxy.host}/mirror`]);
+    const r = await ocitool(['sync', `docker://${src.host}/lib/one`, `docker://${reg.proxy.host}/mirror`]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe('sync: 3 copied, 0 skipped, 0 failed');
-    expect(await view(dst.host, 'mirror/lib/one')).toEqual(pushed['lib/one']);
+    expect(await view(reg.dst.host, 'mirror/lib/one')).toEqual(pushed['lib/one']);
     // Tags a and b name one image: it is copied once (one PUT by digest, each blob committed once), b only tagged.
     const shared = pushed['lib/one']!.a!;
-    expect(proxy.log.filter((l) => l.method === 'PUT' && l.path === `/v2/mirror/lib/one/manifests/${shared}`)).toHaveLength(1);
-    const commits = proxy.log.filter((l) => l.method === 'PUT' && l.path.includes('/blobs/uploads/')).map((l) => /digest=([^&]+)/.exec(l.path)?.[1]);
+    expect(reg.proxy.log.filter((l) => l.method === 'PUT' && l.path === `/v2/mirror/lib/one/manifests/${shared}`)).toHaveLength(1);
+    const commits = reg.proxy.log.filter((l) => l.method === 'PUT' && l.path.includes('/blobs/uploads/')).map((l) => /digest=([^&]+)/.exec(l.path)?.[1]);
     expect(new Set(commits).size).toBe(commits.length);
-    proxy.log.length = 0;
-    const again = await ocitool(['sync', `docker://${src.host}/lib/one`, `docker://${proxy.host}/mirror`]);
+    reg.proxy.log.length = 0;
+    const again = await ocitool(['sync', `docker://${src.host}/lib/one`, `docker://${reg.proxy.host}/mirror`]);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout.trim()).toBe('sync: 0 copied, 3 skipped, 0 failed');
-    expect(writes(proxy)).toEqual([]);
+    expect(writes(reg.proxy)).toEqual([]);
   }, 60_000);
 
   it('a skopeo sync YAML file: listed tags, [] for all, a regex, a digest; --dry-run copies nothing', async () => {
@@ -107,33 +112,33 @@ describe('sync into a registry', () => {
         '',
       ].join('\n'),
     );
-    const dry = await ocitool(['sync', '--dry-run', yaml, `docker://${proxy.host}/y`]);
+    const dry = await ocitool(['sync', '--dry-run', yaml, `docker://${reg.proxy.host}/y`]);
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout.trim()).toBe('sync: 5 to copy, 0 skipped, 0 failed');
-    expect(await view(dst.host, 'y/lib/one')).toEqual({});
-    const r = await ocitool(['sync', yaml, `docker://${proxy.host}/y`]);
+    expect(await view(reg.dst.host, 'y/lib/one')).toEqual({});
+    const r = await ocitool(['sync', yaml, `docker://${reg.proxy.host}/y`]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe('sync: 5 copied, 0 skipped, 0 failed');
-    expect(await view(dst.host, 'y/lib/one')).toEqual({ a: pushed['lib/one']!.a });
-    expect(await view(dst.host, 'y/lib/two')).toEqual({ '1.0': pushed['lib/two']!['1.0'], '1.1': pushed['lib/two']!['1.1'] });
-    expect(await view(dst.host, 'y/other/three')).toEqual(pushed['other/three']);
+    expect(await view(reg.dst.host, 'y/lib/one')).toEqual({ a: pushed['lib/one']!.a });
+    expect(await view(reg.dst.host, 'y/lib/two')).toEqual({ '1.0': pushed['lib/two']!['1.0'], '1.1': pushed['lib/two']!['1.1'] });
+    expect(await view(reg.dst.host, 'y/other/three')).toEqual(pushed['other/three']);
     // The digest entry is stored by digest.
-    const byDigest = await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${dst.host}/y/lib/two@${pushed['lib/two']!['2.0']}`]);
+    const byDigest = await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.dst.host}/y/lib/two@${pushed['lib/two']!['2.0']}`]);
     expect(byDigest.code, byDigest.stderr).toBe(0);
-    proxy.log.length = 0;
-    const again = await ocitool(['sync', yaml, `docker://${proxy.host}/y`]);
+    reg.proxy.log.length = 0;
+    const again = await ocitool(['sync', yaml, `docker://${reg.proxy.host}/y`]);
     expect(again.stdout.trim()).toBe('sync: 0 copied, 5 skipped, 0 failed');
-    expect(writes(proxy)).toEqual([]);
+    expect(writes(reg.proxy)).toEqual([]);
   }, 90_000);
 
   it('one image that fails does not stop the rest: each named, exit 1 after all', async () => {
     const yaml = join(work, 'partly.yaml');
     await writeFile(yaml, `${src.host}:\n  images:\n    lib/one: [a, missing]\n    lib/two: ["1.0"]\n`);
-    const r = await ocitool(['sync', yaml, `docker://${proxy.host}/partly`]);
+    const r = await ocitool(['sync', yaml, `docker://${reg.proxy.host}/partly`]);
     expect(r.code).toBe(1);
     expect(r.stdout.trim()).toBe('sync: 2 copied, 0 skipped, 1 failed');
     expect(r.stderr).toMatch(/lib\/one:missing/);
-    expect(await view(dst.host, 'partly/lib/two')).toEqual({ '1.0': pushed['lib/two']!['1.0'] });
+    expect(await view(reg.dst.host, 'partly/lib/two')).toEqual({ '1.0': pushed['lib/two']!['1.0'] });
   }, 60_000);
 
   it('bad YAML and unknown keys are usage errors naming the file and line, before any copy', async () => {
@@ -146,7 +151,7 @@ describe('sync into a registry', () => {
     for (const [text, message] of cases) {
       const yaml = join(work, 'bad.yaml');
       await writeFile(yaml, text);
-      const r = await ocitool(['sync', yaml, `docker://${proxy.host}/bad`]);
+      const r = await ocitool(['sync', yaml, `docker://${reg.proxy.host}/bad`]);
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toMatch(message);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -155,16 +160,7 @@ describe('sync into a registry', () => {
 });
 
 describe('sync of images on one base, several at once', () => {
-  let dst: TestRegistry;
-  let proxy: FaultProxy;
-  beforeAll(async () => {
-    dst = await startRegistry();
-    proxy = await startFaultProxy(dst.host, () => 'none');
-  }, 30_000);
-  afterAll(async () => {
-    await proxy?.stop();
-    await dst?.stop();
-  });
+  const reg = counted();
 
   it('uploads the shared base layer once: the other images wait for it and mount it', async () => {
     const dir = join(work, 'based');
@@ -183,13 +179,13 @@ describe('sync of images on one base, several at once', () => {
     const baseLayer = manifest.layers.at(-1)!;
     const yaml = join(work, 'based.yaml');
     await writeFile(yaml, `${src.host}:\n  images:\n${repos.map((r) => `    ${r}: [v1]`).join('\n')}\n`);
-    const r = await ocitool(['sync', '--jobs', '4', yaml, `docker://${proxy.host}/m`], { env: { OCITOOL_CACHE_DIR: join(dir, 'cache') } });
+    const r = await ocitool(['sync', '--jobs', '4', yaml, `docker://${reg.proxy.host}/m`], { env: { OCITOOL_CACHE_DIR: join(dir, 'cache') } });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe('sync: 4 copied, 0 skipped, 0 failed');
-    const committed = proxy.log.filter((l) => l.method === 'PUT' && l.path.includes(`digest=${encodeURIComponent(baseLayer.digest)}`));
+    const committed = reg.proxy.log.filter((l) => l.method === 'PUT' && l.path.includes(`digest=${encodeURIComponent(baseLayer.digest)}`));
     expect(committed).toHaveLength(1);
-    expect((proxy.bytesIn.PATCH ?? 0) + (proxy.bytesIn.PUT ?? 0)).toBeLessThan(2 * baseLayer.size);
-    for (const repo of repos) expect(Object.keys(await view(dst.host, `m/${repo}`))).toEqual(['v1']);
+    expect((reg.proxy.bytesIn.PATCH ?? 0) + (reg.proxy.bytesIn.PUT ?? 0)).toBeLessThan(2 * baseLayer.size);
+    for (const repo of repos) expect(Object.keys(await view(reg.dst.host, `m/${repo}`))).toEqual(['v1']);
   }, 90_000);
 });
 

@@ -21,6 +21,18 @@ export interface ProgressReporter {
   counts(): CopyCounts;
 }
 
+/** Runs a copy that reports to `progress`: finished when it succeeds, its bars erased when it fails. */
+export async function watched<T>(progress: ProgressReporter, run: (onProgress: (event: CopyEvent) => void) => Promise<T>): Promise<T> {
+  try {
+    const result = await run((e) => progress.onProgress(e));
+    progress.finish();
+    return result;
+  } catch (err) {
+    progress.fail();
+    throw err;
+  }
+}
+
 export interface CopyCounts {
   copied: number;
   mounted: number;

@@ -1,9 +1,8 @@
-import type { CopyEvent } from '../../content/copy.js';
 import { normalizePort, parseKeyValues } from '../../image/config.js';
 import { OciToolError } from '../../util/errors.js';
 import { createdSeconds, parseImageArg, platformArg } from '../args.js';
 import { defineCommand, digestfileOption } from '../command.js';
-import { progressReporter } from '../progress.js';
+import { progressReporter, watched } from '../progress.js';
 import { registryOpen, registryOptions } from '../registry-args.js';
 import { execForm } from './build.js';
 
@@ -54,7 +53,7 @@ export default defineCommand({
     const registry = await registryOpen(args);
     const progress = progressReporter(out, process.stderr, Date.now, signal);
     const { mutate } = await import('../../image/mutate.js');
-    const desc = await mutate(src, {
+    const desc = await watched(progress, (onProgress) => mutate(src, {
       to: dst,
       signal,
       concurrency: args.concurrency,
@@ -77,12 +76,8 @@ export default defineCommand({
       unsetEnv: args['unset-env'],
       annotations,
       ...(created !== undefined ? { created } : {}),
-      onProgress: (e: CopyEvent) => progress.onProgress(e),
-    }).catch((err: unknown) => {
-      progress.fail();
-      throw err;
-    });
-    progress.finish();
+      onProgress,
+    }));
     return { reference: dst, descriptor: desc, wrote: true, fields: { ...progress.counts() } };
   },
 });

@@ -1,8 +1,7 @@
-import type { CopyEvent } from '../../content/copy.js';
 import { OciToolError } from '../../util/errors.js';
 import { parseImageArg, platformArg } from '../args.js';
 import { defineCommand, digestfileOption } from '../command.js';
-import { progressReporter } from '../progress.js';
+import { progressReporter, watched } from '../progress.js';
 import { registryOpen, registryOptions } from '../registry-args.js';
 
 export default defineCommand({
@@ -27,23 +26,18 @@ export default defineCommand({
     const registry = await registryOpen(args);
     const progress = progressReporter(out, process.stderr, Date.now, signal);
     const { rebase } = await import('../../image/rebase.js');
-    // --creds go to the registries read only when they are the destination's host (or it is no registry).
     // --creds name one registry: the destination's when it is one, else the one registry the images are read from.
     const hosts = new Set([...refs, dst].flatMap((r) => (r.transport === 'docker' ? [r.ref.domain] : [])));
     const sameHost = hosts.size === 1;
-    const desc = await rebase(refs[0]!, refs[1]!, refs[2]!, dst, {
+    const desc = await watched(progress, (onProgress) => rebase(refs[0]!, refs[1]!, refs[2]!, dst, {
       signal,
       concurrency: args.concurrency,
       ...(platform ? { platform } : {}),
       ...(registry.insecure ? { insecure: true } : {}),
       ...(registry.credential && sameHost ? { srcCredential: registry.credential } : {}),
       ...(registry.credential && dst.transport === 'docker' ? { dstCredential: registry.credential } : {}),
-      onProgress: (e: CopyEvent) => progress.onProgress(e),
-    }).catch((err: unknown) => {
-      progress.fail();
-      throw err;
-    });
-    progress.finish();
+      onProgress,
+    }));
     return { reference: dst, descriptor: desc, wrote: true, fields: { ...progress.counts() } };
   },
 });
