@@ -193,27 +193,35 @@ describe('Ctrl-C in the middle of a copy', () => {
 
 /**
  * Runs `args` on a pty (script(1); a ^C written to it goes through the line discipline as typed),
- * types ^C once `ready()` says the command is in the middle, and returns the screen from the ^C on.
+ * types ^C once `ready()` says the command is in the middle, and returns the screen from the ^C on,
+ * followed by `rc=N`, the command's exit status as script(1) returns it (-e).
+ *
+ * The command is exec'd by the shell script(1) starts, so no shell waits on it: a ^C reaches the
+ * whole foreground group, and a shell such as dash (what SHELL is on many CI machines) dies of it
+ * at once, with the command's last lines and status lost.
  */
 async function ctrlCOnPty(args: string[], tmp: string, ready: (screen: string) => Promise<boolean>): Promise<string> {
-  const command = `${process.execPath} ${BIN} ${args.map((a) => `'${a}'`).join(' ')}; echo rc=$?`;
-  const child = spawn('script', ['-qfc', command, '/dev/null'], { cwd: ROOT, env: { ...process.env, TMPDIR: tmp, COLUMNS: '100' }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const command = `exec ${process.execPath} ${BIN} ${args.map((a) => `'${a}'`).join(' ')}`;
+  const child = spawn('script', ['-qefc', command, '/dev/null'], { cwd: ROOT, env: { ...process.env, SHELL: '/bin/sh', TMPDIR: tmp, COLUMNS: '100' }, stdio: ['pipe', 'pipe', 'pipe'] });
   let screen = '';
   child.stdout.on('data', (c: Buffer) => (screen += c.toString()));
   // 'close', not 'exit': the last lines may still be in the pipe when script exits.
-  const exited = new Promise((resolve) => child.on('close', resolve));
+  const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  let code: number | null | 'timeout' = null;
   try {
     const deadline = Date.now() + 30_000;
+    let done = false;
+    void closed.then(() => (done = true));
     while (!(await ready(screen))) {
-      if (Date.now() > deadline || /rc=\d+/.test(screen)) throw new Error(`never got to the middle:\n${screen}`);
+      if (Date.now() > deadline || done) throw new Error(`never got to the middle:\n${screen}`);
       await sleep(20);
     }
     child.stdin.write('\x03');
-    await Promise.race([exited, sleep(10_000)]);
+    code = await Promise.race([closed, sleep(10_000).then(() => 'timeout' as const)]);
   } finally {
     child.kill('SIGKILL');
   }
-  return screen.slice(screen.lastIndexOf('^C'));
+  return `${screen.slice(screen.lastIndexOf('^C'))}rc=${code}\r\n`;
 }
 
 describe('Ctrl-C typed at a terminal', () => {
