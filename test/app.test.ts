@@ -19,7 +19,15 @@ import { ok, runTool, umoci } from './helpers/tools.js';
 
 let work: string;
 let app: string;
-const PRODUCTION = ['@isaacs/string-locale-compare', 'debug', 'debug/node_modules/ms', 'ms'];
+/** The lockfile's production packages (not `dev`) that npm installed here: folders under node_modules/. */
+async function productionPaths(dir: string): Promise<string[]> {
+  const lock = JSON.parse(await readFile(join(dir, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
+  const paths: string[] = [];
+  for (const [path, meta] of Object.entries(lock.packages)) {
+    if (path !== '' && !meta.dev && (await exists(join(dir, path, 'package.json')))) paths.push(path.slice('node_modules/'.length));
+  }
+  return paths;
+}
 
 beforeAll(async () => {
   // Lower case: buildah names images after their path.
@@ -28,7 +36,8 @@ beforeAll(async () => {
   process.env.OCITOOL_CACHE_DIR = join(work, 'cache'); // the layer cache of every build here (never the home folder's)
   await cp(join(ROOT, 'testdata/app'), app, { recursive: true });
   await ok(runTool('npm', ['ci', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: app, timeoutMs: 90_000 }));
-  expect(await exists(join(app, 'node_modules/is-number/package.json'))).toBe(true); // the dev package is installed
+  // The dev packages are installed (and must stay out of the image).
+  for (const dev of ['is-number', 'vitest']) expect(await exists(join(app, 'node_modules', dev, 'package.json'))).toBe(true);
 }, 120_000);
 afterAll(async () => {
   await rm(work, { recursive: true, force: true });
@@ -76,14 +85,20 @@ async function treeNames(dir: string, rel: string, prefix: string, skip: (rel: s
   return out;
 }
 
-/** What the dependency layer must hold: the production packages as installed, nothing else. */
+/**
+ * What the dependency layer must hold: each production package's folder as installed (without its
+ * own node_modules, where only nested production packages go) and the folders that lead to them.
+ */
 async function expectedDependencies(dir: string, at: string): Promise<string[]> {
-  const names = [`${at}/`, `${at}/node_modules/`, `${at}/node_modules/@isaacs/`, `${at}/node_modules/debug/node_modules/`];
-  for (const p of PRODUCTION) {
+  const production = await productionPaths(dir);
+  expect(production).toEqual(expect.arrayContaining(['express', 'debug', 'debug/node_modules/ms', '@isaacs/string-locale-compare']));
+  const names = new Set([`${at}/`]);
+  for (const p of production) {
     const rel = `node_modules/${p}`;
-    names.push(`${at}/${rel}/`, ...(await treeNames(dir, rel, `${at}/`, (r) => r === 'node_modules/debug/node_modules')));
+    for (let d = rel; d !== '.'; d = dirname(d)) names.add(`${at}/${d}/`);
+    for (const n of await treeNames(dir, rel, `${at}/`, (r) => r === `${rel}/node_modules`)) names.add(n);
   }
-  return names.sort();
+  return [...names].sort();
 }
 
 /** A build that must fail: exit code, one stderr line holding `text`, no layout written. */
@@ -107,7 +122,7 @@ describe('build --app', () => {
     expect(img.layers).toHaveLength(2);
     const [deps, files] = img.layers as [string[], string[]];
     expect([...deps].sort()).toEqual(await expectedDependencies(app, 'app'));
-    expect(deps.some((n) => n.includes('is-number') || n.includes('.package-lock.json') || n.includes('.bin'))).toBe(false);
+    expect(deps.some((n) => /\/(is-number|vitest|vite)\//.test(n) || n.includes('.package-lock.json') || n.includes('.bin'))).toBe(false);
     expect(files).toEqual(['app/', 'app/.dockerignore', 'app/index.js', 'app/lib/', 'app/lib/greet.js', 'app/package-lock.json', 'app/package.json']);
     const c = img.config.config!;
     expect(c.WorkingDir).toBe('/app');
@@ -233,7 +248,7 @@ describe('build --app, run by buildah', () => {
     const ctr = (await ok(buildah(['from', '--pull-never', `oci:${out}:v1`]))).trim();
     try {
       const printed = await ok(buildah(['run', '--isolation', 'chroot', ctr, '--', process.execPath, '/app/index.js']));
-      expect(printed.trim()).toBe('hello ms=2m nested=2s sorted=ab env=production');
+      expect(printed.trim()).toBe('hello ms=2m nested=2s sorted=ab env=production express=ok');
     } finally {
       await buildah(['rm', ctr]);
     }
