@@ -8,7 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { REPEAT, ROOT, median, ocitool, run, type Timed } from './common.js';
 // The tests' launcher: Debian's distribution on a random loopback port (no auth here).
@@ -94,22 +94,30 @@ interface Pair {
 
 const mb = (n: number): string => `${(n / 1e6).toFixed(0)} MB`;
 
+/** A new folder on tmpfs (/dev/shm) when it has `bytes` free, else undefined. */
+async function tmpfsDir(bytes: number): Promise<string | undefined> {
+  try {
+    const fs = await statfs('/dev/shm');
+    if (fs.type !== TMPFS_MAGIC || fs.bavail * fs.bsize < bytes) return undefined;
+    return await mkdtemp('/dev/shm/ocitool-bench-');
+  } catch {
+    return undefined;
+  }
+}
+const TMPFS_MAGIC = 0x01021994;
+
 /**
- * Four cases, each ocitool against `skopeo copy`, interleaved run by run (the order alternating) so
- * that both see the same machine: push and pull of the 7-layer image, push of the one-layer image to
- * a fresh registry, and a copy of the one-layer image from one registry to another (both on loopback).
+ * One medium's cases: the registries' storage and the pulled layouts under `where`, the disk or
+ * tmpfs. `once(i)` runs each case once for each tool (the order alternating with i).
  */
-export async function benchTransfer(work: string): Promise<string[]> {
-  for (const cmd of ['docker-registry', 'skopeo']) execFileSync('sh', ['-c', `command -v ${cmd}`]);
-  const img = await benchImage(work);
-  const one = await oneLayerImage(work);
-  process.stderr.write(`transfer: ${img.layers} layers, ${mb(img.blobBytes)} of blobs; one layer, ${mb(one.blobBytes)}\n`);
-  // Every run writes into new directories, all removed only at the end: on this machine's ext4
-  // (mounted with discard), writing right after a large deletion costs several times more kernel time,
-  // which would land on whichever tool runs next.
+function medium(label: string, where: string, img: BenchImage, one: OneLayer, work: string) {
+  // On the disk, every run writes into new directories, all removed only at the end: on this
+  // machine's ext4 (mounted with discard), writing right after a large deletion costs several times
+  // more kernel time, which would land on whichever tool runs next. tmpfs has no such cost (and no
+  // room to keep every run): there each run's directories go when it ends.
   const made: string[] = [];
   const fresh = (what: string): string => {
-    const dir = join(work, `${what}-${made.length}`);
+    const dir = join(where, `${what}-${made.length}`);
     made.push(dir);
     return dir;
   };
@@ -147,10 +155,10 @@ export async function benchTransfer(work: string): Promise<string[]> {
     p.ours.push(t.seconds);
     p.rssKiB = Math.max(p.rssKiB, t.maxRssKiB ?? 0);
   };
-  const push7 = pair(`push ${mb(img.blobBytes)} (${img.layers} layers)`, img.blobBytes);
-  const pull7 = pair(`pull ${mb(img.blobBytes)} (${img.layers} layers)`, img.blobBytes);
-  const push1 = pair(`push ${mb(one.blobBytes)} (1 layer)`, one.blobBytes);
-  const copy1 = pair(`registry-to-registry copy ${mb(one.blobBytes)} (1 layer)`, one.blobBytes);
+  const push7 = pair(`${label}: push ${mb(img.blobBytes)} (${img.layers} layers)`, img.blobBytes);
+  const pull7 = pair(`${label}: pull ${mb(img.blobBytes)} (${img.layers} layers)`, img.blobBytes);
+  const push1 = pair(`${label}: push ${mb(one.blobBytes)} (1 layer)`, one.blobBytes);
+  const copy1 = pair(`${label}: registry-to-registry copy ${mb(one.blobBytes)} (1 layer)`, one.blobBytes);
 
   /** Push of `image` to a fresh registry, by ocitool or skopeo. */
   const pushCase = (p: Pair, image: BenchImage) => [
@@ -210,7 +218,8 @@ export async function benchTransfer(work: string): Promise<string[]> {
     },
   ];
   const last = (p: Pair): string => `${p.ours.at(-1)!.toFixed(2)} s vs skopeo ${p.theirs.at(-1)!.toFixed(2)} s`;
-  for (let i = 0; i < REPEAT; i++) {
+  const once = async (i: number): Promise<void> => {
+    const before = made.length;
     const ordered = <T>(xs: T[]): T[] => (i % 2 === 0 ? xs : [...xs].reverse());
     for (const step of ordered(pushCase(push7, img))) await step();
     await withRegistry(async (host) => {
@@ -224,9 +233,36 @@ export async function benchTransfer(work: string): Promise<string[]> {
       for (const step of ordered(copyCase)) await step(src);
       await withRegistry((dst) => curlFloor(copy1, dst, { url: `http://${src}/v2/bench/one/blobs/${one.layer.digest}` }));
     });
-    process.stderr.write(`  run ${i + 1}: push7 ${last(push7)}; pull7 ${last(pull7)}; push1 ${last(push1)}; copy1 ${last(copy1)}\n`);
+    process.stderr.write(`  run ${i + 1} (${label}): push7 ${last(push7)}; pull7 ${last(pull7)}; push1 ${last(push1)}; copy1 ${last(copy1)}\n`);
+    if (where !== work) for (const d of made.splice(before)) await rm(d, { recursive: true, force: true });
+  };
+  return { pairs: [push7, pull7, push1, copy1], once, cleanup: async () => { for (const d of made) await rm(d, { recursive: true, force: true }); } };
+}
+
+/**
+ * The cases, each ocitool against `skopeo copy`, interleaved run by run (the order alternating) so
+ * that both see the same machine: push and pull of the 7-layer image, push of the one-layer image to
+ * a fresh registry, and a copy of the one-layer image from one registry to another (both on loopback).
+ * Each run does them twice: with the registries' storage and the pulled layouts on the work disk,
+ * and on tmpfs. On this machine's disk both tools (and the registry, which fsyncs every blob it
+ * stores) wait on the same writes, so the disk rows say more about the disk than about the clients;
+ * the tmpfs rows take it out and leave what each client costs.
+ */
+export async function benchTransfer(work: string): Promise<string[]> {
+  for (const cmd of ['docker-registry', 'skopeo']) execFileSync('sh', ['-c', `command -v ${cmd}`]);
+  const img = await benchImage(work);
+  const one = await oneLayerImage(work);
+  process.stderr.write(`transfer: ${img.layers} layers, ${mb(img.blobBytes)} of blobs; one layer, ${mb(one.blobBytes)}\n`);
+  const media = [medium('disk', work, img, one, work)];
+  const shm = await tmpfsDir(img.blobBytes * 5 + one.blobBytes * 6); // one run's registries and pulls
+  if (shm) media.push(medium('tmpfs', shm, img, one, work));
+  else process.stderr.write('transfer: no tmpfs with room at /dev/shm: the disk rows only\n');
+  try {
+    for (let i = 0; i < REPEAT; i++) for (const m of media) await m.once(i);
+  } finally {
+    for (const m of media) await m.cleanup();
+    if (shm) await rm(shm, { recursive: true, force: true });
   }
-  for (const d of made) await rm(d, { recursive: true, force: true });
   const line = (p: Pair): string[] => {
     const o = median(p.ours);
     const t = median(p.theirs);
@@ -241,5 +277,5 @@ export async function benchTransfer(work: string): Promise<string[]> {
     }
     return lines;
   };
-  return [push7, pull7, push1, copy1].flatMap(line);
+  return media.flatMap((m) => m.pairs).flatMap(line);
 }
