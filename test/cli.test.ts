@@ -156,7 +156,7 @@ describe('ocitool CLI errors', () => {
     expect(dbg.code).toBe(1);
     expect(dbg.stderr).toMatch(/\n\s+at /);
     // bin/ocitool runs the bundle that `npm run build` makes (the start-up time it saves is the point).
-    expect(dbg.stderr).toMatch(/dist\/bundle\/[\w-]+\.js/);
+    expect(dbg.stderr).toMatch(/dist\/bundle\/main\.cjs:\d+/);
   });
 });
 

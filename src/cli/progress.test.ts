@@ -52,11 +52,11 @@ describe('progressReporter', () => {
     expect(screen).toContain(`aaaaaaaaaaaa [${'='.repeat(20)}>${' '.repeat(19)}] 5.0 MiB/10 MiB 10 MiB/s`);
     expect(screen).toMatch(/5\.0 MiB\/10 MiB 10 MiB\/s/);
     // Bars are erased (cursor up, clear to end) before what replaces them.
-    expect(screen).toContain('\x1b[1A\x1b[J');
+    expect(screen).toContain('\r\x1b[1A\x1b[J');
     expect(screen).toContain(`copied ${layer.digest} 10 MiB in 1.0 s\n`);
     expect(screen.endsWith('2 copied, 0 mounted, 1 already there (10 MiB in 1.0 s, 10 MiB/s)\n')).toBe(true);
     // No bar wider than the terminal.
-    const bars = screen.split('\n').map((l) => l.replace(/\x1b\[[0-9]*[AJ]/g, '')).filter((l) => l.startsWith('aaaaaaaaaaaa ['));
+    const bars = screen.split('\n').map((l) => l.replace(/\r|\x1b\[[0-9]*[AJ]/g, '')).filter((l) => l.startsWith('aaaaaaaaaaaa ['));
     expect(bars).toHaveLength(1);
     for (const line of bars) expect(line.length).toBeLessThan(120);
   });
@@ -98,7 +98,7 @@ describe('progressReporter', () => {
     r.onProgress({ type: 'blob-start', descriptor: layer });
     screen = '';
     out.warn('referrers left behind');
-    expect(screen).toBe('\x1b[1A\x1b[Jocitool: warning: referrers left behind\naaaaaaaaaaaa waiting 10 MiB\n');
+    expect(screen).toBe('\r\x1b[1A\x1b[Jocitool: warning: referrers left behind\naaaaaaaaaaaa waiting 10 MiB\n');
     r.finish();
   });
 
@@ -115,7 +115,7 @@ describe('progressReporter', () => {
     r.onProgress({ type: 'blob-progress', descriptor: layer, bytes: 5 * 1024 * 1024 });
     r.onProgress({ type: 'blob-done', descriptor: layer, bytes: layer.size, seconds: 1 });
     r.finish();
-    const lines = screen.split('\n').map((l) => l.replace(/\x1b\[[0-9]*[AJ]/g, '')).filter((l) => l !== '');
+    const lines = screen.split('\n').map((l) => l.replace(/\r|\x1b\[[0-9]*[AJ]/g, '')).filter((l) => l !== '');
     for (const l of lines) expect(l.length, l).toBeLessThan(70);
     const mounted = lines.find((l) => l.startsWith('mounted '))!;
     // Both ends of the digest and of the repository stay readable.
@@ -130,7 +130,7 @@ describe('progressReporter', () => {
       const clock = fakeClock();
       let screen = '';
       play(progressReporter(out, { write: (s: string) => (screen += s), isTTY: true, columns }, clock.now), clock);
-      const bars = screen.split('\n').map((l) => l.replace(/\x1b\[[0-9]*[AJ]/g, '')).filter((l) => l.startsWith('aaaaaaaaaaaa ['));
+      const bars = screen.split('\n').map((l) => l.replace(/\r|\x1b\[[0-9]*[AJ]/g, '')).filter((l) => l.startsWith('aaaaaaaaaaaa ['));
       expect(bars.length).toBeGreaterThan(0);
       for (const line of bars) {
         expect(line.length).toBeLessThan(max);

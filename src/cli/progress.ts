@@ -160,7 +160,9 @@ function showing(out: Output, term: TerminalLike, now: () => number, start: numb
   const active = new Map<string, Active>();
   let drawn = 0;
   let lastDraw = 0;
-  const clear = (): string => (drawn > 0 ? `\x1b[${drawn}A\x1b[J` : '');
+  // From the start of the line: whatever the terminal echoed below the bars (a ^C, keys typed) goes
+  // with them, and a redraw never starts mid-line.
+  const clear = (): string => (drawn > 0 ? `\r\x1b[${drawn}A\x1b[J` : '');
   const bar = (a: Active, width: number): string => {
     const label = `${short(a.digest)} `;
     // Started but no byte moved yet: queued behind others (--concurrency) or waiting for the far end.
@@ -202,8 +204,8 @@ function showing(out: Output, term: TerminalLike, now: () => number, start: numb
       own(false);
     },
     fail: () => {
-      // From the start of the line, so that a ^C the terminal echoed below the bars goes with them.
-      term.write(drawn > 0 ? `\r${clear()}` : '\r\x1b[K');
+      // A ^C the terminal echoed below the bars goes with them (or, with no bars, its line is cleared).
+      term.write(drawn > 0 ? clear() : '\r\x1b[K');
       drawn = 0;
       active.clear();
       own(false);

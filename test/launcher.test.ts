@@ -1,0 +1,98 @@
+/**
+ * bin/ocitool's code cache: made by a verb's first run, used while the bundle is the same file,
+ * never used for a changed bundle (even one of the same length, which V8 alone would take), made
+ * again when V8 refuses it (damaged), and never in the way: an unwritable cache folder or runs at
+ * once leave a working command and no temp file.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT } from './helpers/cli.js';
+
+let tree: string;
+const bundle = (): string => join(tree, 'dist', 'bundle', 'main.cjs');
+const cacheDir = (): string => join(tree, 'dist', 'bundle', 'cache');
+
+/** Runs the copied launcher; resolves with exit code and output. */
+function launch(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [join(tree, 'bin', 'ocitool'), ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+beforeAll(async () => {
+  // A copy of what a package install holds (bin/, the bundle, package.json), so that the test's
+  // changes to the bundle and its cache touch nothing the other tests run.
+  tree = join(tmpdir(), `ocitool-launcher-${randomBytes(6).toString('hex')}`);
+  await mkdir(join(tree, 'dist', 'bundle'), { recursive: true });
+  await cp(join(ROOT, 'bin'), join(tree, 'bin'), { recursive: true });
+  await cp(join(ROOT, 'dist', 'bundle', 'main.cjs'), bundle());
+  await writeFile(join(tree, 'package.json'), JSON.stringify({ name: 'ocitool', version: '9.8.7' }));
+});
+afterAll(async () => {
+  await rm(tree, { recursive: true, force: true });
+});
+
+describe('the launcher code cache', () => {
+  it("is made by a verb's first run and then used as it is", async () => {
+    const first = await launch(['--version']);
+    expect(first).toMatchObject({ code: 0, stdout: '9.8.7\n' });
+    const file = join(cacheDir(), 'main.v8');
+    const made = await stat(file);
+    expect((await readFile(file)).subarray(0, 19).toString()).toBe('ocitool-code-cache ');
+    const again = await launch(['--version']);
+    expect(again).toMatchObject({ code: 0, stdout: '9.8.7\n' });
+    expect((await stat(file)).mtimeMs).toBe(made.mtimeMs); // taken, not made again
+    // Another verb has a cache of its own.
+    expect((await launch(['ls', join(tree, 'no-such-layout')])).code).toBe(1);
+    expect((await readdir(cacheDir())).sort()).toEqual(['ls.v8', 'main.v8']);
+  });
+
+  it('a changed bundle of the same length runs as changed (its old cache is not used) and gets a new cache', async () => {
+    await launch(['--version']);
+    const before = await readFile(join(cacheDir(), 'main.v8'));
+    const source = await readFile(bundle(), 'utf8');
+    // The file the version is read from, changed in place: same length, different code.
+    const changed = source.replace('"../../package.json"', '"../../package.jsox"');
+    expect(changed).not.toBe(source);
+    expect(changed.length).toBe(source.length);
+    await writeFile(bundle(), changed);
+    const r = await launch(['--version']);
+    expect(r).toMatchObject({ code: 0, stdout: 'unknown\n' }); // package.jsox does not exist
+    expect((await readFile(join(cacheDir(), 'main.v8'))).equals(before)).toBe(false);
+    await writeFile(bundle(), source);
+    expect(await launch(['--version'])).toMatchObject({ code: 0, stdout: '9.8.7\n' });
+  });
+
+  it('a damaged cache is refused by V8 and made again; the command runs', async () => {
+    await launch(['--version']);
+    const file = join(cacheDir(), 'main.v8');
+    const good = await readFile(file);
+    const newline = good.indexOf(10);
+    await writeFile(file, Buffer.concat([good.subarray(0, newline + 1), randomBytes(good.length - newline - 1)]));
+    const damaged = await readFile(file);
+    expect(await launch(['--version'])).toMatchObject({ code: 0, stdout: '9.8.7\n' });
+    const remade = await stat(file);
+    expect((await readFile(file)).equals(damaged)).toBe(false);
+    // The new one is taken as it is.
+    expect(await launch(['--version'])).toMatchObject({ code: 0, stdout: '9.8.7\n' });
+    expect((await stat(file)).mtimeMs).toBe(remade.mtimeMs);
+  });
+
+  it('an unwritable cache folder: the command runs, nothing is cached, no temp file; runs at once share one cache', async () => {
+    await rm(cacheDir(), { recursive: true, force: true });
+    await writeFile(cacheDir(), 'not a folder');
+    expect(await launch(['--version'])).toMatchObject({ code: 0, stdout: '9.8.7\n' });
+    expect((await readdir(join(tree, 'dist', 'bundle'))).sort()).toEqual(['cache', 'main.cjs']);
+    await rm(cacheDir());
+    // Every run at once finds no cache and writes one.
+    const runs = await Promise.all(Array.from({ length: 6 }, () => launch(['--version'])));
+    for (const r of runs) expect(r).toMatchObject({ code: 0, stdout: '9.8.7\n' });
+    expect(await readdir(cacheDir())).toEqual(['main.v8']);
+  });
+});
