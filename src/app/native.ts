@@ -70,12 +70,13 @@ async function nativeFile(dir: string, pkg: LockedPackage, budget: { folders: nu
  * the host's that a package's native parts cannot serve, in one line naming the package and the
  * platform (a usage error: --allow-native, or a build for the host, is the way on).
  */
-export function nativeCheck(dir: string, packages: LockedPackage[]): (platforms: Platform[], warn?: (m: string) => void) => Promise<void> {
+export function nativeCheck(dir: string, packages: LockedPackage[], limits: { folders?: number } = {}): (platforms: Platform[], warn?: (m: string) => void) => Promise<void> {
+  const folders = limits.folders ?? NATIVE_SEARCH_FOLDERS;
   return async (platforms, warn) => {
     const foreign = platforms.filter((p) => !isHostPlatform(p));
     if (foreign.length === 0) return;
     const host = formatPlatform(hostPlatform());
-    const budget = { folders: NATIVE_SEARCH_FOLDERS, exhausted: false };
+    const budget = { folders, exhausted: false };
     const files = new Map<string, string | undefined>();
     for (const pkg of packages) {
       for (const platform of foreign) {
@@ -90,6 +91,6 @@ export function nativeCheck(dir: string, packages: LockedPackage[]): (platforms:
         }
       }
     }
-    if (budget.exhausted) warn?.(`--app ${dir}: the search for native dependencies stopped after ${NATIVE_SEARCH_FOLDERS} folders; packages past it were not checked`);
+    if (budget.exhausted) warn?.(`--app ${dir}: the search for native dependencies stopped after ${folders} folders; packages past it were not checked`);
   };
 }

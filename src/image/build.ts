@@ -1,5 +1,5 @@
 import type { CopyEvent } from '../content/copy.js';
-import { canAddRoot, underLease, type Fetcher, type ReadOnlyStore, type Store } from '../content/store.js';
+import { canAddRoot, holdsSingleImagesOnly, underLease, type Fetcher, type ReadOnlyStore, type Store } from '../content/store.js';
 import { ImageWriter, withRemakes } from './image-writer.js';
 import { formatReference, parseReference, type ImageReference } from '../reference/transport.js';
 import { formatDockerReference } from '../reference/docker-name.js';
@@ -14,7 +14,9 @@ import { treeFingerprint, type CacheTee, type LayerCache } from '../layer/cache.
 import { MediaType, mediaTypeFor } from '../spec/media-types.js';
 import { Annotation, type Descriptor, type HistoryEntry, type ImageManifest, type Platform } from '../spec/types.js';
 import { applyConfigChanges, makeImageConfig, type ConfigChanges } from './config.js';
-import { buildIndex, resolveTargets, type BuildTarget } from './build-targets.js';
+import { buildIndex, resolveTargets, wantedPlatforms, type BuildTarget } from './build-targets.js';
+import { formatPlatform } from '../spec/platform.js';
+import { OciToolError } from '../util/errors.js';
 
 export type LayerSpec =
   | { kind: 'add'; src: string; dest: string }
@@ -201,6 +203,10 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
   const format = opts.format ?? 'oci';
   const dest = opts.destination;
   // Every platform's base image is read, and every layer's platform check made, before any layer.
+  const wanted = wantedPlatforms(opts);
+  if (wanted.length > 1 && holdsSingleImagesOnly(dest)) {
+    throw new OciToolError('USAGE', `${dest.name} cannot hold an image index (${wanted.map(formatPlatform).join(', ')}): write several platforms to a layout, a registry or an oci-archive, or build one platform`);
+  }
   const targets = await resolveTargets(opts);
   for (const spec of opts.layers ?? []) if (spec.kind === 'select' && spec.check) await spec.check(targets.map((t) => t.platform), opts.warn);
   const createdSeconds = opts.created ?? Math.floor(Date.now() / 1000);

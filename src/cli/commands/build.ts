@@ -131,10 +131,6 @@ export default defineCommand({
     const user = args.user ?? o.user;
     const added = layerSpecs(rawArgv());
     const platforms = platformsArg(args.platform) ?? platformsArg(o.platform?.join(','), `${app?.manifest.file} "ocitool".platform`);
-    // A docker archive holds single images: refused before anything is read or written.
-    if (dst.transport === 'docker-archive' && platforms && platforms.length > 1) {
-      throw new OciToolError('USAGE', `build: ${tag} cannot hold an image index (${platforms.map(formatPlatform).join(', ')}): write several platforms to a layout, a registry or an oci-archive, or build one platform`);
-    }
     const allowNative = flagGiven('allow-native') ? args['allow-native'] : (o.allowNative ?? false);
     const created = createdSeconds(args.created);
     // Every flag is checked before any layer is made (the config's own checks come too late).
