@@ -6,12 +6,13 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFile, cp, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OciLayout } from '../src/layout/layout.js';
 import type { ImageConfig, ImageManifest } from '../src/spec/types.js';
+import { appVariant, editJson, installFixtureApp } from './helpers/apps.js';
 import { ROOT, ocitool } from './helpers/cli.js';
 import { exists } from '../src/layer/sources.js';
 import { layerEntryNames } from './helpers/layers.js';
@@ -34,8 +35,7 @@ beforeAll(async () => {
   work = join(tmpdir(), `ocitool-app-${randomBytes(6).toString('hex')}`);
   app = join(work, 'app');
   process.env.OCITOOL_CACHE_DIR = join(work, 'cache'); // the layer cache of every build here (never the home folder's)
-  await cp(join(ROOT, 'testdata/app'), app, { recursive: true });
-  await ok(runTool('npm', ['ci', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: app, timeoutMs: 90_000 }));
+  await installFixtureApp(app);
   // The dev packages are installed (and must stay out of the image).
   for (const dev of ['is-number', 'vitest']) expect(await exists(join(app, 'node_modules', dev, 'package.json'))).toBe(true);
 }, 120_000);
@@ -43,19 +43,8 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-/** A copy of the installed app, changed by `edit` (package.json, lockfile, files). */
-async function variant(name: string, edit: (dir: string) => Promise<void> = async () => undefined): Promise<string> {
-  const dir = join(work, name);
-  await cp(app, dir, { recursive: true, verbatimSymlinks: true });
-  await edit(dir);
-  return dir;
-}
-
-async function editJson(file: string, f: (j: Record<string, unknown>) => void): Promise<void> {
-  const j = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
-  f(j);
-  await writeFile(file, JSON.stringify(j, null, 2));
-}
+/** A copy of the installed app, changed by `edit`. */
+const variant = (name: string, edit?: (dir: string) => Promise<void>): Promise<string> => appVariant(app, join(work, name), edit);
 
 interface Image {
   manifest: ImageManifest;

@@ -5,6 +5,7 @@ import { IgnoreMatcher } from '../layer/ignore.js';
 import { exists } from '../layer/sources.js';
 import { OciToolError } from '../util/errors.js';
 import { installedPackages, readLockfile, type LockedPackage } from './lockfile.js';
+import { nativeCheck } from './native.js';
 import { packageMain, type AppManifest } from './package-json.js';
 
 /** Every ancestor directory of each path (not the paths themselves). */
@@ -63,12 +64,21 @@ export async function selectedFiles(dir: string, manifest: AppManifest, lockfile
  * The two layers of `build --app DIR`: the production dependencies (as installed, at
  * WORKDIR/node_modules), then the app (package.json's `files`, or everything but node_modules, .git
  * and what DIR/.dockerignore excludes), both at `workdir`. Checks the lockfile and that every
- * production package is installed before any layer is made.
+ * production package is installed before any layer is made; the dependency layer refuses platforms
+ * other than the host's when a package has native parts, unless `allowNative` (see native.ts).
  */
-export async function appLayers(dir: string, manifest: AppManifest, workdir: string): Promise<{ layers: LayerSpec[]; lockfile: string; packages: LockedPackage[] }> {
+export async function appLayers(dir: string, manifest: AppManifest, workdir: string, opts: { allowNative?: boolean } = {}): Promise<{ layers: LayerSpec[]; lockfile: string; packages: LockedPackage[] }> {
   const lock = await readLockfile(dir);
   const packages = await installedPackages(dir, lock);
-  const deps: LayerSpec = { kind: 'select', src: dir, dest: workdir, keep: dependencyKeep(packages), label: 'production dependencies', cache: lock.hash };
+  const deps: LayerSpec = {
+    kind: 'select',
+    src: dir,
+    dest: workdir,
+    keep: dependencyKeep(packages),
+    label: 'production dependencies',
+    cache: lock.hash,
+    ...(opts.allowNative ? {} : { check: nativeCheck(dir, packages) }),
+  };
   let app: LayerSpec;
   if (manifest.pkg.files !== undefined) {
     const kept = await selectedFiles(dir, manifest, lock.file);

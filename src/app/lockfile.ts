@@ -19,6 +19,9 @@ export interface LockedPackage {
   license?: string;
   integrity?: string;
   optional: boolean;
+  /** The lockfile's `os` and `cpu` fields (npm's names: `linux`, `x64`; `!name` excludes one). */
+  os?: string[];
+  cpu?: string[];
 }
 
 export interface Lockfile {
@@ -117,6 +120,13 @@ export function productionPackages(doc: Record<string, unknown>, file: string): 
     if (license !== undefined) pkg.license = license;
     const integrity = str(e.integrity);
     if (integrity !== undefined) pkg.integrity = integrity;
+    for (const field of ['os', 'cpu'] as const) {
+      const v = e[field];
+      if (v === undefined) continue;
+      const list = typeof v === 'string' ? [v] : v;
+      if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) throw new OciToolError('INVALID_JSON', `lockfile ${file}: entry ${JSON.stringify(key)}: "${field}" is not a list of strings`);
+      pkg[field] = list;
+    }
     out.push(pkg);
   }
   return out;

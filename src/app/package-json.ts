@@ -6,7 +6,9 @@ import { parseJsonObject, readCapped } from './lockfile.js';
 export interface AppOptions {
   from?: string;
   tag?: string;
-  platform?: string;
+  /** One platform or several: a list, or a comma string. */
+  platform?: string[];
+  allowNative?: boolean;
   env?: string[];
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
@@ -30,11 +32,12 @@ export interface AppManifest {
 
 const PACKAGE_JSON_MAX_BYTES = 4 * 1024 * 1024;
 
-type Kind = 'string' | 'strings' | 'record' | { choices: readonly string[] };
+type Kind = 'string' | 'strings' | 'boolean' | 'record' | { choices: readonly string[] };
 const OPTIONS: Record<keyof AppOptions, Kind> = {
   from: 'string',
   tag: 'string',
-  platform: 'string',
+  platform: 'strings',
+  allowNative: 'boolean',
   env: 'strings',
   labels: 'record',
   annotations: 'record',
@@ -53,6 +56,7 @@ function checkOption(file: string, key: string, kind: Kind, v: unknown): unknown
     throw new OciToolError('INVALID_JSON', `${file}: "ocitool".${key} must be ${expected}`);
   };
   if (kind === 'string') return typeof v === 'string' ? v : bad('a string');
+  if (kind === 'boolean') return typeof v === 'boolean' ? v : bad('true or false');
   if (kind === 'strings') {
     // A port may be written as a number, and an exec form as one string (one word).
     const list = typeof v === 'string' || typeof v === 'number' ? [v] : v;

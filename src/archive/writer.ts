@@ -18,7 +18,7 @@ import { basename, dirname, join } from 'node:path';
 import { Readable, pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pack, type Pack } from 'tar-stream';
-import { readCapped, type Store } from '../content/store.js';
+import { readCapped, type SingleImageStore, type Store } from '../content/store.js';
 import { parseDigest } from '../digest/digest.js';
 import { HashingStream, VerifyingStream, isVerifiedFor } from '../digest/verify.js';
 import { OciLayout } from '../layout/layout.js';
@@ -127,8 +127,9 @@ class TarFileWriter {
 /** Fails early when `file`'s folder cannot take an archive (before any transfer starts). */
 export const checkArchiveTarget = (file: string): Promise<void> => TarFileWriter.checkWritable(file);
 
-export class DockerArchiveWriter implements Store, Committable {
+export class DockerArchiveWriter implements Store, Committable, SingleImageStore {
   readonly name: string;
+  readonly singleImagesOnly = true as const;
   private readonly tar: TarFileWriter;
   /** Blob digest → member name (config `<hex>.json`, layer `<diffID hex>.tar`). */
   private readonly members = new Map<string, Promise<string>>();

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { OciToolError } from '../util/errors.js';
 import { isRegistryDomain, parseDockerName, quote } from '../reference/docker-name.js';
 import { parseReference, unknownTransport, type ImageReference } from '../reference/transport.js';
-import { parsePlatform } from '../spec/platform.js';
+import { parsePlatform, parsePlatforms } from '../spec/platform.js';
 import type { Platform } from '../spec/types.js';
 
 const TRANSPORT_PREFIX = /^(oci|oci-archive|docker|docker-archive|dir):/;
@@ -61,6 +61,11 @@ export function parseLayoutArg(s: string): Extract<ImageReference, { transport: 
 
 export function platformArg(s: string | undefined): Platform | undefined {
   return s === undefined ? undefined : parsePlatform(s);
+}
+
+/** `--platform OS/ARCH[/VARIANT][,…]` (build): one platform or a comma list; `what` names it in messages. */
+export function platformsArg(s: string | undefined, what = '--platform'): Platform[] | undefined {
+  return s === undefined ? undefined : parsePlatforms(s, what);
 }
 
 /** RFC 3339 date-time: `2024-01-01T00:00:00Z`, `2024-01-01T02:00:00.5+02:00` (a space for the T too). */

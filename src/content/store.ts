@@ -101,6 +101,13 @@ export interface Leaser {
   withLease<T>(fn: () => Promise<T>): Promise<T>;
 }
 
+/** A store that holds single images, never an index (a docker archive being written). */
+export interface SingleImageStore {
+  readonly singleImagesOnly: true;
+}
+
+export const holdsSingleImagesOnly = (s: object): s is SingleImageStore => (s as Partial<SingleImageStore>).singleImagesOnly === true;
+
 /** Runs `fn` under the store's lease when it has leases, else as it is. */
 export function underLease<T>(store: object, fn: () => Promise<T>): Promise<T> {
   return typeof (store as Partial<Leaser>).withLease === 'function' ? (store as Leaser).withLease(fn) : fn();

@@ -1,6 +1,5 @@
 import type { CopyEvent } from '../content/copy.js';
-import { fetchConfig, type ManifestNode } from '../content/graph.js';
-import { canAddRoot, underLease, type Fetcher, type ReadOnlyStore, type Store } from '../content/store.js';
+import { canAddRoot, holdsSingleImagesOnly, underLease, type Fetcher, type ReadOnlyStore, type Store } from '../content/store.js';
 import { ImageWriter, withRemakes } from './image-writer.js';
 import { formatReference, parseReference, type ImageReference } from '../reference/transport.js';
 import { formatDockerReference } from '../reference/docker-name.js';
@@ -13,10 +12,11 @@ import { addEntries, selectEntries } from '../layer/sources.js';
 import { writeLayer, type Compression, type WrittenLayer } from '../layer/write.js';
 import { treeFingerprint, type CacheTee, type LayerCache } from '../layer/cache.js';
 import { MediaType, mediaTypeFor } from '../spec/media-types.js';
-import { Annotation, type Descriptor, type HistoryEntry, type ImageConfig, type ImageManifest, type Platform } from '../spec/types.js';
-import { OciToolError } from '../util/errors.js';
+import { Annotation, type Descriptor, type HistoryEntry, type ImageManifest, type Platform } from '../spec/types.js';
 import { applyConfigChanges, makeImageConfig, type ConfigChanges } from './config.js';
-import { resolveImageManifest } from './resolve.js';
+import { buildIndex, resolveTargets, wantedPlatforms, type BuildTarget } from './build-targets.js';
+import { formatPlatform } from '../spec/platform.js';
+import { OciToolError } from '../util/errors.js';
 
 export type LayerSpec =
   | { kind: 'add'; src: string; dest: string }
@@ -41,6 +41,11 @@ export type LayerSpec =
        * (the lockfile's hash), part of the fingerprint together with the walked entries' metadata.
        */
       cache?: string;
+      /**
+       * Refuses (throws) platforms the layer's contents cannot serve (an app's dependencies with native
+       * parts), told every platform the build makes before any layer is made.
+       */
+      check?: (platforms: Platform[], warn?: (message: string) => void) => Promise<void>;
     };
 
 export interface BuildOptions {
@@ -71,6 +76,12 @@ export interface BuildOptions {
   };
   /** Platform to pick from a base index and to record (default: the base's, else linux/amd64). */
   platform?: Platform;
+  /**
+   * Several platforms (a list of one is `platform`): one image per platform, each on that platform's
+   * image from a base index (or on scratch), sharing the new layers (made once), under one image
+   * index (a Docker manifest list with the docker format) that is tagged; `platform` is then unused.
+   */
+  platforms?: Platform[];
   layers?: LayerSpec[];
   config?: ConfigChanges;
   /** Manifest annotations. */
@@ -98,9 +109,19 @@ export interface BuildOptions {
 }
 
 
-export interface BuildResult {
+export interface BuiltImage {
+  platform: Platform;
   manifest: Descriptor;
   config: Descriptor;
+}
+
+export interface BuildResult {
+  /** What was tagged: the image's manifest, or the index of a multi-platform build. */
+  manifest: Descriptor;
+  /** The (first) image's config. */
+  config: Descriptor;
+  /** Each platform's image (one for a single-platform build), in the order the platforms were asked for. */
+  images: BuiltImage[];
   /** Only the layers this build wrote (base layers are reused as they are). */
   layers: WrittenLayer[];
 }
@@ -181,25 +202,13 @@ export function registryImageName(ref: ImageReference): string | undefined {
 async function buildInto(opts: BuildOptions): Promise<BuildResult> {
   const format = opts.format ?? 'oci';
   const dest = opts.destination;
-  let baseNode: ManifestNode | undefined;
-  let baseConfig: ImageConfig | undefined;
-  let baseLayers: Descriptor[] = [];
-  if (opts.base) {
-    const { manifest } = await resolveImageManifest(opts.base.store, opts.base.descriptor, {
-      ...(opts.platform ? { platform: opts.platform } : {}),
-      what: opts.base.name ?? opts.base.descriptor.digest,
-    });
-    if (manifest.parsed.kind !== 'manifest') {
-      throw new OciToolError('UNSUPPORTED', `base ${opts.base.name ?? ''}: a ${manifest.parsed.mediaType} cannot be a base (convert it first)`);
-    }
-    baseNode = manifest;
-    baseLayers = manifest.parsed.manifest.layers;
-    baseConfig = await fetchConfig(opts.base.store, manifest.parsed.manifest.config);
-    if (baseConfig.rootfs.diff_ids.length !== baseLayers.length) {
-      throw new OciToolError('INVALID_JSON', `base ${opts.base.name ?? ''}: config lists ${baseConfig.rootfs.diff_ids.length} diff_ids for ${baseLayers.length} layers`);
-    }
+  // Every platform's base image is read, and every layer's platform check made, before any layer.
+  const wanted = wantedPlatforms(opts);
+  if (wanted.length > 1 && holdsSingleImagesOnly(dest)) {
+    throw new OciToolError('USAGE', `${dest.name} cannot hold an image index (${wanted.map(formatPlatform).join(', ')}): write several platforms to a layout, a registry or an oci-archive, or build one platform`);
   }
-  const platform: Platform = opts.platform ?? (baseConfig ? platformOf(baseConfig) : { os: 'linux', architecture: 'amd64' });
+  const targets = await resolveTargets(opts);
+  for (const spec of opts.layers ?? []) if (spec.kind === 'select' && spec.check) await spec.check(targets.map((t) => t.platform), opts.warn);
   const createdSeconds = opts.created ?? Math.floor(Date.now() / 1000);
   const created = isoSeconds(createdSeconds);
   const ignore = opts.ignoreFile ? await IgnoreMatcher.fromFile(opts.ignoreFile, opts.exclude ?? []) : new IgnoreMatcher(opts.exclude ?? []);
@@ -207,11 +216,9 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
   // New layers stream into the destination, or a spool; base layers stay in the base's store.
   const writer = new ImageWriter(dest, opts.base?.store);
   try {
+    // Made once, shared by every platform's image.
     const written: WrittenLayer[] = [];
-    // A base without history gets one entry per layer, so that history still matches the layers.
-    const history: HistoryEntry[] = baseConfig?.history?.length
-      ? [...baseConfig.history]
-      : baseLayers.map(() => ({ ...(baseConfig?.created ? { created: baseConfig.created } : {}), comment: 'base layer (the base image records no history)' }));
+    const layerHistory: HistoryEntry[] = [];
     for (const spec of opts.layers ?? []) {
       const convOpts = {
         uid: opts.chown?.uid ?? 0,
@@ -261,52 +268,73 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
       if (spec.kind === 'tree-diff' && stats) Object.assign(spec.stats, stats);
       written.push(layer);
       const hex = layer.diffId.slice('sha256:'.length);
-      history.push({ created, created_by: historyLine(spec, hex), comment: spec.kind === 'tree-diff' ? `ocitool ${spec.label.toLowerCase()}` : 'ocitool build' });
+      layerHistory.push({ created, created_by: historyLine(spec, hex), comment: spec.kind === 'tree-diff' ? `ocitool ${spec.label.toLowerCase()}` : 'ocitool build' });
       opts.onLayer?.(layer, spec, stats);
     }
 
-    const { config: runtime, steps } = applyConfigChanges(baseConfig?.config, opts.config ?? {});
-    for (const step of steps) history.push({ created, created_by: step, comment: 'ocitool build', empty_layer: true });
-
-    const diffIds = [...(baseConfig?.rootfs.diff_ids ?? []), ...written.map((l) => l.diffId)];
-    const imageConfig = makeImageConfig({ ...(baseConfig ? { base: baseConfig } : {}), platform, created, config: runtime, diffIds, history });
-    const configDesc = writer.document(format === 'oci' ? MediaType.OciConfig : MediaType.DockerConfig, Buffer.from(JSON.stringify(imageConfig)));
-
-    const layers: Descriptor[] = [
-      ...baseLayers.map((l) => {
-        const { annotations: _a, ...rest } = l;
-        return { ...rest, mediaType: mediaTypeFor(l.mediaType, format), ...(format === 'oci' && l.annotations ? { annotations: l.annotations } : {}) };
-      }),
-      ...written.map((l) => l.descriptor),
-    ];
-    const annotations: Record<string, string> = { ...(opts.annotations ?? {}) };
-    if (opts.base && format === 'oci') {
-      annotations[Annotation.BaseDigest] ??= baseNode!.descriptor.digest;
-      if (opts.base.imageName) annotations[Annotation.BaseName] ??= opts.base.imageName;
-    }
-    if (format === 'docker' && Object.keys(annotations).length > 0) {
+    if (format === 'docker' && Object.keys(opts.annotations ?? {}).length > 0) {
       opts.warn?.('Docker manifests have no annotations; --annotation is dropped with --format docker');
     }
-    const manifest: ImageManifest = {
-      schemaVersion: 2,
-      mediaType: format === 'oci' ? MediaType.OciManifest : MediaType.DockerManifest,
-      config: configDesc,
-      layers,
-      ...(format === 'oci' && Object.keys(annotations).length > 0 ? { annotations } : {}),
-    };
-    const manifestDesc = writer.document(manifest.mediaType!, Buffer.from(JSON.stringify(manifest)));
-    await writer.write(manifestDesc, {
+    const images = targets.map((t) => imageOf(t, { written, layerHistory, created, format, writer, opts }));
+    const root: Descriptor =
+      images.length === 1
+        ? images[0]!.manifest
+        : writer.document(format === 'oci' ? MediaType.OciIndex : MediaType.DockerManifestList, Buffer.from(JSON.stringify(buildIndex(images, format))));
+    await writer.write(root, {
       ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     });
-    const described: Descriptor = { ...manifestDesc, platform };
+    // A single image is tagged with its platform; a multi-platform build tags its index only.
+    const described: Descriptor = images.length === 1 ? { ...root, platform: images[0]!.platform } : root;
     if (opts.tag !== undefined) await dest.tag(described, opts.tag);
     else if (canAddRoot(dest)) await dest.addRoot(described);
-    return { manifest: manifestDesc, config: configDesc, layers: written };
+    return { manifest: root, config: images[0]!.config, layers: written, images };
   } finally {
     await writer.close();
   }
+}
+
+/** One platform's config and manifest: its base's layers and history, then the shared new layers. */
+function imageOf(
+  target: BuildTarget,
+  ctx: { written: WrittenLayer[]; layerHistory: HistoryEntry[]; created: string; format: 'oci' | 'docker'; writer: ImageWriter; opts: BuildOptions },
+): BuiltImage {
+  const { written, created, format, writer, opts } = ctx;
+  const baseConfig = target.base?.config;
+  const baseLayers = target.base?.layers ?? [];
+  // A base without history gets one entry per layer, so that history still matches the layers.
+  const history: HistoryEntry[] = baseConfig?.history?.length
+    ? [...baseConfig.history]
+    : baseLayers.map(() => ({ ...(baseConfig?.created ? { created: baseConfig.created } : {}), comment: 'base layer (the base image records no history)' }));
+  history.push(...ctx.layerHistory);
+  const { config: runtime, steps } = applyConfigChanges(baseConfig?.config, opts.config ?? {});
+  for (const step of steps) history.push({ created, created_by: step, comment: 'ocitool build', empty_layer: true });
+
+  const diffIds = [...(baseConfig?.rootfs.diff_ids ?? []), ...written.map((l) => l.diffId)];
+  const imageConfig = makeImageConfig({ ...(baseConfig ? { base: baseConfig } : {}), platform: target.platform, created, config: runtime, diffIds, history });
+  const config = writer.document(format === 'oci' ? MediaType.OciConfig : MediaType.DockerConfig, Buffer.from(JSON.stringify(imageConfig)));
+
+  const layers: Descriptor[] = [
+    ...baseLayers.map((l) => {
+      const { annotations: _a, ...rest } = l;
+      return { ...rest, mediaType: mediaTypeFor(l.mediaType, format), ...(format === 'oci' && l.annotations ? { annotations: l.annotations } : {}) };
+    }),
+    ...written.map((l) => l.descriptor),
+  ];
+  const annotations: Record<string, string> = { ...(opts.annotations ?? {}) };
+  if (target.base && opts.base && format === 'oci') {
+    annotations[Annotation.BaseDigest] ??= target.base.node.descriptor.digest;
+    if (opts.base.imageName) annotations[Annotation.BaseName] ??= opts.base.imageName;
+  }
+  const manifest: ImageManifest = {
+    schemaVersion: 2,
+    mediaType: format === 'oci' ? MediaType.OciManifest : MediaType.DockerManifest,
+    config,
+    layers,
+    ...(format === 'oci' && Object.keys(annotations).length > 0 ? { annotations } : {}),
+  };
+  return { platform: target.platform, manifest: writer.document(manifest.mediaType!, Buffer.from(JSON.stringify(manifest))), config };
 }
 
 function historyLine(spec: LayerSpec, hex: string): string {
@@ -343,9 +371,4 @@ function selectWalk(spec: Extract<LayerSpec, { kind: 'select' }>, ignore: Ignore
   };
 }
 
-export function platformOf(config: ImageConfig): Platform {
-  const p: Platform = { os: config.os, architecture: config.architecture };
-  if (config.variant) p.variant = config.variant;
-  if (config['os.version']) p['os.version'] = config['os.version'];
-  return p;
-}
+export { platformOf } from './build-targets.js';

@@ -19,6 +19,21 @@ export function parsePlatform(s: string): Platform {
   return p;
 }
 
+/**
+ * A comma list of platforms (`linux/amd64,linux/arm64/v8`), each parsed as parsePlatform does; `what`
+ * names the list in messages. Empty items and a platform given twice are usage errors.
+ */
+export function parsePlatforms(s: string, what = '--platform'): Platform[] {
+  const out: Platform[] = [];
+  for (const item of s.split(',').map((x) => x.trim())) {
+    if (item === '') throw new OciToolError('USAGE', `${what} ${s}: an empty platform in the list`);
+    const p = parsePlatform(item);
+    if (out.some((q) => formatPlatform(q) === formatPlatform(p))) throw new OciToolError('USAGE', `${what} ${s}: ${formatPlatform(p)} is listed twice`);
+    out.push(p);
+  }
+  return out;
+}
+
 export function formatPlatform(p: Platform): string {
   return [p.os, p.architecture, p.variant].filter((x) => x !== undefined && x !== '').join('/');
 }
@@ -46,6 +61,15 @@ export function hostPlatform(): Platform {
   const os = process.platform === 'win32' ? 'windows' : 'linux';
   return architecture === 'arm' ? { os, architecture, variant: 'v7' } : { os, architecture };
 }
+
+/** Node's process.platform and process.arch for an OCI platform (npm's `os` and `cpu` fields use them). */
+export function nodePlatformOf(p: Platform): { os: string; cpu: string } {
+  const arch = Object.entries(ARCH_FROM_NODE).find(([, oci]) => oci === p.architecture)?.[0] ?? p.architecture;
+  return { os: p.os === 'windows' ? 'win32' : p.os, cpu: arch };
+}
+
+/** Whether `p` is this machine's platform (a variant, when given, must be the host's). */
+export const isHostPlatform = (p: Platform): boolean => platformMatches(p, hostPlatform());
 
 /** Whether `candidate` satisfies the wanted platform (os and architecture equal; variant if wanted). */
 export function platformMatches(want: Platform, candidate: Platform | undefined): boolean {

@@ -6,7 +6,8 @@ import type { LayerSpec } from '../../image/build.js';
 import { layerOutput, checkNewImageDestination, layerOutputOptions, NEW_IMAGE_TAG_HELP } from '../image-out-args.js';
 import { OciToolError, errno } from '../../util/errors.js';
 import { normalizePort, parseKeyValues } from '../../image/config.js';
-import { createdSeconds, parseImageArg, platformArg } from '../args.js';
+import { createdSeconds, parseImageArg, platformsArg } from '../args.js';
+import { formatPlatform } from '../../spec/platform.js';
 import { defineCommand, digestfileOption } from '../command.js';
 import { progressReporter } from '../progress.js';
 import { humanSize } from '../output.js';
@@ -89,7 +90,8 @@ export default defineCommand({
       .option('tag', { type: 'string', describe: `${NEW_IMAGE_TAG_HELP} (required, unless --app's package.json gives one)` })
       .option('app', { type: 'string', describe: 'DIR: package a Node.js app: a layer of its production dependencies, one of its files, config from its package.json ("ocitool" holds build options)' })
       .option('from', { type: 'string', describe: 'base image reference (default: scratch)' })
-      .option('platform', { type: 'string', describe: "OS/ARCH[/VARIANT] to pick from a base index and to record (default: the base's, this host's image from a base index; linux/amd64 without a base)" })
+      .option('platform', { type: 'string', describe: "OS/ARCH[/VARIANT] to pick from a base index and to record (default: the base's, this host's image from a base index; linux/amd64 without a base); a comma list (linux/amd64,linux/arm64) builds one image per platform, sharing the new layers, under one index" })
+      .option('allow-native', { type: 'boolean', default: false, describe: "--app: package dependencies with native parts (.node files, binding.gyp, lockfile os/cpu fields) into images for platforms other than this host's (refused by default)" })
       .option('add', { ...list, describe: 'SRC[:/DEST]: a layer from a directory or file, placed at the absolute path DEST (default /); repeatable, one layer each' })
       .option('diff', { type: 'string', array: true, nargs: 2, describe: 'LOWER UPPER: one layer with the changes that turn LOWER into UPPER; repeatable' })
       .option('env', { ...list, describe: 'KEY=VALUE; repeatable' })
@@ -128,7 +130,8 @@ export default defineCommand({
     if (app && !workdir!.startsWith('/')) throw new OciToolError('USAGE', `--app ${args.app}: the working directory ${JSON.stringify(workdir)} must be an absolute path (the app goes there)`);
     const user = args.user ?? o.user;
     const added = layerSpecs(rawArgv());
-    const platform = platformArg(args.platform ?? o.platform);
+    const platforms = platformsArg(args.platform) ?? platformsArg(o.platform?.join(','), `${app?.manifest.file} "ocitool".platform`);
+    const allowNative = flagGiven('allow-native') ? args['allow-native'] : (o.allowNative ?? false);
     const created = createdSeconds(args.created);
     // Every flag is checked before any layer is made (the config's own checks come too late).
     parseKeyValues(args.env, '--env');
@@ -142,7 +145,7 @@ export default defineCommand({
     const fromRef = from !== undefined ? parseImageArg(from) : undefined;
     await checkInputs(added, args['ignore-file']);
     // The app's layers come first (dependencies, then its files), then --add and --diff in order.
-    const layers = args.app !== undefined ? [...(await (await import('../../app/layers.js')).appLayers(args.app, app!.manifest, workdir!)).layers, ...added] : added;
+    const layers = args.app !== undefined ? [...(await (await import('../../app/layers.js')).appLayers(args.app, app!.manifest, workdir!, { allowNative })).layers, ...added] : added;
     const registry = await registryOpen(args);
     const stopSignal = args['stop-signal'];
     const progress = progressReporter(out, process.stderr, Date.now, signal);
@@ -162,7 +165,7 @@ export default defineCommand({
       // destination is no registry): a password never goes to another registry.
       ...(registry.credential && dst.transport === 'docker' ? { dstCredential: registry.credential } : {}),
       ...(registry.credential && fromRef?.transport === 'docker' && (dst.transport !== 'docker' || dst.ref.domain === fromRef.ref.domain) ? { srcCredential: registry.credential } : {}),
-      ...(platform ? { platform } : {}),
+      ...(platforms ? { platforms } : {}),
       layers,
       config: {
         env,
@@ -196,7 +199,13 @@ export default defineCommand({
       throw err;
     });
     if (showProgress) progress.finish();
-    out.note('config', { digest: result.config.digest, mediaType: result.config.mediaType, size: result.config.size }, `config ${result.config.digest}`);
+    if (result.images.length === 1) out.note('config', { digest: result.config.digest, mediaType: result.config.mediaType, size: result.config.size }, `config ${result.config.digest}`);
+    else {
+      for (const img of result.images) {
+        const platform = formatPlatform(img.platform);
+        out.note('image', { platform, digest: img.manifest.digest, config: img.config.digest }, `image ${platform} ${img.manifest.digest} (config ${img.config.digest})`);
+      }
+    }
     return { reference: dst, descriptor: result.manifest, wrote: true, fields: { layers: result.layers.length, ...(showProgress ? progress.counts() : {}) } };
   },
 });
