@@ -4,7 +4,7 @@ import type { LayerSpec } from '../image/build.js';
 import { IgnoreMatcher } from '../layer/ignore.js';
 import { exists } from '../layer/sources.js';
 import { OciToolError } from '../util/errors.js';
-import { installedPackages, readLockfile, type LockedPackage } from './lockfile.js';
+import { installedPackages, readLockfile, type LockedPackage, type Lockfile } from './lockfile.js';
 import { packageMain, type AppManifest } from './package-json.js';
 
 /** Every ancestor directory of each path (not the paths themselves). */
@@ -65,7 +65,7 @@ export async function selectedFiles(dir: string, manifest: AppManifest, lockfile
  * and what DIR/.dockerignore excludes), both at `workdir`. Checks the lockfile and that every
  * production package is installed before any layer is made.
  */
-export async function appLayers(dir: string, manifest: AppManifest, workdir: string): Promise<{ layers: LayerSpec[]; lockfile: string; packages: LockedPackage[] }> {
+export async function appLayers(dir: string, manifest: AppManifest, workdir: string): Promise<{ layers: LayerSpec[]; lockfile: string; lock: Lockfile; packages: LockedPackage[] }> {
   const lock = await readLockfile(dir);
   const packages = await installedPackages(dir, lock);
   const deps: LayerSpec = { kind: 'select', src: dir, dest: workdir, keep: dependencyKeep(packages), label: 'production dependencies', cache: lock.hash };
@@ -80,5 +80,5 @@ export async function appLayers(dir: string, manifest: AppManifest, workdir: str
     const ignore = (await exists(ignoreFile)) ? await IgnoreMatcher.fromFile(ignoreFile, rules) : new IgnoreMatcher(rules);
     app = { kind: 'select', src: dir, dest: workdir, keep: (p) => !ignore.excludes(p), reinclude: ignore.hasNegations, label: 'app files' };
   }
-  return { layers: [deps, app], lockfile: lock.file, packages };
+  return { layers: [deps, app], lockfile: lock.file, lock, packages };
 }
