@@ -4,7 +4,7 @@
  * caller's options, the dependency and app layers first, the dependency layer cache, and the SBOM
  * attached to the image once it is written.
  */
-import type { BuildToOptions } from '../image/build.js';
+import type { BuildOptions, BuildResult, BuildToOptions } from '../image/build.js';
 import type { OpenedStore } from '../transport/open.js';
 import type { ImageReference } from '../reference/transport.js';
 import { attach, packArtifact } from '../artifact/artifact.js';
@@ -132,20 +132,21 @@ export async function appSbom(app: PreparedApp, created: number): Promise<{ byte
 }
 
 /**
- * Writes the app's SBOM next to the image `subject` just built into `dest` and attaches it as a
- * referrer: listed in index.json (a layout, an oci-archive), or the registry's referrers API, else
- * the fallback tag. A destination that cannot hold referrers (docker-archive) gets none: one warning.
+ * Writes the app's SBOM next to the root `built` (an image, or an index) just written into `dest`
+ * and attaches it as a referrer: listed in index.json (a layout, an oci-archive), or the registry's
+ * referrers API, else the fallback tag. A destination that cannot hold referrers (docker-archive)
+ * gets none: one warning. Its time is the build's (`created`, else the one the config records).
  */
-export async function attachAppSbom(app: PreparedApp, dest: OpenedStore<Store>, ref: ImageReference, subject: Descriptor, opts: { created?: number; config?: Descriptor; warn?: (m: string) => void; signal?: AbortSignal }): Promise<SbomResult | undefined> {
+export async function attachAppSbom(app: PreparedApp, dest: OpenedStore<Store>, ref: ImageReference, built: Pick<BuildResult, 'manifest' | 'config'>, opts: Pick<BuildOptions, 'created' | 'warn' | 'signal'> = {}): Promise<SbomResult | undefined> {
   const store = dest.store;
+  const subject = built.manifest;
   if (ref.transport !== 'docker' && !canAddRoot(store)) {
     opts.warn?.(`${formatReference(ref)}: a ${ref.transport} cannot hold the SBOM (a referrer); the image is written without it (use an OCI layout, an oci-archive or a registry, or --sbom none)`);
     return undefined;
   }
-  // The build's own time: the one given, else the one its config records.
   let created = opts.created;
-  if (created === undefined && opts.config) {
-    const t = Date.parse((await fetchConfig(store, opts.config).catch(() => undefined))?.created ?? '');
+  if (created === undefined) {
+    const t = Date.parse((await fetchConfig(store, built.config).catch(() => undefined))?.created ?? '');
     if (Number.isFinite(t)) created = Math.floor(t / 1000);
   }
   created ??= Math.floor(Date.now() / 1000);

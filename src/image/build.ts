@@ -157,6 +157,11 @@ export interface BuildToOptions extends Omit<BuildOptions, 'destination' | 'tag'
  *     layers: [{ kind: 'add', src: './dist', dest: '/app' }],
  *     config: { workdir: '/app', entrypoint: ['node', 'server.js'] },
  *   });
+ *
+ * With `app`, a Node.js app (installed with `npm ci`) packaged as `build --app` does, its SBOM
+ * attached to the image (`sbom` in the result):
+ *
+ *   const { manifest, sbom } = await build('docker://registry.example/team/app:v1', { app: '.', from: 'docker://registry.example/library/node:20' });
  */
 export async function build(to: string | ImageReference, options: BuildToOptions = {}): Promise<BuildToResult> {
   const { openStore, writeTo } = await import('../transport/open.js');
@@ -180,7 +185,7 @@ export async function build(to: string | ImageReference, options: BuildToOptions
       if (!app || sbom === 'none') return result;
       // The SBOM is about the root the build tags (an image, or the index of a multi-platform build).
       const { attachAppSbom } = await import('../app/build-app.js');
-      const attached = await attachAppSbom(app.app, dest, dstRef, result.manifest, { config: result.config, ...pick(rest, 'created', 'warn', 'signal') });
+      const attached = await attachAppSbom(app.app, dest, dstRef, result, rest);
       return attached ? { ...result, sbom: attached } : result;
     });
   } finally {
@@ -191,13 +196,6 @@ export async function build(to: string | ImageReference, options: BuildToOptions
 /** What build() gives: the build's result, and the SBOM it attached (with `app`). */
 export interface BuildToResult extends BuildResult {
   sbom?: SbomResult;
-}
-
-/** The keys of `o` among `keys` that are defined. */
-function pick<T extends object, K extends keyof T>(o: T, ...keys: K[]): Partial<Pick<T, K>> {
-  const out: Partial<Pick<T, K>> = {};
-  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
-  return out;
 }
 
 /** A base as buildImage takes it, opened from `ref`. */
