@@ -135,9 +135,15 @@ describe('build --platform A,B', () => {
     expect(b.index.manifests.map((e) => e.platform)).toEqual([{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64' }]);
     await expectShared(b, 2);
     expect(b.images.map((i) => i.config.config?.Env)).toEqual([expect.arrayContaining(['BASE=amd', 'NODE_ENV=production']), expect.arrayContaining(['BASE=arm', 'NODE_ENV=production'])]);
-    // Only the index is tagged; the images are reachable from it alone.
+    // Only the index is tagged; the images are reachable from it alone. The other entry is the
+    // SBOM, a referrer of the index (the same packages serve every platform).
     const tags = await layoutTags(out);
-    expect(tags.map((d) => [d.mediaType, d.annotations?.['org.opencontainers.image.ref.name']])).toEqual([['application/vnd.oci.image.index.v1+json', 'v1']]);
+    expect(tags.map((d) => [d.mediaType, d.annotations?.['org.opencontainers.image.ref.name']])).toEqual([
+      ['application/vnd.oci.image.index.v1+json', 'v1'],
+      ['application/vnd.oci.image.manifest.v1+json', undefined],
+    ]);
+    const sbom = JSON.parse((await (await OciLayout.open(out)).fetchBytes(tags[1]!)).toString()) as { artifactType?: string; subject?: Descriptor };
+    expect([sbom.artifactType, sbom.subject?.digest]).toEqual(['application/spdx+json', tags[0]!.digest]);
 
     const raw = JSON.parse(await ok(skopeo(['inspect', '--raw', `oci:${out}:v1`]))) as ImageIndex;
     expect(raw.manifests.map((m) => m.digest)).toEqual(b.index.manifests.map((m) => m.digest));

@@ -4,7 +4,7 @@ import type { LayerSpec } from '../image/build.js';
 import { IgnoreMatcher } from '../layer/ignore.js';
 import { exists } from '../layer/sources.js';
 import { OciToolError } from '../util/errors.js';
-import { installedPackages, readLockfile, type LockedPackage } from './lockfile.js';
+import { installedPackages, readLockfile, type LockedPackage, type Lockfile } from './lockfile.js';
 import { nativeCheck } from './native.js';
 import { packageMain, type AppManifest } from './package-json.js';
 
@@ -67,7 +67,7 @@ export async function selectedFiles(dir: string, manifest: AppManifest, lockfile
  * production package is installed before any layer is made; the dependency layer refuses platforms
  * other than the host's when a package has native parts, unless `allowNative` (see native.ts).
  */
-export async function appLayers(dir: string, manifest: AppManifest, workdir: string, opts: { allowNative?: boolean } = {}): Promise<{ layers: LayerSpec[]; lockfile: string; packages: LockedPackage[] }> {
+export async function appLayers(dir: string, manifest: AppManifest, workdir: string, opts: { allowNative?: boolean } = {}): Promise<{ layers: LayerSpec[]; lockfile: string; lock: Lockfile; packages: LockedPackage[] }> {
   const lock = await readLockfile(dir);
   const packages = await installedPackages(dir, lock);
   const deps: LayerSpec = {
@@ -90,5 +90,5 @@ export async function appLayers(dir: string, manifest: AppManifest, workdir: str
     const ignore = (await exists(ignoreFile)) ? await IgnoreMatcher.fromFile(ignoreFile, rules) : new IgnoreMatcher(rules);
     app = { kind: 'select', src: dir, dest: workdir, keep: (p) => !ignore.excludes(p), reinclude: ignore.hasNegations, label: 'app files' };
   }
-  return { layers: [deps, app], lockfile: lock.file, packages };
+  return { layers: [deps, app], lockfile: lock.file, lock, packages };
 }

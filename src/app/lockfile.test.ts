@@ -59,6 +59,12 @@ describe('readLockfile and installedPackages', () => {
     expect((await installedPackages(dir, l)).map((p) => p.name)).toEqual(['a', 'b']);
   });
 
+  it("keeps the app's own dependency names (its \"\" entry) for the SBOM", async () => {
+    const sub = await mkdtemp(join(dir, 'root-'));
+    await writeFile(join(sub, 'package-lock.json'), JSON.stringify({ lockfileVersion: 3, packages: { '': { name: 'app', dependencies: { z: '1', a: '1' }, devDependencies: { d: '1' }, optionalDependencies: { o: '1' } } } }));
+    expect((await readLockfile(sub)).rootDependencies).toEqual(['a', 'o', 'z']);
+  });
+
   it('reads under a cap: a larger file is refused, named, without being read whole', async () => {
     const big = join(dir, 'big.json');
     await writeFile(big, Buffer.alloc(3 << 20, 0x20));
@@ -71,5 +77,32 @@ describe('readLockfile and installedPackages', () => {
     await writeFile(join(dir, 'npm-shrinkwrap.json'), '{oops');
     await expect(readLockfile(dir)).rejects.toThrow(`lockfile ${join(dir, 'npm-shrinkwrap.json')}: not JSON`);
     await rm(join(dir, 'npm-shrinkwrap.json'));
+  });
+});
+
+describe('productionPackages: what the SBOM reads', () => {
+  it('keeps dependency names, and refuses hostile names, versions and dependency maps in one short line', () => {
+    expect(productionPackages(lock({ 'node_modules/a': { version: '1', dependencies: { c: '1', b: '2' }, optionalDependencies: { d: '1' } } }), 'L')[0]!.dependencies).toEqual(['b', 'c', 'd']);
+    const huge = 'n'.repeat(1_000_000);
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ [`node_modules/${huge}`]: { version: '1' } }, /entry "node_modules\/n+…" is a path of 1000013 characters/],
+      [{ 'node_modules/a': { name: huge } }, /the package name "n+…" is not an npm name/],
+      [{ 'node_modules/a': { name: 'a b' } }, /the package name "a b" is not an npm name/],
+      [{ 'node_modules/a': { version: `1\n${huge}` } }, /the version "1\\nn+…" is not a version/],
+      [{ 'node_modules/a': { dependencies: ['b'] } }, /entry "node_modules\/a": "dependencies" is not an object/],
+      [{ 'node_modules/a': { dependencies: { [huge]: '1' } } }, /"dependencies" names a package "n+…" of 1000000 characters/],
+      [{ [`node_modules/a${'/node_modules/a'.repeat(70)}`]: {} }, /nests node_modules more than 64 deep/],
+    ];
+    for (const [entries, re] of cases) {
+      let err: Error | undefined;
+      try {
+        productionPackages(lock(entries), 'L');
+      } catch (e) {
+        err = e as Error;
+      }
+      expect(err?.message).toMatch(re);
+      expect(err!.message.length).toBeLessThan(400);
+      expect(err!.message).not.toContain('\n');
+    }
   });
 });

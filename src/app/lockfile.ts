@@ -22,6 +22,8 @@ export interface LockedPackage {
   /** The lockfile's `os` and `cpu` fields (npm's names: `linux`, `x64`; `!name` excludes one). */
   os?: string[];
   cpu?: string[];
+  /** The names it requires (`dependencies`, `optionalDependencies`, `peerDependencies`), sorted. */
+  dependencies?: string[];
 }
 
 export interface Lockfile {
@@ -32,6 +34,36 @@ export interface Lockfile {
   production: LockedPackage[];
   /** sha256 of the lockfile's bytes (`sha256:HEX`): part of the dependency layer's cache key. */
   hash: string;
+  /** The names the app itself requires (its `""` entry's dependencies, optional and peer ones). */
+  rootDependencies?: string[];
+}
+
+/** npm's longest package name; longer names and versions are refused (they could not be installed). */
+const NAME_MAX = 214;
+const VERSION_MAX = 256;
+const FIELD_MAX = 4096;
+/** How deep node_modules may nest, and how many dependency names all entries may list together. */
+const NESTING_MAX = 64;
+export const DEPENDENCY_NAMES_MAX = 1_000_000;
+
+/** A lockfile key or value as messages quote it: JSON, cut short. */
+export function quoted(s: string, max = 120): string {
+  return JSON.stringify(s.length > max ? `${s.slice(0, max)}…` : s);
+}
+
+/** The dependency names of a lockfile entry, checked (undefined when it lists none). */
+function dependencyNames(e: Record<string, unknown>, where: string): string[] | undefined {
+  const names = new Set<string>();
+  for (const field of ['dependencies', 'optionalDependencies', 'peerDependencies']) {
+    const v = e[field];
+    if (v === undefined) continue;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new OciToolError('INVALID_JSON', `${where}: "${field}" is not an object`);
+    for (const n of Object.keys(v)) {
+      if (n.length === 0 || n.length > NAME_MAX) throw new OciToolError('INVALID_JSON', `${where}: "${field}" names a package ${quoted(n)} of ${n.length} characters (at most ${NAME_MAX})`);
+      names.add(n);
+    }
+  }
+  return names.size ? [...names].sort() : undefined;
 }
 
 // node_modules/NAME or node_modules/@SCOPE/NAME, repeated for nested installs.
@@ -97,35 +129,48 @@ export function productionPackages(doc: Record<string, unknown>, file: string): 
   const keys = Object.keys(packages);
   if (keys.length > LOCKFILE_MAX_ENTRIES) throw new OciToolError('TOO_LARGE', `lockfile ${file}: ${keys.length} packages, more than ${LOCKFILE_MAX_ENTRIES}`);
   const out: LockedPackage[] = [];
+  let names = 0;
   for (const key of keys) {
     if (key === '') continue; // the app itself
     const raw = (packages as Record<string, unknown>)[key];
-    if (typeof raw !== 'object' || raw === null) throw new OciToolError('INVALID_JSON', `lockfile ${file}: entry ${JSON.stringify(key)} is not an object`);
+    if (typeof raw !== 'object' || raw === null) throw new OciToolError('INVALID_JSON', `lockfile ${file}: entry ${quoted(key)} is not an object`);
     const e = raw as Record<string, unknown>;
+    if (key.length > FIELD_MAX) throw new OciToolError('INVALID_JSON', `lockfile ${file}: entry ${quoted(key)} is a path of ${key.length} characters (at most ${FIELD_MAX})`);
     const segments = key.split(/[/\\]/);
+    if (segments.filter((g) => g === 'node_modules').length > NESTING_MAX) throw new OciToolError('INVALID_JSON', `lockfile ${file}: entry ${quoted(key)} nests node_modules more than ${NESTING_MAX} deep`);
     if (key.startsWith('/') || /^[a-zA-Z]:/.test(key) || key.includes('\\') || segments.some((s) => s === '..' || s === '.' || s === '')) {
-      throw new OciToolError('INVALID_JSON', `lockfile ${file}: entry ${JSON.stringify(key)} is a path outside the app`);
+      throw new OciToolError('INVALID_JSON', `lockfile ${file}: entry ${quoted(key)} is a path outside the app`);
     }
     if (!key.startsWith('node_modules/') && !key.includes('/node_modules/')) continue; // a workspace's own folder: a link target
-    if (!PACKAGE_PATH.test(key)) throw new OciToolError('INVALID_JSON', `lockfile ${file}: entry ${JSON.stringify(key)} is not a node_modules/NAME path`);
+    if (!PACKAGE_PATH.test(key)) throw new OciToolError('INVALID_JSON', `lockfile ${file}: entry ${quoted(key)} is not a node_modules/NAME path`);
     if (e.dev === true) continue;
     if (e.link === true) {
-      throw new OciToolError('UNSUPPORTED', `lockfile ${file}: entry ${JSON.stringify(key)} is a link to ${JSON.stringify(str(e.resolved) ?? '?')} (workspaces and file: links cannot be packaged yet)`);
+      throw new OciToolError('UNSUPPORTED', `lockfile ${file}: entry ${quoted(key)} is a link to ${quoted(str(e.resolved) ?? '?')} (workspaces and file: links cannot be packaged yet)`);
     }
+    const where = `lockfile ${file}: entry ${quoted(key)}`;
     const name = str(e.name) ?? key.slice(key.lastIndexOf('node_modules/') + 'node_modules/'.length);
+    if (name.length === 0 || name.length > NAME_MAX || /[\x00-\x20\x7f]/.test(name)) throw new OciToolError('INVALID_JSON', `${where}: the package name ${quoted(name)} is not an npm name (at most ${NAME_MAX} characters, no spaces)`);
     const pkg: LockedPackage = { path: key, name, optional: e.optional === true || e.devOptional === true };
     const v = str(e.version);
+    if (v !== undefined && (v.length > VERSION_MAX || /[\x00-\x20\x7f]/.test(v))) throw new OciToolError('INVALID_JSON', `${where}: the version ${quoted(v)} is not a version (at most ${VERSION_MAX} characters, no spaces)`);
     if (v !== undefined) pkg.version = v;
+    // Only carried into the SBOM, which checks them: odd values are dropped there, not here.
     const license = str(e.license);
-    if (license !== undefined) pkg.license = license;
+    if (license !== undefined && license.length <= FIELD_MAX) pkg.license = license;
     const integrity = str(e.integrity);
-    if (integrity !== undefined) pkg.integrity = integrity;
+    if (integrity !== undefined && integrity.length <= FIELD_MAX) pkg.integrity = integrity;
     for (const field of ['os', 'cpu'] as const) {
       const v = e[field];
       if (v === undefined) continue;
       const list = typeof v === 'string' ? [v] : v;
-      if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) throw new OciToolError('INVALID_JSON', `lockfile ${file}: entry ${JSON.stringify(key)}: "${field}" is not a list of strings`);
+      if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) throw new OciToolError('INVALID_JSON', `${where}: "${field}" is not a list of strings`);
       pkg[field] = list;
+    }
+    const deps = dependencyNames(e, where);
+    if (deps) {
+      pkg.dependencies = deps;
+      names += deps.length;
+      if (names > DEPENDENCY_NAMES_MAX) throw new OciToolError('TOO_LARGE', `lockfile ${file}: its production entries name more than ${DEPENDENCY_NAMES_MAX} dependencies`);
     }
     out.push(pkg);
   }
@@ -145,7 +190,10 @@ export async function readLockfile(dir: string): Promise<Lockfile> {
   const bytes = await readCapped(file, LOCKFILE_MAX_BYTES, 'lockfile');
   const doc = parseJsonObject(bytes, `lockfile ${file}`);
   const hash = digestOf(bytes);
-  return { file, version: typeof doc.lockfileVersion === 'number' ? doc.lockfileVersion : 0, production: productionPackages(doc, file), hash };
+  const production = productionPackages(doc, file);
+  const root = (doc.packages as Record<string, unknown>)[''];
+  const rootDependencies = typeof root === 'object' && root !== null ? dependencyNames(root as Record<string, unknown>, `lockfile ${file}: entry ""`) : undefined;
+  return { file, version: typeof doc.lockfileVersion === 'number' ? doc.lockfileVersion : 0, production, hash, ...(rootDependencies ? { rootDependencies } : {}) };
 }
 
 /**

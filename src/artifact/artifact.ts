@@ -32,6 +32,8 @@ export interface ArtifactFile {
   path: string;
   /** Layer media type (default: `--media-type`, else application/octet-stream; a directory's is tar+gzip). */
   mediaType?: string;
+  /** The file's content, made in memory (an SBOM): then `path` is only its name (the title), never read. */
+  bytes?: Buffer;
 }
 
 export interface PackArtifactOptions {
@@ -67,6 +69,12 @@ export async function packArtifact(destination: Store, opts: PackArtifactOptions
       const title = basename(f.path.replace(/\/+$/, ''));
       if (titles.has(title)) throw new OciToolError('USAGE', `artifact pack: two inputs are named ${JSON.stringify(title)} (titles must differ)`);
       titles.add(title);
+      if (f.bytes !== undefined) {
+        const bytes = f.bytes;
+        const put = await withRemakes(`artifact file ${title}`, () => sink.pushStream(Readable.from([bytes]), sig), sig);
+        layers.push({ mediaType: f.mediaType ?? opts.defaultMediaType ?? 'application/octet-stream', digest: put.digest, size: put.size, annotations: { [Annotation.Title]: title } });
+        continue;
+      }
       let st;
       try {
         st = await stat(f.path);

@@ -17,6 +17,7 @@ import { applyConfigChanges, makeImageConfig, type ConfigChanges } from './confi
 import { buildIndex, resolveTargets, wantedPlatforms, type BuildTarget } from './build-targets.js';
 import { formatPlatform } from '../spec/platform.js';
 import { OciToolError } from '../util/errors.js';
+import type { AppDefaults, SbomResult } from '../app/build-app.js';
 
 export type LayerSpec =
   | { kind: 'add'; src: string; dest: string }
@@ -144,6 +145,27 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
 export interface BuildToOptions extends Omit<BuildOptions, 'destination' | 'tag' | 'base'> {
   /** The base image's reference (`docker://…`, `oci:DIR:TAG`, archives…); default: scratch. */
   from?: string | ImageReference;
+  /**
+   * A Node.js app to package (`build --app DIR`): its package.json's `"ocitool"` options as defaults
+   * under these options (`from`, `platform`, `compression`, `format`, config, annotations; env,
+   * labels, expose and volumes add to them), a layer of its production dependencies and one of its
+   * files before `layers`, config defaults (WorkingDir /app, Entrypoint node MAIN, NODE_ENV=production,
+   * labels from package.json), the dependency layer cache, and an SBOM. A directory, or its
+   * appDefaults as read already.
+   */
+  app?: string | AppDefaults;
+  /** With `app`: attach an SPDX 2.3 SBOM of the production packages as a referrer (default 'spdx'). */
+  sbom?: 'spdx' | 'none';
+  /**
+   * With `app`: the dependency layer cache under ocitoolCacheDir() ($OCITOOL_CACHE_DIR): 'use' it
+   * (default), 'refresh' it (pack again and store), or 'off'. A `layerCache` given wins.
+   */
+  appCache?: 'use' | 'refresh' | 'off';
+  /**
+   * With `app`: package dependencies with native parts (.node files, binding.gyp, lockfile os/cpu)
+   * for platforms other than this host's (default: package.json's "ocitool".allowNative, else refused).
+   */
+  allowNative?: boolean;
   /** Credentials for the base's and the destination's registries (default: docker config files, helpers). */
   srcCredential?: Credential;
   dstCredential?: Credential;
@@ -161,27 +183,45 @@ export interface BuildToOptions extends Omit<BuildOptions, 'destination' | 'tag'
  *     layers: [{ kind: 'add', src: './dist', dest: '/app' }],
  *     config: { workdir: '/app', entrypoint: ['node', 'server.js'] },
  *   });
+ *
+ * With `app`, a Node.js app (installed with `npm ci`) packaged as `build --app` does, its SBOM
+ * attached to the image (`sbom` in the result):
+ *
+ *   const { manifest, sbom } = await build('docker://registry.example/team/app:v1', { app: '.', from: 'docker://registry.example/library/node:20' });
  */
-export async function build(to: string | ImageReference, opts: BuildToOptions = {}): Promise<BuildResult> {
+export async function build(to: string | ImageReference, options: BuildToOptions = {}): Promise<BuildToResult> {
   const { openStore, writeTo } = await import('../transport/open.js');
   const { destinationTag } = await import('../transport/copy.js');
   const ref = (r: string | ImageReference): ImageReference => (typeof r === 'string' ? parseReference(r) : r);
   const dstRef = ref(to);
-  const { from, srcCredential, dstCredential, insecure, ...rest } = opts;
+  if (options.sbom === 'spdx' && options.app === undefined) throw new OciToolError('USAGE', 'build: an SBOM (sbom: spdx, --sbom spdx) needs an app (--app DIR) to describe');
+  const app = options.app !== undefined ? await (await import('../app/build-app.js')).withApp(options.app, options) : undefined;
+  const opts = app?.options ?? options;
+  const { from, srcCredential, dstCredential, insecure, app: _app, sbom, appCache: _c, ...rest } = opts;
   const base = from !== undefined ? await openStore(ref(from), { ...(insecure ? { insecure } : {}), ...(srcCredential ? { credential: srcCredential } : {}) }) : undefined;
   try {
     const tag = destinationTag(dstRef);
-    return await writeTo(dstRef, { ...(insecure ? { insecure } : {}), ...(dstCredential ? { credential: dstCredential } : {}) }, async (dest) =>
-      buildImage({
+    return await writeTo(dstRef, { ...(insecure ? { insecure } : {}), ...(dstCredential ? { credential: dstCredential } : {}) }, async (dest): Promise<BuildToResult> => {
+      const result = await buildImage({
         ...rest,
         destination: dest.store,
         ...(tag !== undefined ? { tag } : {}),
         ...(base ? { base: await baseOf(base, ref(from!)) } : {}),
-      }),
-    );
+      });
+      if (!app || sbom === 'none') return result;
+      // The SBOM is about the root the build tags (an image, or the index of a multi-platform build).
+      const { attachAppSbom } = await import('../app/build-app.js');
+      const attached = await attachAppSbom(app.app, dest, dstRef, result, rest);
+      return attached ? { ...result, sbom: attached } : result;
+    });
   } finally {
     await base?.close?.();
   }
+}
+
+/** What build() gives: the build's result, and the SBOM it attached (with `app`). */
+export interface BuildToResult extends BuildResult {
+  sbom?: SbomResult;
 }
 
 /** A base as buildImage takes it, opened from `ref`. */

@@ -12,7 +12,8 @@ import { defineCommand, digestfileOption } from '../command.js';
 import { progressReporter } from '../progress.js';
 import { humanSize } from '../output.js';
 import { rawArgv } from '../raw-argv.js';
-import { appDefaults, flagGiven } from '../app-args.js';
+import { flagGiven } from '../app-args.js';
+import { appDefaults } from '../../app/build-app.js';
 
 const list = { type: 'string', array: true, default: [] as string[] } as const;
 
@@ -106,11 +107,13 @@ export default defineCommand({
       .option('annotation', { ...list, describe: 'KEY=VALUE on the manifest; repeatable' })
       .option('exclude', { ...list, describe: '.dockerignore-style pattern to leave out of --add layers; repeatable' })
       .option('ignore-file', { type: 'string', describe: 'a .dockerignore file' })
+      .option('sbom', { choices: ['spdx', 'none'] as const, describe: "with --app: attach an SPDX 2.3 SBOM of the production packages to the image as a referrer (default spdx), or none" })
       .option('cache', { type: 'boolean', default: true, describe: "reuse --app's dependency layer from $OCITOOL_CACHE_DIR (default ~/.cache/ocitool) while the lockfile and the installed files' metadata are unchanged; --no-cache packs it again (and refreshes the cache)" })
       .option('chown', { type: 'string', default: '0:0', describe: 'UID:GID owning every file' })
       .option('created', { type: 'string', describe: 'creation time (RFC 3339 or epoch seconds; default SOURCE_DATE_EPOCH, else now); also clamps file mtimes' }))),
     ),
   run: async (args, out, { signal }) => {
+    if (args.sbom === 'spdx' && args.app === undefined) throw new OciToolError('USAGE', 'build --sbom spdx: needs --app DIR (the SBOM describes the app\'s packages)');
     const app = args.app !== undefined ? await appDefaults(args.app) : undefined;
     const o = app?.options ?? {};
     const tag = args.tag ?? o.tag;
@@ -124,11 +127,11 @@ export default defineCommand({
       compression: flagGiven('compression') ? args.compression : (o.compression ?? args.compression),
       format: flagGiven('format') ? args.format : (o.format ?? args.format),
     });
-    const entrypoint = execForm(args.entrypoint, '--entrypoint') ?? app?.entrypoint;
-    const cmd = execForm(args.cmd, '--cmd') ?? o.cmd;
-    const workdir = args.workdir ?? app?.workdir;
-    if (app && !workdir!.startsWith('/')) throw new OciToolError('USAGE', `--app ${args.app}: the working directory ${JSON.stringify(workdir)} must be an absolute path (the app goes there)`);
-    const user = args.user ?? o.user;
+    // --app's package.json options and defaults are merged under these by the library (build's `app`).
+    const entrypoint = execForm(args.entrypoint, '--entrypoint');
+    const cmd = execForm(args.cmd, '--cmd');
+    const workdir = args.workdir;
+    const user = args.user;
     const added = layerSpecs(rawArgv());
     const platforms = platformsArg(args.platform) ?? platformsArg(o.platform?.join(','), `${app?.manifest.file} "ocitool".platform`);
     const allowNative = flagGiven('allow-native') ? args['allow-native'] : (o.allowNative ?? false);
@@ -136,16 +139,16 @@ export default defineCommand({
     // Every flag is checked before any layer is made (the config's own checks come too late).
     parseKeyValues(args.env, '--env');
     args.expose.forEach(normalizePort);
-    const env = [...(app?.env ?? []), ...args.env];
-    const expose = [...(o.expose ?? []), ...args.expose];
-    const volumes = [...(o.volumes ?? []), ...args.volume];
-    const labels = { ...(app?.labels ?? {}), ...parseKeyValues(args.label, '--label') };
-    const annotations = { ...(o.annotations ?? {}), ...parseKeyValues(args.annotation, '--annotation') };
+    const env = args.env;
+    const expose = args.expose;
+    const volumes = args.volume;
+    const labels = parseKeyValues(args.label, '--label');
+    const annotations = parseKeyValues(args.annotation, '--annotation');
     const from = args.from ?? o.from;
     const fromRef = from !== undefined ? parseImageArg(from) : undefined;
     await checkInputs(added, args['ignore-file']);
-    // The app's layers come first (dependencies, then its files), then --add and --diff in order.
-    const layers = args.app !== undefined ? [...(await (await import('../../app/layers.js')).appLayers(args.app, app!.manifest, workdir!, { allowNative })).layers, ...added] : added;
+    // --add and --diff in order (after the app's layers: dependencies, then its files).
+    const layers = added;
     const registry = await registryOpen(args);
     const stopSignal = args['stop-signal'];
     const progress = progressReporter(out, process.stderr, Date.now, signal);
@@ -155,8 +158,6 @@ export default defineCommand({
     // stream into it (a layout, a registry) or a private spool (an archive); base layers are mounted,
     // streamed or fetched by the copy that writes the image, never downloaded first.
     const { build } = await import('../../image/build.js');
-    const { LayerCache } = await import('../../layer/cache.js');
-    const { ocitoolCacheDir } = await import('../../registry/blob-locations.js');
     const result = await build(dst, {
       signal,
       ...(fromRef ? { from: fromRef } : {}),
@@ -184,7 +185,7 @@ export default defineCommand({
       chown: { uid: Number(chown[1]), gid: Number(chown[2]) },
       ...(created !== undefined ? { created } : {}),
       ...layerOut,
-      ...(args.app !== undefined ? { layerCache: new LayerCache(ocitoolCacheDir(), { use: args.cache, warn: (m) => out.warn(m) }) } : {}),
+      ...(app ? { app, allowNative, appCache: args.cache ? ('use' as const) : ('refresh' as const), ...(args.sbom ? { sbom: args.sbom } : {}) } : {}),
       warn: (m) => out.warn(m),
       ...(showProgress ? { onProgress: (e: CopyEvent) => progress.onProgress(e) } : {}),
       onLayer: (layer, spec, stats) => {
@@ -206,6 +207,8 @@ export default defineCommand({
         out.note('image', { platform, digest: img.manifest.digest, config: img.config.digest }, `image ${platform} ${img.manifest.digest} (config ${img.config.digest})`);
       }
     }
+    const sbom = result.sbom;
+    if (sbom) out.note('sbom', { digest: sbom.descriptor.digest, mediaType: sbom.descriptor.mediaType, size: sbom.descriptor.size, artifactType: 'application/spdx+json', subject: sbom.subject.digest, packages: sbom.packages }, `sbom ${sbom.descriptor.digest} (${sbom.packages} packages)`);
     return { reference: dst, descriptor: result.manifest, wrote: true, fields: { layers: result.layers.length, ...(showProgress ? progress.counts() : {}) } };
   },
 });

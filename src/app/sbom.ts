@@ -1,0 +1,238 @@
+/**
+ * The SBOM of `build --app`: an SPDX 2.3 JSON document of the production packages that go into the
+ * image (name, version, `pkg:npm/…` purl, declared license, the lockfile's integrity hashes) and of
+ * the app itself, which DESCRIBES names and which DEPENDS_ON its dependencies as the lockfile links
+ * them. The same inputs give the same bytes (sorted, no random namespace, the build's time).
+ */
+import { lstat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { digestOf } from '../digest/digest.js';
+import { parseJsonObject, readCapped, type LockedPackage } from './lockfile.js';
+
+export const SPDX_JSON = 'application/spdx+json';
+
+const NOASSERTION = 'NOASSERTION';
+const EXPRESSION_MAX = 512;
+const INSTALLED_PACKAGE_JSON_MAX = 4 * 1024 * 1024;
+
+export interface SbomInput {
+  /** The app: package.json's name, version and license. */
+  app: { name: string; version?: string; license?: unknown };
+  /** The production packages installed (as installedPackages gives them, licenses filled in). */
+  packages: LockedPackage[];
+  /** The names the app requires (the lockfile's root entry); default: every top-level package. */
+  rootDependencies?: string[];
+  /** Seconds since the epoch: the build's `created`. */
+  created: number;
+  /** ocitool's version, for `creators`. */
+  toolVersion: string;
+}
+
+const ID_OPERAND = /^(?:DocumentRef-[A-Za-z0-9.-]+:)?(?:LicenseRef-[A-Za-z0-9.-]+|[A-Za-z0-9][A-Za-z0-9.-]*\+?)$/;
+
+/**
+ * A license as SPDX's licenseDeclared takes it: a license expression (ids joined by AND, OR, WITH,
+ * parentheses) as given, operators upper-cased; an old-style `{ "type": "MIT" }` is read as its type;
+ * anything else (absent, another type, "SEE LICENSE IN …", UNLICENSED, too long) is NOASSERTION.
+ */
+export function spdxLicense(v: unknown): string {
+  if (typeof v === 'object' && v !== null && !Array.isArray(v)) v = (v as Record<string, unknown>).type;
+  if (typeof v !== 'string' || v.length === 0 || v.length > EXPRESSION_MAX) return NOASSERTION;
+  if (/[^\x21-\x7e\t ]/.test(v)) return NOASSERTION;
+  const tokens = v.match(/\(|\)|[^\s()]+/g) ?? [];
+  const out: string[] = [];
+  let depth = 0;
+  let wantOperand = true;
+  let afterWith = false;
+  for (const t of tokens) {
+    const op = t.toUpperCase();
+    if (wantOperand) {
+      if (t === '(' && !afterWith) {
+        depth++;
+        out.push(t);
+        continue;
+      }
+      if (!ID_OPERAND.test(t) || op === 'AND' || op === 'OR' || op === 'WITH' || op === 'UNLICENSED') return NOASSERTION;
+      out.push(t);
+      wantOperand = false;
+      afterWith = false;
+    } else if (t === ')') {
+      if (--depth < 0) return NOASSERTION;
+      out.push(t);
+    } else if (op === 'AND' || op === 'OR' || op === 'WITH') {
+      out.push(op);
+      wantOperand = true;
+      afterWith = op === 'WITH';
+    } else return NOASSERTION;
+  }
+  if (wantOperand || depth !== 0) return NOASSERTION;
+  return out.join(' ').replace(/\( /g, '(').replace(/ \)/g, ')');
+}
+
+const ALGORITHMS: Record<string, [spdx: string, bytes: number]> = { sha1: ['SHA1', 20], sha256: ['SHA256', 32], sha384: ['SHA384', 48], sha512: ['SHA512', 64] };
+
+/** The checksums of an SRI integrity string (`sha512-BASE64 …`) as SPDX writes them; unknown or damaged parts are left out. */
+export function spdxChecksums(integrity: string | undefined): { algorithm: string; checksumValue: string }[] {
+  const found = new Map<string, string>();
+  for (const part of (integrity ?? '').split(/\s+/)) {
+    const m = /^([a-z0-9]+)-([A-Za-z0-9+/]+={0,2})(?:\?.*)?$/.exec(part);
+    const alg = m ? ALGORITHMS[m[1]!] : undefined;
+    if (!m || !alg || found.has(alg[0])) continue;
+    const bytes = Buffer.from(m[2]!, 'base64');
+    if (bytes.length === alg[1]) found.set(alg[0], bytes.toString('hex'));
+  }
+  return [...found].sort(([a], [b]) => (a < b ? -1 : 1)).map(([algorithm, checksumValue]) => ({ algorithm, checksumValue }));
+}
+
+/** The package URL of an npm package: `pkg:npm/name@1.0.0`, `pkg:npm/%40scope/name@1.0.0`. */
+export function npmPurl(name: string, version?: string): string {
+  const lower = name.toLowerCase();
+  const slash = lower.startsWith('@') ? lower.indexOf('/') : -1;
+  const path = slash > 0 ? `${encodeURIComponent(lower.slice(0, slash))}/${encodeURIComponent(lower.slice(slash + 1))}` : encodeURIComponent(lower);
+  return `pkg:npm/${path}${version !== undefined ? `@${encodeURIComponent(version)}` : ''}`;
+}
+
+const idPart = (s: string): string => s.replace(/[^A-Za-z0-9.-]+/g, '-').replace(/^-+|-+$/g, '') || 'x';
+const isoSeconds = (seconds: number): string => new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+const byKey = <T>(key: (x: T) => string) => (a: T, b: T): number => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
+
+/** The installed package `name` that code in the package at `from` ('' for the app) loads, as Node resolves it. */
+function resolveFrom(from: string, name: string, installed: Map<string, unknown>): string | undefined {
+  for (let dir = from; ; ) {
+    const candidate = dir === '' ? `node_modules/${name}` : `${dir}/node_modules/${name}`;
+    if (installed.has(candidate)) return candidate;
+    if (dir === '') return undefined;
+    const i = dir.lastIndexOf('/node_modules/');
+    dir = i < 0 ? '' : dir.slice(0, i);
+  }
+}
+
+interface SpdxPackage {
+  SPDXID: string;
+  name: string;
+  versionInfo?: string;
+  downloadLocation: string;
+  filesAnalyzed: false;
+  licenseConcluded: string;
+  licenseDeclared: string;
+  copyrightText: string;
+  checksums?: { algorithm: string; checksumValue: string }[];
+  externalRefs: { referenceCategory: string; referenceType: string; referenceLocator: string }[];
+  primaryPackagePurpose: string;
+}
+
+function spdxPackage(id: string, name: string, version: string | undefined, license: unknown, integrity: string | undefined, purpose: string): SpdxPackage {
+  const checksums = spdxChecksums(integrity);
+  return {
+    SPDXID: id,
+    name,
+    ...(version !== undefined ? { versionInfo: version } : {}),
+    downloadLocation: NOASSERTION,
+    filesAnalyzed: false,
+    licenseConcluded: NOASSERTION,
+    licenseDeclared: spdxLicense(license),
+    copyrightText: NOASSERTION,
+    ...(checksums.length ? { checksums } : {}),
+    externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: npmPurl(name, version) }],
+    primaryPackagePurpose: purpose,
+  };
+}
+
+/** The SPDX 2.3 JSON document (its bytes) of an app and the production packages in its image. */
+export function spdxDocument(input: SbomInput): Buffer {
+  const ROOT = 'SPDXRef-Package-app';
+  // One SPDX package per name@version (the lockfile may install one several times), in purl order.
+  const byPurl = new Map<string, LockedPackage>();
+  for (const p of [...input.packages].sort(byKey((x) => x.path))) {
+    const purl = npmPurl(p.name, p.version);
+    if (!byPurl.has(purl)) byPurl.set(purl, p);
+  }
+  const idOfPurl = new Map<string, string>();
+  const used = new Set([ROOT]);
+  const packages: SpdxPackage[] = [spdxPackage(ROOT, input.app.name, input.app.version, input.app.license, undefined, 'APPLICATION')];
+  for (const purl of [...byPurl.keys()].sort()) {
+    const p = byPurl.get(purl)!;
+    const base = `SPDXRef-Package-npm-${idPart(p.name)}${p.version !== undefined ? `-${idPart(p.version)}` : ''}`;
+    let id = base;
+    for (let n = 2; used.has(id); n++) id = `${base}-${n}`;
+    used.add(id);
+    idOfPurl.set(purl, id);
+    packages.push(spdxPackage(id, p.name, p.version, p.license, p.integrity, 'LIBRARY'));
+  }
+
+  const installed = new Map(input.packages.map((p) => [p.path, p]));
+  const idOfPath = (path: string): string => {
+    const p = installed.get(path)!;
+    return idOfPurl.get(npmPurl(p.name, p.version))!;
+  };
+  const edges = new Set<string>();
+  const depends = (from: string, to: string): void => {
+    if (from !== to) edges.add(`${from}\n${to}`);
+  };
+  const rootNames = input.rootDependencies ?? input.packages.filter((p) => !p.path.slice('node_modules/'.length).includes('/node_modules/')).map((p) => p.name);
+  for (const n of rootNames) {
+    const to = resolveFrom('', n, installed);
+    if (to !== undefined) depends(ROOT, idOfPath(to));
+  }
+  for (const p of input.packages) {
+    for (const n of p.dependencies ?? []) {
+      const to = resolveFrom(p.path, n, installed);
+      if (to !== undefined) depends(idOfPath(p.path), idOfPath(to));
+    }
+  }
+  // Whatever the lockfile links to nothing the app reaches still hangs off the app.
+  const reached = new Set([ROOT]);
+  const out = new Map<string, string[]>();
+  for (const e of edges) {
+    const [from, to] = e.split('\n') as [string, string];
+    out.set(from, [...(out.get(from) ?? []), to]);
+  }
+  for (const queue = [ROOT]; queue.length; ) for (const to of out.get(queue.pop()!) ?? []) if (!reached.has(to) && reached.add(to)) queue.push(to);
+  for (const id of idOfPurl.values()) if (!reached.has(id)) depends(ROOT, id);
+
+  const relationships = [
+    { spdxElementId: 'SPDXRef-DOCUMENT', relationshipType: 'DESCRIBES', relatedSpdxElement: ROOT },
+    ...[...edges].sort().map((e) => {
+      const [from, to] = e.split('\n') as [string, string];
+      return { spdxElementId: from, relationshipType: 'DEPENDS_ON', relatedSpdxElement: to };
+    }),
+  ];
+  const name = `${input.app.name}${input.app.version !== undefined ? `-${input.app.version}` : ''}`;
+  const doc = (documentNamespace: string) => ({
+    spdxVersion: 'SPDX-2.3',
+    dataLicense: 'CC0-1.0',
+    SPDXID: 'SPDXRef-DOCUMENT',
+    name,
+    documentNamespace,
+    creationInfo: { created: isoSeconds(input.created), creators: [`Tool: ocitool-${input.toolVersion}`] },
+    packages,
+    relationships,
+  });
+  // Unique per content, the same for the same content: the hash of the document without it.
+  const hash = digestOf(JSON.stringify(doc(''))).slice('sha256:'.length);
+  return Buffer.from(`${JSON.stringify(doc(`https://spdx.org/spdxdocs/${encodeURIComponent(name)}-${hash}`), null, 2)}\n`);
+}
+
+/**
+ * The packages with the license their installed package.json declares where the lockfile names none
+ * (a package.json that is missing, odd or unreadable adds nothing: the SBOM says NOASSERTION).
+ */
+export async function withInstalledLicenses(dir: string, packages: LockedPackage[]): Promise<LockedPackage[]> {
+  const out: LockedPackage[] = [];
+  for (const p of packages) {
+    if (p.license !== undefined) {
+      out.push(p);
+      continue;
+    }
+    const file = join(dir, p.path, 'package.json');
+    let license: unknown;
+    try {
+      if ((await lstat(file)).isFile()) license = parseJsonObject(await readCapped(file, INSTALLED_PACKAGE_JSON_MAX, 'package.json'), file).license;
+    } catch {
+      license = undefined; // informative only: the SBOM says NOASSERTION
+    }
+    const text = spdxLicense(license);
+    out.push(text !== NOASSERTION ? { ...p, license: text } : p);
+  }
+  return out;
+}
