@@ -14,8 +14,10 @@
  *   unpack  ocitool unpack  vs  umoci unpack --rootless, the transfer section's image, root filesystem
  *          on the work disk and on tmpfs, runs interleaved.
  *
- *   app    ocitool build --from docker://R/base --tag docker://R/app  vs  containerify 4.1, the
- *          bench/fixture Node app onto a registry base (base-layer bytes downloaded counted).
+ *   app    ocitool build --from docker://R/base --tag docker://R/app  vs  containerify 4.1 onto a
+ *          registry base, runs interleaved, base-layer bytes downloaded counted: --add of bench/fixture's
+ *          node_modules; --app of bench/app-fixture (~140 MB of production dependencies), cold (empty
+ *          cache) and warm (one app line changed, the cold run's cache); plus peak RSS.
  *
  *   sync   ocitool sync  vs  skopeo sync, one skopeo sync YAML file: 60 tags (40 images on a shared
  *          base) from one local registry to a fresh one, then each tool's rerun of the unchanged sync.

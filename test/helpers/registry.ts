@@ -50,6 +50,21 @@ export interface RegistryOptions {
   deleteEnabled?: boolean;
   /** Where the registry keeps its blobs (default: inside its temp directory); kept by stop() (the benchmark's choice). */
   storage?: string;
+  /**
+   * Record every request the registry answers (its info-level "response completed" lines), for
+   * requests(). Off by default: the registry logs warnings only, and log() keeps only its tail.
+   */
+  recordRequests?: boolean;
+}
+
+/** A request the registry answered, from its own log. */
+export interface RegistryRequest {
+  method: string;
+  /** The path and query, e.g. `/v2/base/blobs/sha256:…`. */
+  uri: string;
+  status: number;
+  /** Response body bytes the registry sent. */
+  written: number;
 }
 
 export interface TestRegistry {
@@ -68,6 +83,12 @@ export interface TestRegistry {
   tokenServer?: TokenServer;
   /** The registry's stderr so far (for failing tests). */
   log(): string;
+  /**
+   * With recordRequests: every request answered so far, in order. The registry logs a request after
+   * answering it, so this first asks for a marker (GET /v2/?mark=…) and waits (5 s at most) for
+   * its line: every request answered before the call is in the list, the marker is not.
+   */
+  requests(): Promise<RegistryRequest[]>;
   /** Kills the registry (SIGTERM, SIGKILL after 3 s), stops the token server, removes the temp dir. Idempotent. */
   stop(): Promise<void>;
 }
@@ -113,7 +134,7 @@ function config(dir: string, port: number, opts: RegistryOptions, auth: string[]
   return [
     'version: 0.1',
     'log:',
-    '  level: warn',
+    `  level: ${opts.recordRequests ? 'info' : 'warn'}`,
     '  accesslog:',
     '    disabled: true',
     'storage:',
@@ -196,11 +217,22 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
       const port = await freePort();
       await writeFile(cfg, config(dir, port, opts, authYaml));
       let stderr = '';
+      const requests: RegistryRequest[] = [];
+      let partial = '';
       const child = spawn('docker-registry', ['serve', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
       track(child);
       const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
       const spawnError = new Promise<never>((_, reject) => child.once('error', reject));
-      child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-20_000)));
+      child.stderr!.on('data', (c: Buffer) => {
+        stderr = (stderr + c.toString()).slice(-20_000);
+        if (!opts.recordRequests) return;
+        const lines = (partial + c.toString()).split('\n');
+        partial = lines.pop()!;
+        for (const line of lines) {
+          const r = responseLine(line);
+          if (r) requests.push(r);
+        }
+      });
       const url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
       const state = await Promise.race([waitReady(url, child, closed), spawnError]).catch(async (err: unknown) => {
         await kill(child);
@@ -225,6 +257,16 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
         ...(opts.tls ? { caFile: join(dir, 'tls.crt') } : {}),
         ...(tokenServer ? { tokenServer } : {}),
         log: () => stderr,
+        requests: async () => {
+          if (!opts.recordRequests) throw new Error('startRegistry: requests() needs the recordRequests option');
+          const mark = `/v2/?mark=${randomBytes(6).toString('hex')}`;
+          const r = await undiciFetch(`${url}${mark}`, { dispatcher: unverified });
+          await r.arrayBuffer();
+          for (const deadline = Date.now() + 5000; !requests.some((q) => q.uri === mark); await sleep(10)) {
+            if (Date.now() > deadline) throw new Error(`docker-registry at ${url} did not log the request ${mark} within 5 s`);
+          }
+          return requests.filter((q) => !q.uri.startsWith('/v2/?mark='));
+        },
         stop: () => (stopping ??= kill(child).then(cleanup)),
       };
     }
@@ -232,6 +274,16 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
     await cleanup();
     throw err;
   }
+}
+
+/** A request from one of distribution's "response completed" log lines (logfmt), or undefined for any other line. */
+function responseLine(line: string): RegistryRequest | undefined {
+  if (!/msg="response completed/.test(line)) return undefined;
+  const field = (name: string): string | undefined => new RegExp(`(?:^| )${name.replace(/\./g, '\\.')}=("(?:[^"\\\\]|\\\\.)*"|\\S*)`).exec(line)?.[1]?.replace(/^"(.*)"$/, '$1');
+  const method = field('http.request.method');
+  const uri = field('http.request.uri');
+  if (method === undefined || uri === undefined) return undefined;
+  return { method, uri, status: Number(field('http.response.status') ?? 0), written: Number(field('http.response.written') ?? 0) };
 }
 
 /**
