@@ -4,9 +4,8 @@
  * layer; config from package.json, overridden by flags; refusals in one line with nothing written;
  * umoci unpacks the tree, and buildah runs the app on a base holding this host's node.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +16,7 @@ import { ROOT, ocitool } from './helpers/cli.js';
 import { exists } from '../src/layer/sources.js';
 import { layerEntryNames } from './helpers/layers.js';
 import { ok, runTool, umoci } from './helpers/tools.js';
+import { nodeRootTree } from './helpers/node-root.js';
 
 let work: string;
 let app: string;
@@ -220,14 +220,7 @@ describe('build --app, run by buildah', () => {
   it('on a base holding this host node and its libraries, the app prints what its dependencies return', async () => {
     // The base: node and what ldd says it loads, at their paths.
     const tree = join(work, 'node-root');
-    const libs = execFileSync('ldd', [process.execPath], { encoding: 'utf8' })
-      .split('\n')
-      .map((l) => /(?:=>\s*)?(\/\S+)\s+\(0x/.exec(l)?.[1])
-      .filter((p): p is string => p !== undefined);
-    for (const f of [process.execPath, ...libs]) {
-      await mkdir(join(tree, dirname(f)), { recursive: true });
-      await copyFile(f, join(tree, f));
-    }
+    await nodeRootTree(tree);
     const base = join(work, 'node-base');
     await ok(ocitool(['build', '-q', '--compression', 'none', '--add', `${tree}:/`, '--tag', `oci:${base}:v1`]));
     const out = join(work, 'runnable');
