@@ -6,7 +6,7 @@
  * change changes only the app layer.
  */
 import { randomBytes } from 'node:crypto';
-import { cp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -104,6 +104,30 @@ describe('build --app: the dependency layer cache', () => {
     const relocked = await buildApp();
     expect(relocked.deps).not.toBe(grown.deps);
     expect(relocked.deps).toBe((await buildApp('--no-cache')).deps);
+  }, 120_000);
+
+  it('what the layer leaves out (a file beside node_modules, node_modules/.cache) changes neither its bytes nor its cache hit', async () => {
+    const ms = join(app, 'node_modules/ms/index.js');
+    const before = await buildApp('--no-cache');
+    // A new file at the app's top, a tool's cache in node_modules: the folders' mtimes change.
+    await writeFile(join(app, 'NOTES.txt'), 'x');
+    await mkdir(join(app, 'node_modules/.cache/some-tool'), { recursive: true });
+    await writeFile(join(app, 'node_modules/.cache/some-tool/state'), 'y');
+    const later = new Date(Date.UTC(2024, 5, 1));
+    await utimes(app, later, later);
+    await utimes(join(app, 'node_modules'), later, later);
+    try {
+      // Packed again from scratch: the same bytes (directories carry no mtime of their own).
+      expect((await buildApp('--no-cache')).deps).toBe(before.deps);
+      // And a hit: with ms's content swapped (metadata kept), only the cached layer gives the old digest.
+      await swapContent(ms);
+      expect((await buildApp()).deps).toBe(before.deps);
+      expect((await buildApp('--no-cache')).deps).not.toBe(before.deps);
+    } finally {
+      await swapContent(ms);
+      await rm(join(app, 'NOTES.txt'));
+      await rm(join(app, 'node_modules/.cache'), { recursive: true });
+    }
   }, 120_000);
 
   it('a damaged cached blob or entry is said in one line and the layer is rebuilt with the right bytes', async () => {

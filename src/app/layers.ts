@@ -77,6 +77,7 @@ export async function appLayers(dir: string, manifest: AppManifest, workdir: str
     keep: dependencyKeep(packages),
     label: 'production dependencies',
     cache: lock.hash,
+    fixedDirTimes: true,
     ...(opts.allowNative ? {} : { check: nativeCheck(dir, packages) }),
   };
   let app: LayerSpec;

@@ -43,6 +43,12 @@ export type LayerSpec =
        */
       cache?: string;
       /**
+       * Directories are packed with the build's `created` time (else 0) as their mtime, not their
+       * own, and their mtimes are no part of the cache fingerprint: a selection's directories change
+       * their mtime with entries it leaves out (see NormalizeOptions.dirMtime).
+       */
+      fixedDirTimes?: boolean;
+      /**
        * Refuses (throws) platforms the layer's contents cannot serve (an app's dependencies with native
        * parts), told every platform the build makes before any layer is made.
        */
@@ -264,6 +270,7 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
         uid: opts.chown?.uid ?? 0,
         gid: opts.chown?.gid ?? 0,
         ...(spec.kind === 'tree-diff' ? { keepOwners: true } : {}),
+        ...(spec.kind === 'select' && spec.fixedDirTimes ? { dirMtime: opts.created ?? 0 } : {}),
         ...(opts.created !== undefined ? { mtimeClamp: opts.created } : {}),
         ...(opts.warn ? { warn: opts.warn } : {}),
       };
@@ -398,7 +405,7 @@ function historyLine(spec: LayerSpec, hex: string): string {
 async function selectFingerprint(spec: Extract<LayerSpec, { kind: 'select' }>, ignore: IgnoreMatcher, opts: BuildOptions, format: string): Promise<string | undefined> {
   const parents = !opts.base;
   const options = [spec.cache, spec.dest, parents, opts.chown?.uid ?? 0, opts.chown?.gid ?? 0, opts.created ?? null, opts.compression ?? 'gzip', opts.level ?? null, format];
-  return treeFingerprint(spec.src, selectWalk(spec, ignore, parents), options).catch(() => undefined);
+  return treeFingerprint(spec.src, selectWalk(spec, ignore, parents), options, { dirTimes: !spec.fixedDirTimes }).catch(() => undefined);
 }
 
 /** A select layer's walk: its own choice, then the build's --exclude / --ignore-file. */

@@ -25,13 +25,15 @@ const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 /**
  * The fingerprint of a layer packed from the tree `src` as `walk` sees it: `parts` (the caller's key
- * and options) and each walked entry's metadata. Stats the tree; never reads a file's contents.
+ * and options) and each walked entry's metadata (without directories' mtimes when `dirTimes` is
+ * false). Stats the tree; never reads a file's contents.
  */
-export async function treeFingerprint(src: string, walk: WalkTreeOptions, parts: unknown[]): Promise<string> {
+export async function treeFingerprint(src: string, walk: WalkTreeOptions, parts: unknown[], opts: { dirTimes?: boolean } = {}): Promise<string> {
   const h = createHash('sha256');
   h.update(JSON.stringify(['ocitool layer cache 1', ocitoolVersion(), ...parts]));
+  const dirTimes = opts.dirTimes ?? true;
   const line = (e: { path: string; type: string; mode: number; uid: number; gid: number; size: number; mtimeMs: number; linkTarget?: string; inode?: string; rdev?: number }): void =>
-    void h.update(`\n${JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.size, e.mtimeMs, e.linkTarget ?? null, e.inode ?? null, e.rdev ?? null])}`);
+    void h.update(`\n${JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.size, e.type === 'dir' && !dirTimes ? 0 : e.mtimeMs, e.linkTarget ?? null, e.inode ?? null, e.rdev ?? null])}`);
   line(await statEntry(src, ''));
   for await (const e of walkTree(src, walk)) line(e);
   return h.digest('hex');

@@ -15,6 +15,13 @@ export interface NormalizeOptions {
   keepOwners?: boolean;
   /** Clamp: an mtime later than this (seconds) becomes this (SOURCE_DATE_EPOCH). */
   mtimeClamp?: number;
+  /**
+   * Directories get this mtime (seconds) instead of their own: for a layer whose directories hold a
+   * selection of what is on disk (the dependency layer of `build --app`), a directory's mtime tells
+   * of entries the layer leaves out (node_modules/.cache, a new file beside node_modules) and would
+   * change the layer's bytes for nothing.
+   */
+  dirMtime?: number;
   /** Keep device nodes and fifos (default: only when running as root). Sockets are always skipped. */
   allowSpecial?: boolean;
   warn?: (message: string) => void;
@@ -70,7 +77,7 @@ export class EntryConverter {
     const common = { name, mode: e.mode, uid: this.opts.keepOwners ? e.uid : this.uid, gid: this.opts.keepOwners ? e.gid : this.gid, mtime: clampTime(e.mtimeMs, this.opts.mtimeClamp) };
     switch (e.type) {
       case 'dir':
-        return { ...common, type: 'dir' };
+        return { ...common, type: 'dir', ...(this.opts.dirMtime !== undefined ? { mtime: this.opts.dirMtime } : {}) };
       case 'symlink':
         return { ...common, type: 'symlink', linkname: e.linkTarget ?? '' };
       case 'file': {
