@@ -171,6 +171,28 @@ describe('build --app: the dependency layer cache', () => {
     expect(after.files).not.toBe(before.files);
   }, 60_000);
 
+  it('into another repository of the registry: the cached dependency layer is mounted, not uploaded again', async () => {
+    const reg = await startRegistry({ recordRequests: true });
+    try {
+      const push = async (repo: string): Promise<string> => {
+        const r = await ocitool(['build', '--app', app, '--tag', `docker://${reg.host}/${repo}:v1`], { env: { OCITOOL_CACHE_DIR: cache } });
+        expect(r.code, r.stderr).toBe(0);
+        const m = (await (await fetch(`${reg.url}/v2/${repo}/manifests/v1`, { headers: { accept: MediaType.OciManifest } })).json()) as ImageManifest;
+        return m.layers[0]!.digest;
+      };
+      const deps = await push('first/app'); // uploaded (a hit or not, the registry has no copy yet)
+      const before = (await reg.requests()).length;
+      expect(await push('second/app')).toBe(deps);
+      const second = (await reg.requests()).slice(before).filter((q) => q.uri.startsWith('/v2/second/app/blobs/uploads'));
+      // One mount of the dependency layer from first/app; no upload carries it.
+      expect(second.filter((q) => q.method === 'POST' && q.uri.includes(`mount=${encodeURIComponent(deps)}`) && q.status === 201)).toHaveLength(1);
+      expect(second.filter((q) => q.method === 'PUT' && q.uri.includes(encodeURIComponent(deps)))).toEqual([]);
+      expect((await fetch(`${reg.url}/v2/second/app/blobs/${deps}`, { method: 'HEAD' })).status).toBe(200);
+    } finally {
+      await reg.stop();
+    }
+  }, 90_000);
+
   it('into a registry: a hit uploads the cached blob; a damaged one never reaches the registry', async () => {
     const reg = await startRegistry();
     try {

@@ -298,7 +298,7 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
       let layer: WrittenLayer | undefined;
       if (cache && fp !== undefined) {
         const hit = await cache.lookup(fp);
-        layer = hit && (await cache.reuse(fp, hit, dest, sink, opts.signal));
+        layer = hit && (await cache.reuse(fp, hit, dest, writer));
         if (!layer) {
           let tee: CacheTee | undefined;
           try {

@@ -6,7 +6,8 @@
  * skips what the destination holds, mounts or streams the base's blobs, and stores the documents,
  * children before parents.
  */
-import { Readable } from 'node:stream';
+import { pipeline as pipelineCb, Readable } from 'node:stream';
+import { VerifyingStream } from '../digest/verify.js';
 import { copyGraph, worthRetrying, type CopyGraphOptions } from '../content/copy.js';
 import { canPushStream, isRemoteRepository, type Fetcher, type Store, type StreamPusher } from '../content/store.js';
 import { digestOf } from '../digest/digest.js';
@@ -36,6 +37,8 @@ export async function withRemakes<T>(what: string, make: () => Promise<T>, opts:
 export class ImageWriter {
   private spool?: Promise<{ dir: { path: string; remove: () => Promise<void> }; layout: OciLayout }>;
   private readonly documents = new Map<string, Buffer>();
+  /** Blobs made before (a cached layer): opened when the graph copy stores them. */
+  private readonly provided = new Map<string, { open: () => NodeJS.ReadableStream; what: string }>();
 
   constructor(
     readonly destination: Store,
@@ -62,6 +65,14 @@ export class ImageWriter {
     return desc;
   }
 
+  /**
+   * A blob the image holds that exists elsewhere already (a cached layer's file): the graph copy
+   * stores it as it does a base's blobs (skipped, mounted, or streamed from `open`, verified).
+   */
+  provide(desc: { digest: string }, open: () => NodeJS.ReadableStream, what: string): void {
+    this.provided.set(desc.digest, { open, what });
+  }
+
   /** Writes the graph below `root` to the destination (see the module comment). */
   async write(root: Descriptor, opts: Omit<CopyGraphOptions, 'transform'> = {}): Promise<void> {
     const dest = this.destination;
@@ -72,6 +83,9 @@ export class ImageWriter {
       fetch: async (desc, o) => {
         const doc = this.documents.get(desc.digest);
         if (doc) return Readable.from([doc]);
+        const given = this.provided.get(desc.digest);
+        // Verified on its way, named in the error: it may have changed since it was checked.
+        if (given) return pipelineCb(given.open(), new VerifyingStream(desc, given.what), () => undefined);
         if (spool && (await spool.layout.exists(desc))) return spool.layout.fetch(desc);
         if (!base) throw new OciToolError('NOT_FOUND', `blob ${desc.digest} was not written`);
         return base.fetch(desc, o);

@@ -12,13 +12,18 @@ import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, mkdirSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { mkdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline as pipelineCb, Transform, type TransformCallback } from 'node:stream';
-import { readCapped, type Store, type StreamPusher } from '../content/store.js';
+import { Transform, type TransformCallback } from 'node:stream';
+import { readCapped, type Store } from '../content/store.js';
 import { VerifyingStream, digestOfStream } from '../digest/verify.js';
 import { atomicWriteFile, holdTemp, tempName } from '../util/fs.js';
 import { ocitoolVersion } from '../util/version.js';
 import { walkTree, statEntry, type WalkTreeOptions } from './walk.js';
 import type { WrittenLayer } from './write.js';
+
+/** What takes a blob to store with the image being written (ImageWriter.provide). */
+export interface BlobProvider {
+  provide(desc: { digest: string; size: number }, open: () => NodeJS.ReadableStream, what: string): void;
+}
 
 const ENTRY_MAX_BYTES = 64 * 1024;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
@@ -83,37 +88,27 @@ export class LayerCache {
   }
 
   /**
-   * Puts the cached layer `layer` into the destination: nothing when it holds the blob already, else
-   * the cached blob, its digest checked, streamed into `sink` and verified on the way (a damaged blob
-   * fails that store, so wrong bytes are never kept). Undefined, said in one line, when the cached blob is missing or
-   * damaged: the caller builds the layer.
+   * Offers the cached layer `layer` to the image being written: nothing when the destination holds
+   * the blob already; else its cached blob, checked whole here (a local read of the compressed bytes:
+   * a damaged blob never starts an upload), goes to `writer`, whose graph copy stores it like a base
+   * layer: mounted from another repository of the registry known to hold it, or streamed from the
+   * cache file (verified on its way, reopened for a retry). Undefined, said in one line, when the
+   * cached blob is missing or damaged: the caller builds the layer.
    */
-  async reuse(fp: string, layer: WrittenLayer, dest: Store, sink: StreamPusher, signal?: AbortSignal): Promise<WrittenLayer | undefined> {
+  async reuse(fp: string, layer: WrittenLayer, dest: Store, writer: BlobProvider): Promise<WrittenLayer | undefined> {
     if (await dest.exists(layer.descriptor)) return layer;
     const file = this.blobFile(layer.descriptor.digest);
-    let fault: Error | undefined;
-    // Checked whole first (a local read of the compressed blob, no more): a damaged blob never starts
-    // an upload. Verified again on its way, in case it changes in between.
     try {
       await digestOfStream(createReadStream(file), new VerifyingStream(layer.descriptor, `cached layer ${file}`));
     } catch (err) {
-      fault = err as Error;
+      const fault = err as NodeJS.ErrnoException;
+      const why = fault.code === 'ENOENT' ? 'is missing' : `is damaged (${fault.message})`;
+      this.opts.warn?.(`layer cache: blob ${layer.descriptor.digest} ${why}; building the layer again`);
+      await Promise.all([unlink(file), unlink(this.entryFile(fp))].map((p) => p.catch(() => undefined)));
+      return undefined;
     }
-    if (!fault) {
-      const read = createReadStream(file).on('error', (e) => (fault ??= e));
-      const verify = new VerifyingStream(layer.descriptor, `cached layer ${file}`).on('error', (e) => (fault ??= e));
-      try {
-        const stored = await sink.pushStream(pipelineCb(read, verify, () => undefined), signal ? { signal } : {});
-        if (stored.digest === layer.descriptor.digest && stored.size === layer.descriptor.size) return layer;
-        fault = new Error(`stored as ${stored.digest}`);
-      } catch (err) {
-        if (!fault) throw err; // the destination's own failure
-      }
-    }
-    const why = (fault as NodeJS.ErrnoException).code === 'ENOENT' ? 'is missing' : `is damaged (${fault.message})`;
-    this.opts.warn?.(`layer cache: blob ${layer.descriptor.digest} ${why}; building the layer again`);
-    await Promise.all([unlink(file), unlink(this.entryFile(fp))].map((p) => p.catch(() => undefined)));
-    return undefined;
+    writer.provide(layer.descriptor, () => createReadStream(file, { highWaterMark: 1 << 20 }), `cached layer ${file}`);
+    return layer;
   }
 
   /** A pass-through stage that keeps a copy of the compressed bytes for `store`. */

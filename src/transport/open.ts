@@ -88,6 +88,12 @@ export async function writeTo<T>(ref: ImageReference, opts: Omit<OpenOptions, 'c
   try {
     const result = await write(to);
     await to.commit?.();
+    if (ref.transport === 'docker') {
+      // Where the new blobs now live, for mounts by later pushes (a build's cached layer into
+      // another repository). A cache: failing to save loses nothing.
+      const { blobLocations } = await import('../registry/blob-locations.js');
+      await blobLocations.save().catch(() => undefined);
+    }
     return result;
   } catch (err) {
     await to.abort?.();
