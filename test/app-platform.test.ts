@@ -7,7 +7,7 @@
  * --allow-native.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -105,11 +105,9 @@ async function layoutTags(dir: string): Promise<Descriptor[]> {
 /** A copy of the installed app, changed by `edit`. */
 const variant = (name: string, edit?: (dir: string) => Promise<void>): Promise<string> => appVariant(app, join(work, name), edit);
 
-/** Nothing of an image at `dir`: no layout, or one without blobs or tags (its creation precedes the build). */
+/** Nothing at `dir`, a new layout's folder: the layout a refused build opened is removed again. */
 async function expectNothingWritten(dir: string): Promise<void> {
-  if (!(await exists(dir))) return;
-  expect(await readdir(join(dir, 'blobs/sha256'))).toEqual([]);
-  expect(await layoutTags(dir)).toEqual([]);
+  expect(await exists(dir), `${dir} left behind`).toBe(false);
 }
 
 /** A build that must fail: exit code, one stderr line holding `text`, nothing written, within 10 s. */
@@ -229,6 +227,21 @@ describe('build --platform A,B', () => {
     await expectRefused(['--app', app, '--platform', TWO], 2, `docker-archive:${archive} cannot hold an image index (linux/amd64, linux/arm64)`, `docker-archive:${archive}:hello:v1`);
     expect(await exists(archive)).toBe(false);
     await expectRefused(['--app', app, '--platform', 'linux/amd64,linux/amd64'], 2, '--platform linux/amd64,linux/amd64: linux/amd64 is listed twice');
+  }, 60_000);
+
+  it('a refused build into a new layout leaves no folder (nor the parents made for it); into an existing one, nothing is changed', async () => {
+    const parent = join(work, `new-${randomBytes(4).toString('hex')}`);
+    await expectRefused(['--app', app, '--from', `oci:${base}:amd`, '--platform', TWO], 2, 'is a single-platform image', `oci:${join(parent, 'deep', 'layout')}:x`);
+    expect(await exists(parent)).toBe(false);
+    // An existing layout, with a tag: refused, it is the same afterwards.
+    const kept = join(work, 'kept-layout');
+    await ok(ocitool(['build', '-q', '--platform', 'linux/amd64', '--tag', `oci:${kept}:old`]));
+    const before = await readFile(join(kept, 'index.json'));
+    const blobs = (await readdir(join(kept, 'blobs/sha256'))).sort();
+    const r = await ocitool(['build', '--app', app, '--from', `oci:${base}:amd`, '--platform', TWO, '--tag', `oci:${kept}:new`]);
+    expect(r.code).toBe(2);
+    expect((await readFile(join(kept, 'index.json'))).equals(before)).toBe(true);
+    expect((await readdir(join(kept, 'blobs/sha256'))).sort()).toEqual(blobs);
   }, 60_000);
 });
 
