@@ -1,8 +1,9 @@
 /**
  * bin/ocitool's code cache: made by a verb's first run, used while the bundle is the same file,
  * never used for a changed bundle (even one of the same length, which V8 alone would take), made
- * again when V8 refuses it (damaged), and never in the way: an unwritable cache folder or runs at
- * once leave a working command and no temp file.
+ * again when damaged (even past V8's own header, where V8 would crash), never taken from a file of
+ * another user or one others may write, never written through a planted link, and never in the
+ * way: an unwritable cache folder or runs at once leave a working command and no temp file.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
