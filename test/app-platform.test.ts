@@ -220,6 +220,24 @@ describe('build --platform A,B', () => {
     expect([tag!.mediaType, tag!.platform]).toEqual(['application/vnd.oci.image.manifest.v1+json', { os: 'linux', architecture: 'arm64' }]);
   }, 90_000);
 
+  it("a platform asked without a variant records the variant of the base image it matched (linux/arm on an arm/v6 base is linux/arm/v6), in the index and the config", async () => {
+    const tree = join(work, 'tree-v6');
+    await mkdir(join(tree, 'etc'), { recursive: true });
+    await writeFile(join(tree, 'etc/platform'), 'linux/arm/v6\n');
+    const v6 = join(work, 'base-v6');
+    await ok(ocitool(['build', '-q', '--platform', 'linux/arm/v6', '--add', `${tree}:/`, '--tag', `oci:${v6}:v6`]));
+    await ok(ocitool(['index', 'create', '-q', '--tag', `oci:${v6}:multi`, `oci:${base}:amd`, `oci:${v6}:v6`]));
+    const out = join(work, 'v6-out');
+    await ok(ocitool(['build', '-q', '--from', `oci:${v6}:multi`, '--platform', 'linux/amd64,linux/arm', '--tag', `oci:${out}:v1`]));
+    const b = await readIndex(out, 'v1');
+    expect(b.index.manifests.map((e) => e.platform)).toEqual([{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm', variant: 'v6' }]);
+    expect([b.images[1]!.config.architecture, b.images[1]!.config.variant]).toEqual(['arm', 'v6']);
+    // One platform: the tag's platform and the config say v6 too.
+    const single = join(work, 'v6-single');
+    await ok(ocitool(['build', '-q', '--from', `oci:${v6}:multi`, '--platform', 'linux/arm', '--tag', `oci:${single}:v1`]));
+    expect((await layoutTags(single))[0]!.platform).toEqual({ os: 'linux', architecture: 'arm', variant: 'v6' });
+  }, 60_000);
+
   it('refuses in one line, with nothing written: a platform the base lacks, a single-platform base for two, docker-archive for two, a platform twice', async () => {
     await expectRefused(['--app', app, '--from', `oci:${base}:multi`, '--platform', 'linux/amd64,linux/s390x'], 1, `base oci:${base}:multi: no image for platform linux/s390x (index has: linux/amd64, linux/arm64, linux/arm/v7)`);
     await expectRefused(['--app', app, '--from', `oci:${base}:amd`, '--platform', TWO], 2, `base oci:${base}:amd is a single-platform image (linux/amd64), not an index: it cannot serve linux/amd64, linux/arm64`);
