@@ -106,7 +106,11 @@ export async function withApp(app: string | AppDefaults, opts: BuildToOptions): 
       volumes: [...(o.volumes ?? []), ...(c.volumes ?? [])],
     },
   };
-  return { options, app: { defaults: d, lockfile: layers.lock, packages: layers.packages } };
+  // The SBOM lists what the image holds: a package whose package.json --exclude or --ignore-file
+  // leaves out of the dependency layer is not in it.
+  const ignore = await (await import('../image/build.js')).buildIgnore(opts);
+  const packages = ignore.empty ? layers.packages : layers.packages.filter((p) => !ignore.excludes(`${p.path}/package.json`));
+  return { options, app: { defaults: d, lockfile: layers.lock, packages } };
 }
 
 /** The SBOM of a build: its manifest, what it is about, and how many packages it lists. */

@@ -251,7 +251,7 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
   for (const spec of opts.layers ?? []) if (spec.kind === 'select' && spec.check) await spec.check(targets.map((t) => t.platform), opts.warn);
   const createdSeconds = opts.created ?? Math.floor(Date.now() / 1000);
   const created = isoSeconds(createdSeconds);
-  const ignore = opts.ignoreFile ? await IgnoreMatcher.fromFile(opts.ignoreFile, opts.exclude ?? []) : new IgnoreMatcher(opts.exclude ?? []);
+  const ignore = await buildIgnore(opts);
 
   // New layers stream into the destination, or a spool; base layers stay in the base's store.
   const writer = new ImageWriter(dest, opts.base?.store);
@@ -333,6 +333,11 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
   } finally {
     await writer.close();
   }
+}
+
+/** The build's --exclude patterns and --ignore-file, applied to every layer it makes from a directory. */
+export function buildIgnore(opts: Pick<BuildOptions, 'exclude' | 'ignoreFile'>): Promise<IgnoreMatcher> {
+  return opts.ignoreFile ? IgnoreMatcher.fromFile(opts.ignoreFile, opts.exclude ?? []) : Promise.resolve(new IgnoreMatcher(opts.exclude ?? []));
 }
 
 /** One platform's config and manifest: its base's layers and history, then the shared new layers. */
