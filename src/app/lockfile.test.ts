@@ -92,6 +92,8 @@ describe('productionPackages: what the SBOM reads', () => {
       [{ 'node_modules/a': { dependencies: ['b'] } }, /entry "node_modules\/a": "dependencies" is not an object/],
       [{ 'node_modules/a': { dependencies: { [huge]: '1' } } }, /"dependencies" names a package "n+…" of 1000000 characters/],
       [{ [`node_modules/a${'/node_modules/a'.repeat(70)}`]: {} }, /nests node_modules more than 64 deep/],
+      [{ 'node_modules/a': { cpu: Array.from({ length: 100_000 }, (_, i) => `!c${i}`) } }, /"cpu" lists 100000 names \(at most 32\)/],
+      [{ 'node_modules/a': { os: huge } }, /"os" holds a name "n+…" of 1000000 characters \(at most 32\)/],
     ];
     for (const [entries, re] of cases) {
       let err: Error | undefined;

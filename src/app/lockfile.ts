@@ -45,6 +45,9 @@ const FIELD_MAX = 4096;
 /** How deep node_modules may nest, and how many dependency names all entries may list together. */
 const NESTING_MAX = 64;
 export const DEPENDENCY_NAMES_MAX = 1_000_000;
+/** How many names an `os` or `cpu` list may hold, and how long each may be. */
+const PLATFORM_LIST_MAX = 32;
+const PLATFORM_NAME_MAX = 32;
 
 /** A lockfile key or value as messages quote it: JSON, cut short. */
 export function quoted(s: string, max = 120): string {
@@ -164,6 +167,10 @@ export function productionPackages(doc: Record<string, unknown>, file: string): 
       if (v === undefined) continue;
       const list = typeof v === 'string' ? [v] : v;
       if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) throw new OciToolError('INVALID_JSON', `${where}: "${field}" is not a list of strings`);
+      // npm's names are short and few (linux, win32; x64, !arm64): messages quote the list whole.
+      if (list.length > PLATFORM_LIST_MAX) throw new OciToolError('INVALID_JSON', `${where}: "${field}" lists ${list.length} names (at most ${PLATFORM_LIST_MAX})`);
+      const long = list.find((x) => x.length > PLATFORM_NAME_MAX);
+      if (long !== undefined) throw new OciToolError('INVALID_JSON', `${where}: "${field}" holds a name ${quoted(long, 40)} of ${long.length} characters (at most ${PLATFORM_NAME_MAX})`);
       pkg[field] = list;
     }
     const deps = dependencyNames(e, where);
