@@ -200,10 +200,14 @@ describe('build --platform A,B', () => {
     await mkdir(extra);
     await writeFile(join(extra, 'note.txt'), 'shared\n');
     const out = join(work, 'plain');
-    const r = await ocitool(['build', '--json', '--from', `oci:${base}:multi`, '--platform', `${TWO},linux/arm/v7`, '--add', `${extra}:/opt`, '--tag', `oci:${out}:v1`]);
+    const source = 'org.opencontainers.image.source=https://example.com/app';
+    const r = await ocitool(['build', '--json', '--from', `oci:${base}:multi`, '--platform', `${TWO},linux/arm/v7`, '--add', `${extra}:/opt`, '--annotation', source, '--tag', `oci:${out}:v1`]);
     expect(r.code, r.stderr).toBe(0);
     expect(jsonEvents(r.stdout, 'layer')).toHaveLength(1);
     const b = await readIndex(out, 'v1');
+    // --annotation: on the index (what registries show of a multi-platform image) and on each image.
+    expect(b.index.annotations).toEqual({ 'org.opencontainers.image.source': 'https://example.com/app' });
+    for (const i of b.images) expect(i.manifest.annotations?.['org.opencontainers.image.source']).toBe('https://example.com/app');
     expect(b.index.manifests.map((e) => e.platform)).toEqual([{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64' }, { os: 'linux', architecture: 'arm', variant: 'v7' }]);
     const v7 = b.images[2]!;
     expect([v7.config.architecture, v7.config.variant]).toEqual(['arm', 'v7']);
@@ -287,6 +291,18 @@ describe('build --app: native dependencies', () => {
     await editJson(join(addon, 'package.json'), (j) => Object.assign(j.ocitool as object, { allowNative: true }));
     await ok(ocitool(['build', '-q', '--app', addon, '--platform', other, '--tag', `oci:${pjAllowed}:v1`]));
   }, 90_000);
+
+  it('the refusal comes before the base is read: a base whose image for that platform is damaged is not reached', async () => {
+    const addon = await variant('native-early', async (d) => {
+      await mkdir(join(d, 'node_modules/ms/build'), { recursive: true });
+      await writeFile(join(d, 'node_modules/ms/build/ms.node'), randomBytes(16));
+    });
+    const damaged = join(work, 'base-damaged');
+    await ok(skopeo(['copy', '--all', '--preserve-digests', `oci:${base}:multi`, `oci:${damaged}:multi`]));
+    const other = (await readIndex(damaged, 'multi')).images.find((i) => i.platform === OTHER)!;
+    await rm(join(damaged, 'blobs/sha256', other.manifest.config.digest.slice('sha256:'.length)));
+    await expectRefused(['--app', addon, '--from', `oci:${damaged}:multi`, '--platform', `${HOST},${OTHER}`], 2, `ms@2.1.3 (node_modules/ms) has native parts that cannot serve ${OTHER}`);
+  }, 60_000);
 
   it('a lockfile cpu field that excludes a platform refuses it, unless --allow-native; the host platform alone is accepted', async () => {
     const hostCpu = process.arch;

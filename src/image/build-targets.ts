@@ -96,12 +96,17 @@ async function baseImage(base: NonNullable<TargetOptions['base']>, manifest: Man
   return { node: manifest, config, layers };
 }
 
-/** The index of a multi-platform build's images (a Docker manifest list with the docker format). */
-export function buildIndex(images: { manifest: Descriptor; platform: Platform }[], format: 'oci' | 'docker'): ImageIndex {
+/**
+ * The index of a multi-platform build's images (a Docker manifest list with the docker format, which
+ * has no annotations). The build's annotations go on it too: what a registry shows of a
+ * multi-platform image (org.opencontainers.image.source, .description) is read from the index.
+ */
+export function buildIndex(images: { manifest: Descriptor; platform: Platform }[], format: 'oci' | 'docker', annotations: Record<string, string> = {}): ImageIndex {
   return {
     schemaVersion: 2,
     mediaType: format === 'oci' ? MediaType.OciIndex : MediaType.DockerManifestList,
     manifests: images.map((i) => ({ mediaType: i.manifest.mediaType, digest: i.manifest.digest, size: i.manifest.size, platform: i.platform })),
+    ...(format === 'oci' && Object.keys(annotations).length > 0 ? { annotations } : {}),
   };
 }
 
