@@ -133,15 +133,21 @@ describe('build --platform A,B', () => {
     expect(b.index.manifests.map((e) => e.platform)).toEqual([{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64' }]);
     await expectShared(b, 2);
     expect(b.images.map((i) => i.config.config?.Env)).toEqual([expect.arrayContaining(['BASE=amd', 'NODE_ENV=production']), expect.arrayContaining(['BASE=arm', 'NODE_ENV=production'])]);
-    // Only the index is tagged; the images are reachable from it alone. The other entry is the
-    // SBOM, a referrer of the index (the same packages serve every platform).
+    // Only the index is tagged; the images are reachable from it alone. The other entries are the
+    // SBOM (the same packages serve every platform), a referrer of the index and of each image:
+    // scanners look up the referrers of the image they pull.
     const tags = await layoutTags(out);
     expect(tags.map((d) => [d.mediaType, d.annotations?.['org.opencontainers.image.ref.name']])).toEqual([
       ['application/vnd.oci.image.index.v1+json', 'v1'],
-      ['application/vnd.oci.image.manifest.v1+json', undefined],
+      ...Array.from({ length: 3 }, () => ['application/vnd.oci.image.manifest.v1+json', undefined]),
     ]);
-    const sbom = JSON.parse((await (await OciLayout.open(out)).fetchBytes(tags[1]!)).toString()) as { artifactType?: string; subject?: Descriptor };
-    expect([sbom.artifactType, sbom.subject?.digest]).toEqual(['application/spdx+json', tags[0]!.digest]);
+    const sboms = await Promise.all(tags.slice(1).map(async (d) => JSON.parse((await (await OciLayout.open(out)).fetchBytes(d)).toString()) as ImageManifest & { artifactType?: string; subject?: Descriptor }));
+    expect(sboms.map((m) => [m.artifactType, m.subject?.digest])).toEqual([tags[0]!.digest, ...b.index.manifests.map((e) => e.digest)].map((d) => ['application/spdx+json', d]));
+    expect(new Set(sboms.map((m) => m.layers[0]!.digest)).size).toBe(1);
+    for (const e of b.index.manifests) {
+      const found = jsonEvents<{ artifactType?: string }>(await ok(ocitool(['referrers', '--json', `oci:${out}@${e.digest}`])), 'referrer');
+      expect(found.map((f) => f.artifactType)).toEqual(['application/spdx+json']);
+    }
 
     const raw = JSON.parse(await ok(skopeo(['inspect', '--raw', `oci:${out}:v1`]))) as ImageIndex;
     expect(raw.manifests.map((m) => m.digest)).toEqual(b.index.manifests.map((m) => m.digest));
