@@ -1,4 +1,5 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -71,6 +72,19 @@ describe('readLockfile and installedPackages', () => {
     await expect(readCapped(big, 1 << 20, 'lockfile')).rejects.toThrow(`lockfile ${big}: larger than 1048576 bytes`);
     expect((await readCapped(big, 3 << 20, 'lockfile')).length).toBe(3 << 20);
     await rm(big);
+  });
+
+  it('refuses a lockfile that is a FIFO or a device, at once, instead of waiting on it or reading it without end', async () => {
+    const app = join(dir, 'fifo-app');
+    await mkdir(app);
+    execFileSync('mkfifo', [join(app, 'package-lock.json')]);
+    const started = Date.now();
+    await expect(readLockfile(app)).rejects.toThrow(`lockfile ${join(app, 'package-lock.json')}: not a regular file`);
+    await rm(join(app, 'package-lock.json'));
+    await symlink('/dev/zero', join(app, 'package-lock.json'));
+    await expect(readLockfile(app)).rejects.toThrow(`lockfile ${join(app, 'package-lock.json')}: not a regular file`);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    await rm(app, { recursive: true });
   });
 
   it('prefers npm-shrinkwrap.json, and refuses one that is not JSON', async () => {

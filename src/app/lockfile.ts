@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { lstat, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OciToolError, errno } from '../util/errors.js';
@@ -73,16 +74,20 @@ function dependencyNames(e: Record<string, unknown>, where: string): string[] | 
 const SEGMENT = String.raw`node_modules/(?:@[^/@.][^/]*/)?[^/@.][^/]*`;
 const PACKAGE_PATH = new RegExp(`^${SEGMENT}(?:/${SEGMENT})*$`);
 
-/** Reads a file under a byte cap; `what` names it in messages. */
+/**
+ * Reads a regular file under a byte cap; `what` names it in messages. Opened without blocking and
+ * checked first: a FIFO or a device in its place is refused, not waited on or read without end.
+ */
 export async function readCapped(file: string, max: number, what: string): Promise<Buffer> {
   let fh;
   try {
-    fh = await open(file, 'r');
+    fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     if (errno(err) === 'ENOENT') throw new OciToolError('NOT_FOUND', `${what} ${file}: no such file`);
     throw new OciToolError('IO', `${what} ${file}: ${errno(err) ?? (err as Error).message}`, { cause: err });
   }
   try {
+    if (!(await fh.stat()).isFile()) throw new OciToolError('UNSUPPORTED', `${what} ${file}: not a regular file`);
     const chunks: Buffer[] = [];
     let total = 0;
     for (;;) {
