@@ -123,10 +123,10 @@ export interface SbomResult {
 }
 
 /** The SPDX document of a prepared app (its bytes, and the number of distinct packages). */
-export async function appSbom(app: PreparedApp, created: number): Promise<{ bytes: Buffer; packages: number }> {
+export async function appSbom(app: PreparedApp, created: number, warn?: (message: string) => void): Promise<{ bytes: Buffer; packages: number }> {
   const pkg = app.defaults.manifest.pkg;
   const text = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
-  const packages = await withInstalledLicenses(app.defaults.dir, app.packages);
+  const packages = await withInstalledLicenses(app.defaults.dir, app.packages, warn ? { warn } : {});
   const bytes = spdxDocument({
     app: { name: text(pkg.name) ?? 'app', ...(text(pkg.version) ? { version: text(pkg.version)! } : {}), license: pkg.license },
     packages,
@@ -159,7 +159,7 @@ export async function attachAppSbom(app: PreparedApp, dest: OpenedStore<Store>, 
     if (Number.isFinite(t)) created = Math.floor(t / 1000);
   }
   created ??= Math.floor(Date.now() / 1000);
-  const sbom = await appSbom(app, created);
+  const sbom = await appSbom(app, created, opts.warn);
   const images = built.images && built.images.length > 1 ? built.images.map((i) => i.manifest) : [];
   const [descriptor, ...perImage] = await underLease(store, async () => {
     const out: Descriptor[] = [];

@@ -178,4 +178,18 @@ describe('withInstalledLicenses', () => {
     const got = await withInstalledLicenses(dir, ['a', 'b', 'c', 'd', 'e'].map((n) => pkg(`node_modules/${n}`, '1')).concat(pkg('node_modules/a', '1', { license: 'ISC' })));
     expect(got.map((p) => p.license)).toEqual(['Apache-2.0', 'MIT', undefined, undefined, undefined, 'ISC']);
   });
+
+  it('lists the version installed where it is not the lockfile\'s (then without the lockfile\'s integrity), and says so once', async () => {
+    await mkdir(join(dir, 'node_modules', 'f'), { recursive: true });
+    await writeFile(join(dir, 'node_modules', 'f', 'package.json'), JSON.stringify({ name: 'f', version: '9.9.9', license: 'MIT' }));
+    await writeFile(join(dir, 'node_modules', 'e', 'package.json'), JSON.stringify({ name: 'e', version: '1' }));
+    const warnings: string[] = [];
+    const sri = `sha512-${Buffer.alloc(64, 1).toString('base64')}`;
+    const got = await withInstalledLicenses(dir, [pkg('node_modules/f', '1.0.0', { integrity: sri }), pkg('node_modules/e', '1', { integrity: sri })], { warn: (m) => warnings.push(m) });
+    expect(got.map((p) => [p.version, p.integrity])).toEqual([['9.9.9', undefined], ['1', sri]]);
+    expect(warnings).toEqual([`--app ${dir}: "node_modules/f" is installed at version 9.9.9, the lockfile says 1.0.0; the SBOM lists what is installed (run npm ci to match the lockfile)`]);
+    const doc = parse(spdxDocument(input(got)));
+    expect(doc.packages.find((p) => p.name === 'f')).toMatchObject({ versionInfo: '9.9.9', externalRefs: [{ referenceLocator: 'pkg:npm/f@9.9.9' }] });
+    expect(doc.packages.find((p) => p.name === 'f')!.checksums).toBeUndefined();
+  });
 });

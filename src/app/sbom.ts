@@ -7,7 +7,7 @@
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestOf } from '../digest/digest.js';
-import { parseJsonObject, readCapped, type LockedPackage } from './lockfile.js';
+import { parseJsonObject, quoted, readCapped, type LockedPackage } from './lockfile.js';
 
 export const SPDX_JSON = 'application/spdx+json';
 
@@ -250,25 +250,37 @@ export function spdxDocument(input: SbomInput): Buffer {
 }
 
 /**
- * The packages with the license their installed package.json declares where the lockfile names none
- * (a package.json that is missing, odd or unreadable adds nothing: the SBOM says NOASSERTION).
+ * The packages as their installed package.json describes them, which is what the image holds: the
+ * license it declares where the lockfile names none, and its version where it names another than
+ * the lockfile (node_modules not as `npm ci` left it), then without the lockfile's integrity, the
+ * hash of another tarball; `warn` is told once, naming the first. A package.json that is missing,
+ * odd or unreadable changes nothing (the SBOM says NOASSERTION for a license it lacks).
  */
-export async function withInstalledLicenses(dir: string, packages: LockedPackage[]): Promise<LockedPackage[]> {
+export async function withInstalledLicenses(dir: string, packages: LockedPackage[], opts: { warn?: (message: string) => void } = {}): Promise<LockedPackage[]> {
   const out: LockedPackage[] = [];
+  let changed: { path: string; locked?: string; installed: string; count: number } | undefined;
   for (const p of packages) {
-    if (p.license !== undefined) {
-      out.push(p);
-      continue;
-    }
     const file = join(dir, p.path, 'package.json');
-    let license: unknown;
+    let installed: Record<string, unknown> = {};
     try {
-      if ((await lstat(file)).isFile()) license = parseJsonObject(await readCapped(file, INSTALLED_PACKAGE_JSON_MAX, 'package.json'), file).license;
+      if ((await lstat(file)).isFile()) installed = parseJsonObject(await readCapped(file, INSTALLED_PACKAGE_JSON_MAX, 'package.json'), file);
     } catch {
-      license = undefined; // informative only: the SBOM says NOASSERTION
+      // informative only
     }
-    const text = spdxLicense(license);
-    out.push(text !== NOASSERTION ? { ...p, license: text } : p);
+    let q = p;
+    const text = p.license === undefined ? spdxLicense(installed.license) : NOASSERTION;
+    if (text !== NOASSERTION) q = { ...q, license: text };
+    const v = installed.version;
+    if (typeof v === 'string' && v !== '' && v.length <= 256 && !/[\x00-\x20\x7f]/.test(v) && v !== p.version) {
+      const { integrity: _i, ...rest } = q;
+      q = { ...rest, version: v };
+      changed = changed ? { ...changed, count: changed.count + 1 } : { path: p.path, ...(p.version !== undefined ? { locked: p.version } : {}), installed: v, count: 1 };
+    }
+    out.push(q);
+  }
+  if (changed) {
+    const more = changed.count > 1 ? ` (and ${changed.count - 1} more)` : '';
+    opts.warn?.(`--app ${dir}: ${quoted(changed.path)} is installed at version ${changed.installed}, the lockfile says ${changed.locked ?? 'none'}${more}; the SBOM lists what is installed (run npm ci to match the lockfile)`);
   }
   return out;
 }
