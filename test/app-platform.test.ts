@@ -257,10 +257,16 @@ describe('build --platform A,B', () => {
     await expectRefused(['--app', app, '--platform', 'linux/amd64,linux/amd64'], 2, '--platform linux/amd64,linux/amd64: linux/amd64 is listed twice');
   }, 60_000);
 
-  it('a refused build into a new layout leaves no folder (nor the parents made for it); into an existing one, nothing is changed', async () => {
+  it('a refused build into a new layout leaves no folder (nor the parents made for it), an empty folder empty; into an existing layout, nothing is changed', async () => {
     const parent = join(work, `new-${randomBytes(4).toString('hex')}`);
     await expectRefused(['--app', app, '--from', `oci:${base}:amd`, '--platform', TWO], 2, 'is a single-platform image', `oci:${join(parent, 'deep', 'layout')}:x`);
     expect(await exists(parent)).toBe(false);
+    // An empty folder made beforehand stays, empty.
+    const empty = join(work, `empty-${randomBytes(4).toString('hex')}`);
+    await mkdir(empty);
+    const r0 = await ocitool(['build', '--app', app, '--from', `oci:${base}:amd`, '--platform', TWO, '--tag', `oci:${empty}:x`]);
+    expect(r0.code).toBe(2);
+    expect(await readdir(empty)).toEqual([]);
     // An existing layout, with a tag: refused, it is the same afterwards.
     const kept = join(work, 'kept-layout');
     await ok(ocitool(['build', '-q', '--platform', 'linux/amd64', '--tag', `oci:${kept}:old`]));

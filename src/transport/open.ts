@@ -42,7 +42,7 @@ export function openStore(ref: ImageReference, opts?: OpenOptions): Promise<Open
 export async function openStore(ref: ImageReference, opts: OpenOptions = {}): Promise<OpenedStore<Store> | OpenedStore> {
   switch (ref.transport) {
     case 'oci': {
-      const made = opts.create ? await firstMissing(ref.dir) : undefined;
+      const made = opts.create ? await madeFor(ref.dir) : undefined;
       const layout = opts.create ? await OciLayout.init(ref.dir) : await OciLayout.open(ref.dir);
       const reference = ref.digest ?? ref.tag;
       return { store: layout, layout, ...(reference !== undefined ? { reference } : {}), ...(made !== undefined ? { abort: () => removeUnused(layout, made) } : {}) };
@@ -103,28 +103,37 @@ export async function writeTo<T>(ref: ImageReference, opts: Omit<OpenOptions, 'c
   }
 }
 
-/** The outermost folder of `dir` (itself included) that does not exist yet, or undefined. */
-async function firstMissing(dir: string): Promise<string | undefined> {
-  let missing: string | undefined;
-  for (let d = resolve(dir); ; d = dirname(d)) {
+/**
+ * What opening `dir` as a new layout makes: the outermost folder that does not exist yet (`dir`
+ * itself or an ancestor), `keep: true` for an empty folder that exists (its layout files are made,
+ * not the folder), or undefined for a folder with something in it (an existing layout).
+ */
+async function madeFor(dir: string): Promise<{ from: string; keep?: true } | undefined> {
+  const at = resolve(dir);
+  try {
+    return (await readdir(at)).length === 0 ? { from: at, keep: true } : undefined;
+  } catch (err) {
+    if (errno(err) !== 'ENOENT') return undefined;
+  }
+  let from = at;
+  for (let d = dirname(at); d !== from; from = d, d = dirname(d)) {
     try {
       await lstat(d);
-      return missing;
+      break;
     } catch (err) {
-      if (errno(err) !== 'ENOENT') return missing;
+      if (errno(err) !== 'ENOENT') break;
     }
-    missing = d;
-    if (dirname(d) === d) return missing;
   }
+  return { from };
 }
 
 /**
- * Removes a layout that this process created (and the folders made for it, up to `made`) while it
- * holds nothing: no tag or root, no blob, no writer's lease or temp file. Only known names are
- * unlinked and folders are removed with rmdir, so anything another writer has put there since stays
- * (the first folder that is not empty stops the removal).
+ * Removes a layout that this process created (and the folders made for it, up to `made.from`; an
+ * empty folder that was there stays) while it holds nothing: no tag or root, no blob, no writer's
+ * lease or temp file. Only known names are unlinked and folders are removed with rmdir, so anything
+ * another writer has put there since stays (the first folder that is not empty stops the removal).
  */
-async function removeUnused(layout: OciLayout, made: string): Promise<void> {
+async function removeUnused(layout: OciLayout, made: { from: string; keep?: true }): Promise<void> {
   const dir = layout.dir;
   const empty = async (rel: string): Promise<boolean> => (await readdir(join(dir, rel)).catch((err: unknown) => (errno(err) === 'ENOENT' ? [] : ['?']))).length === 0;
   try {
@@ -144,9 +153,10 @@ async function removeUnused(layout: OciLayout, made: string): Promise<void> {
         if (errno(err) !== 'ENOENT') throw err;
       });
     }
+    if (made.keep) return;
     for (let d = dir; ; d = dirname(d)) {
       await rmdir(d);
-      if (d === made || dirname(d) === d) return;
+      if (d === made.from || dirname(d) === d) return;
     }
   } catch {
     // Not empty after all (another writer), or not ours to remove: left as it is.
