@@ -7,7 +7,7 @@
  * --allow-native.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -105,11 +105,9 @@ async function layoutTags(dir: string): Promise<Descriptor[]> {
 /** A copy of the installed app, changed by `edit`. */
 const variant = (name: string, edit?: (dir: string) => Promise<void>): Promise<string> => appVariant(app, join(work, name), edit);
 
-/** Nothing of an image at `dir`: no layout, or one without blobs or tags (its creation precedes the build). */
+/** Nothing at `dir`, a new layout's folder: the layout a refused build opened is removed again. */
 async function expectNothingWritten(dir: string): Promise<void> {
-  if (!(await exists(dir))) return;
-  expect(await readdir(join(dir, 'blobs/sha256'))).toEqual([]);
-  expect(await layoutTags(dir)).toEqual([]);
+  expect(await exists(dir), `${dir} left behind`).toBe(false);
 }
 
 /** A build that must fail: exit code, one stderr line holding `text`, nothing written, within 10 s. */
@@ -135,15 +133,21 @@ describe('build --platform A,B', () => {
     expect(b.index.manifests.map((e) => e.platform)).toEqual([{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64' }]);
     await expectShared(b, 2);
     expect(b.images.map((i) => i.config.config?.Env)).toEqual([expect.arrayContaining(['BASE=amd', 'NODE_ENV=production']), expect.arrayContaining(['BASE=arm', 'NODE_ENV=production'])]);
-    // Only the index is tagged; the images are reachable from it alone. The other entry is the
-    // SBOM, a referrer of the index (the same packages serve every platform).
+    // Only the index is tagged; the images are reachable from it alone. The other entries are the
+    // SBOM (the same packages serve every platform), a referrer of the index and of each image:
+    // scanners look up the referrers of the image they pull.
     const tags = await layoutTags(out);
     expect(tags.map((d) => [d.mediaType, d.annotations?.['org.opencontainers.image.ref.name']])).toEqual([
       ['application/vnd.oci.image.index.v1+json', 'v1'],
-      ['application/vnd.oci.image.manifest.v1+json', undefined],
+      ...Array.from({ length: 3 }, () => ['application/vnd.oci.image.manifest.v1+json', undefined]),
     ]);
-    const sbom = JSON.parse((await (await OciLayout.open(out)).fetchBytes(tags[1]!)).toString()) as { artifactType?: string; subject?: Descriptor };
-    expect([sbom.artifactType, sbom.subject?.digest]).toEqual(['application/spdx+json', tags[0]!.digest]);
+    const sboms = await Promise.all(tags.slice(1).map(async (d) => JSON.parse((await (await OciLayout.open(out)).fetchBytes(d)).toString()) as ImageManifest & { artifactType?: string; subject?: Descriptor }));
+    expect(sboms.map((m) => [m.artifactType, m.subject?.digest])).toEqual([tags[0]!.digest, ...b.index.manifests.map((e) => e.digest)].map((d) => ['application/spdx+json', d]));
+    expect(new Set(sboms.map((m) => m.layers[0]!.digest)).size).toBe(1);
+    for (const e of b.index.manifests) {
+      const found = jsonEvents<{ artifactType?: string }>(await ok(ocitool(['referrers', '--json', `oci:${out}@${e.digest}`])), 'referrer');
+      expect(found.map((f) => f.artifactType)).toEqual(['application/spdx+json']);
+    }
 
     const raw = JSON.parse(await ok(skopeo(['inspect', '--raw', `oci:${out}:v1`]))) as ImageIndex;
     expect(raw.manifests.map((m) => m.digest)).toEqual(b.index.manifests.map((m) => m.digest));
@@ -202,10 +206,14 @@ describe('build --platform A,B', () => {
     await mkdir(extra);
     await writeFile(join(extra, 'note.txt'), 'shared\n');
     const out = join(work, 'plain');
-    const r = await ocitool(['build', '--json', '--from', `oci:${base}:multi`, '--platform', `${TWO},linux/arm/v7`, '--add', `${extra}:/opt`, '--tag', `oci:${out}:v1`]);
+    const source = 'org.opencontainers.image.source=https://example.com/app';
+    const r = await ocitool(['build', '--json', '--from', `oci:${base}:multi`, '--platform', `${TWO},linux/arm/v7`, '--add', `${extra}:/opt`, '--annotation', source, '--tag', `oci:${out}:v1`]);
     expect(r.code, r.stderr).toBe(0);
     expect(jsonEvents(r.stdout, 'layer')).toHaveLength(1);
     const b = await readIndex(out, 'v1');
+    // --annotation: on the index (what registries show of a multi-platform image) and on each image.
+    expect(b.index.annotations).toEqual({ 'org.opencontainers.image.source': 'https://example.com/app' });
+    for (const i of b.images) expect(i.manifest.annotations?.['org.opencontainers.image.source']).toBe('https://example.com/app');
     expect(b.index.manifests.map((e) => e.platform)).toEqual([{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64' }, { os: 'linux', architecture: 'arm', variant: 'v7' }]);
     const v7 = b.images[2]!;
     expect([v7.config.architecture, v7.config.variant]).toEqual(['arm', 'v7']);
@@ -222,6 +230,24 @@ describe('build --platform A,B', () => {
     expect([tag!.mediaType, tag!.platform]).toEqual(['application/vnd.oci.image.manifest.v1+json', { os: 'linux', architecture: 'arm64' }]);
   }, 90_000);
 
+  it("a platform asked without a variant records the variant of the base image it matched (linux/arm on an arm/v6 base is linux/arm/v6), in the index and the config", async () => {
+    const tree = join(work, 'tree-v6');
+    await mkdir(join(tree, 'etc'), { recursive: true });
+    await writeFile(join(tree, 'etc/platform'), 'linux/arm/v6\n');
+    const v6 = join(work, 'base-v6');
+    await ok(ocitool(['build', '-q', '--platform', 'linux/arm/v6', '--add', `${tree}:/`, '--tag', `oci:${v6}:v6`]));
+    await ok(ocitool(['index', 'create', '-q', '--tag', `oci:${v6}:multi`, `oci:${base}:amd`, `oci:${v6}:v6`]));
+    const out = join(work, 'v6-out');
+    await ok(ocitool(['build', '-q', '--from', `oci:${v6}:multi`, '--platform', 'linux/amd64,linux/arm', '--tag', `oci:${out}:v1`]));
+    const b = await readIndex(out, 'v1');
+    expect(b.index.manifests.map((e) => e.platform)).toEqual([{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm', variant: 'v6' }]);
+    expect([b.images[1]!.config.architecture, b.images[1]!.config.variant]).toEqual(['arm', 'v6']);
+    // One platform: the tag's platform and the config say v6 too.
+    const single = join(work, 'v6-single');
+    await ok(ocitool(['build', '-q', '--from', `oci:${v6}:multi`, '--platform', 'linux/arm', '--tag', `oci:${single}:v1`]));
+    expect((await layoutTags(single))[0]!.platform).toEqual({ os: 'linux', architecture: 'arm', variant: 'v6' });
+  }, 60_000);
+
   it('refuses in one line, with nothing written: a platform the base lacks, a single-platform base for two, docker-archive for two, a platform twice', async () => {
     await expectRefused(['--app', app, '--from', `oci:${base}:multi`, '--platform', 'linux/amd64,linux/s390x'], 1, `base oci:${base}:multi: no image for platform linux/s390x (index has: linux/amd64, linux/arm64, linux/arm/v7)`);
     await expectRefused(['--app', app, '--from', `oci:${base}:amd`, '--platform', TWO], 2, `base oci:${base}:amd is a single-platform image (linux/amd64), not an index: it cannot serve linux/amd64, linux/arm64`);
@@ -229,6 +255,27 @@ describe('build --platform A,B', () => {
     await expectRefused(['--app', app, '--platform', TWO], 2, `docker-archive:${archive} cannot hold an image index (linux/amd64, linux/arm64)`, `docker-archive:${archive}:hello:v1`);
     expect(await exists(archive)).toBe(false);
     await expectRefused(['--app', app, '--platform', 'linux/amd64,linux/amd64'], 2, '--platform linux/amd64,linux/amd64: linux/amd64 is listed twice');
+  }, 60_000);
+
+  it('a refused build into a new layout leaves no folder (nor the parents made for it), an empty folder empty; into an existing layout, nothing is changed', async () => {
+    const parent = join(work, `new-${randomBytes(4).toString('hex')}`);
+    await expectRefused(['--app', app, '--from', `oci:${base}:amd`, '--platform', TWO], 2, 'is a single-platform image', `oci:${join(parent, 'deep', 'layout')}:x`);
+    expect(await exists(parent)).toBe(false);
+    // An empty folder made beforehand stays, empty.
+    const empty = join(work, `empty-${randomBytes(4).toString('hex')}`);
+    await mkdir(empty);
+    const r0 = await ocitool(['build', '--app', app, '--from', `oci:${base}:amd`, '--platform', TWO, '--tag', `oci:${empty}:x`]);
+    expect(r0.code).toBe(2);
+    expect(await readdir(empty)).toEqual([]);
+    // An existing layout, with a tag: refused, it is the same afterwards.
+    const kept = join(work, 'kept-layout');
+    await ok(ocitool(['build', '-q', '--platform', 'linux/amd64', '--tag', `oci:${kept}:old`]));
+    const before = await readFile(join(kept, 'index.json'));
+    const blobs = (await readdir(join(kept, 'blobs/sha256'))).sort();
+    const r = await ocitool(['build', '--app', app, '--from', `oci:${base}:amd`, '--platform', TWO, '--tag', `oci:${kept}:new`]);
+    expect(r.code).toBe(2);
+    expect((await readFile(join(kept, 'index.json'))).equals(before)).toBe(true);
+    expect((await readdir(join(kept, 'blobs/sha256'))).sort()).toEqual(blobs);
   }, 60_000);
 });
 
@@ -256,6 +303,18 @@ describe('build --app: native dependencies', () => {
     await editJson(join(addon, 'package.json'), (j) => Object.assign(j.ocitool as object, { allowNative: true }));
     await ok(ocitool(['build', '-q', '--app', addon, '--platform', other, '--tag', `oci:${pjAllowed}:v1`]));
   }, 90_000);
+
+  it('the refusal comes before the base is read: a base whose image for that platform is damaged is not reached', async () => {
+    const addon = await variant('native-early', async (d) => {
+      await mkdir(join(d, 'node_modules/ms/build'), { recursive: true });
+      await writeFile(join(d, 'node_modules/ms/build/ms.node'), randomBytes(16));
+    });
+    const damaged = join(work, 'base-damaged');
+    await ok(skopeo(['copy', '--all', '--preserve-digests', `oci:${base}:multi`, `oci:${damaged}:multi`]));
+    const other = (await readIndex(damaged, 'multi')).images.find((i) => i.platform === OTHER)!;
+    await rm(join(damaged, 'blobs/sha256', other.manifest.config.digest.slice('sha256:'.length)));
+    await expectRefused(['--app', addon, '--from', `oci:${damaged}:multi`, '--platform', `${HOST},${OTHER}`], 2, `ms@2.1.3 (node_modules/ms) has native parts that cannot serve ${OTHER}`);
+  }, 60_000);
 
   it('a lockfile cpu field that excludes a platform refuses it, unless --allow-native; the host platform alone is accepted', async () => {
     const hostCpu = process.arch;

@@ -113,6 +113,26 @@ describe('build --app: the SBOM', () => {
     expect(runs[1]!.done).toBe(runs[0]!.done);
   }, 60_000);
 
+  it('a package that --exclude or --ignore-file leaves out of the image is not in its SBOM; one still in it is', async () => {
+    const ignoreFile = join(work, 'sbom.ignore');
+    await writeFile(ignoreFile, 'node_modules/depd\n');
+    const layout = out();
+    const r = await ocitool(['build', '--json', '--app', app, '--exclude', 'node_modules/ms', '--ignore-file', ignoreFile, '--tag', `oci:${layout}:v1`, '--created', CREATED]);
+    expect(r.code, r.stderr).toBe(0);
+    // The dependency layer as built: ms 2.1.3 (node_modules/ms) and depd gone, debug's own ms 2.0.0 kept.
+    const l = await OciLayout.open(layout);
+    const image = JSON.parse((await l.fetchBytes(await l.resolve('v1'))).toString()) as ImageManifest;
+    const names = (await ok(runTool('tar', ['-tzf', l.blobPath(image.layers[0]!.digest)]))).split('\n');
+    expect(names).toContain('app/node_modules/debug/node_modules/ms/package.json');
+    expect(names.filter((n) => /^app\/node_modules\/(ms|depd)\//.test(n))).toEqual([]);
+    const sbom = jsonEvents<{ digest: string; packages: number }>(r.stdout, 'sbom')[0]!;
+    const { doc } = await sbomIn(layout, sbom.digest);
+    const listed = doc.packages.map((p) => `${p.name}@${p.versionInfo}`);
+    expect(listed).toContain('ms@2.0.0');
+    expect(listed.filter((p) => p === 'ms@2.1.3' || p.startsWith('depd@'))).toEqual([]);
+    expect(sbom.packages).toBe(73 - 2);
+  }, 60_000);
+
   it('--sbom none attaches nothing', async () => {
     const layout = out();
     const r = await ocitool(['build', '--app', app, '--sbom', 'none', '--tag', `oci:${layout}:v1`]);

@@ -1,12 +1,13 @@
 /**
  * bin/ocitool's code cache: made by a verb's first run, used while the bundle is the same file,
  * never used for a changed bundle (even one of the same length, which V8 alone would take), made
- * again when V8 refuses it (damaged), and never in the way: an unwritable cache folder or runs at
- * once leave a working command and no temp file.
+ * again when damaged (even past V8's own header, where V8 would crash), never taken from a file of
+ * another user or one others may write, never written through a planted link, and never in the
+ * way: an unwritable cache folder or runs at once leave a working command and no temp file.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, cp, lstat, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,9 +18,9 @@ const bundle = (): string => join(tree, 'dist', 'bundle', 'main.cjs');
 const cacheDir = (): string => join(tree, 'dist', 'bundle', 'cache');
 
 /** Runs the copied launcher; resolves with exit code and output. */
-function launch(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function launch(args: string[], nodeFlags: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [join(tree, 'bin', 'ocitool'), ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [...nodeFlags, join(tree, 'bin', 'ocitool'), ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -69,7 +70,7 @@ describe('the launcher code cache', () => {
     expect(await launch(['--version'])).toMatchObject({ code: 0, stdout: '9.8.7\n' });
   });
 
-  it('a damaged cache is refused by V8 and made again; the command runs', async () => {
+  it('a damaged cache is refused and made again; the command runs', async () => {
     await launch(['--version']);
     const file = join(cacheDir(), 'main.v8');
     const good = await readFile(file);
@@ -82,6 +83,47 @@ describe('the launcher code cache', () => {
     // The new one is taken as it is.
     expect(await launch(['--version'])).toMatchObject({ code: 0, stdout: '9.8.7\n' });
     expect((await stat(file)).mtimeMs).toBe(remade.mtimeMs);
+  });
+
+  it("a cache damaged past V8's own header (which V8 would take, then crash on) is not used: the command runs and the cache is made again", async () => {
+    await launch(['--version']);
+    const file = join(cacheDir(), 'main.v8');
+    const bytes = await readFile(file);
+    // Flips bytes well inside the compiled data: V8's header (magic, version, flags, length) stays intact.
+    for (let i = bytes.indexOf(10) + 400; i < bytes.length - 100; i += 97) bytes[i]! ^= 0xff;
+    await writeFile(file, bytes);
+    const r = await launch(['--version']);
+    expect(r, r.stderr.slice(0, 300)).toMatchObject({ code: 0, stdout: '9.8.7\n' });
+    expect((await readFile(file)).equals(bytes)).toBe(false);
+    expect(await launch(['--version'])).toMatchObject({ code: 0, stdout: '9.8.7\n' });
+  });
+
+  it.runIf(process.getuid?.() === 0)("a cache file of another user, or one others may write, is not used but replaced by one of this user's, owner-writable only", async () => {
+    await launch(['--version']);
+    const file = join(cacheDir(), 'main.v8');
+    await chown(file, 4321, 4321);
+    expect(await launch(['--version'])).toMatchObject({ code: 0, stdout: '9.8.7\n' });
+    expect((await stat(file)).uid).toBe(0);
+    await chmod(file, 0o666);
+    expect(await launch(['--version'])).toMatchObject({ code: 0, stdout: '9.8.7\n' });
+    expect((await stat(file)).mode & 0o777).toBe(0o644);
+  });
+
+  it('a link planted where a temp file could be named is not written through; no temp file is left', async () => {
+    await rm(cacheDir(), { recursive: true, force: true });
+    await mkdir(cacheDir());
+    const victim = join(tree, 'victim.txt');
+    await writeFile(victim, 'keep me\n');
+    // Runs first in the launcher's own process: plants a link at the temp name the launcher used to take (`main.v8.PID.tmp`).
+    const preload = join(tree, 'plant.cjs');
+    await writeFile(preload, `const fs = require('fs'); fs.symlinkSync(${JSON.stringify(victim)}, ${JSON.stringify(cacheDir())} + '/main.v8.' + process.pid + '.tmp');\n`);
+    expect(await launch(['--version'], ['-r', preload])).toMatchObject({ code: 0, stdout: '9.8.7\n' });
+    expect(await readFile(victim, 'utf8')).toBe('keep me\n');
+    // Left: the cache, and the planted link (nothing of the run's own).
+    const left = (await readdir(cacheDir())).filter((n) => n !== 'main.v8');
+    expect(left).toHaveLength(1);
+    expect((await lstat(join(cacheDir(), left[0]!))).isSymbolicLink()).toBe(true);
+    expect((await readdir(cacheDir())).includes('main.v8')).toBe(true);
   });
 
   it('an unwritable cache folder: the command runs, nothing is cached, no temp file; runs at once share one cache', async () => {

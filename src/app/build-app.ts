@@ -106,7 +106,11 @@ export async function withApp(app: string | AppDefaults, opts: BuildToOptions): 
       volumes: [...(o.volumes ?? []), ...(c.volumes ?? [])],
     },
   };
-  return { options, app: { defaults: d, lockfile: layers.lock, packages: layers.packages } };
+  // The SBOM lists what the image holds: a package whose package.json --exclude or --ignore-file
+  // leaves out of the dependency layer is not in it.
+  const ignore = await (await import('../image/build.js')).buildIgnore(opts);
+  const packages = ignore.empty ? layers.packages : layers.packages.filter((p) => !ignore.excludes(`${p.path}/package.json`));
+  return { options, app: { defaults: d, lockfile: layers.lock, packages } };
 }
 
 /** The SBOM of a build: its manifest, what it is about, and how many packages it lists. */
@@ -114,13 +118,15 @@ export interface SbomResult {
   descriptor: Descriptor;
   subject: Descriptor;
   packages: number;
+  /** A multi-platform build's: the same document attached to each platform's image as well (in the images' order). */
+  images?: Descriptor[];
 }
 
 /** The SPDX document of a prepared app (its bytes, and the number of distinct packages). */
-export async function appSbom(app: PreparedApp, created: number): Promise<{ bytes: Buffer; packages: number }> {
+export async function appSbom(app: PreparedApp, created: number, warn?: (message: string) => void): Promise<{ bytes: Buffer; packages: number }> {
   const pkg = app.defaults.manifest.pkg;
   const text = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
-  const packages = await withInstalledLicenses(app.defaults.dir, app.packages);
+  const packages = await withInstalledLicenses(app.defaults.dir, app.packages, warn ? { warn } : {});
   const bytes = spdxDocument({
     app: { name: text(pkg.name) ?? 'app', ...(text(pkg.version) ? { version: text(pkg.version)! } : {}), license: pkg.license },
     packages,
@@ -135,10 +141,12 @@ export async function appSbom(app: PreparedApp, created: number): Promise<{ byte
 /**
  * Writes the app's SBOM next to the root `built` (an image, or an index) just written into `dest`
  * and attaches it as a referrer: listed in index.json (a layout, an oci-archive), or the registry's
- * referrers API, else the fallback tag. A destination that cannot hold referrers (docker-archive)
- * gets none: one warning. Its time is the build's (`created`, else the one the config records).
+ * referrers API, else the fallback tag. A multi-platform build's index and each of its images get
+ * it (scanners look up the referrers of the image they pull, not of the index). A destination that
+ * cannot hold referrers (docker-archive) gets none: one warning. Its time is the build's
+ * (`created`, else the one the config records).
  */
-export async function attachAppSbom(app: PreparedApp, dest: OpenedStore<Store>, ref: ImageReference, built: Pick<BuildResult, 'manifest' | 'config'>, opts: Pick<BuildOptions, 'created' | 'warn' | 'signal'> = {}): Promise<SbomResult | undefined> {
+export async function attachAppSbom(app: PreparedApp, dest: OpenedStore<Store>, ref: ImageReference, built: Pick<BuildResult, 'manifest' | 'config'> & Partial<Pick<BuildResult, 'images'>>, opts: Pick<BuildOptions, 'created' | 'warn' | 'signal'> = {}): Promise<SbomResult | undefined> {
   const store = dest.store;
   const subject = built.manifest;
   if (ref.transport !== 'docker' && !canAddRoot(store)) {
@@ -151,18 +159,23 @@ export async function attachAppSbom(app: PreparedApp, dest: OpenedStore<Store>, 
     if (Number.isFinite(t)) created = Math.floor(t / 1000);
   }
   created ??= Math.floor(Date.now() / 1000);
-  const sbom = await appSbom(app, created);
-  const descriptor = await underLease(store, async () => {
-    const d = await packArtifact(store, {
-      artifactType: SPDX_JSON,
-      files: [{ path: 'sbom.spdx.json', bytes: sbom.bytes, mediaType: SPDX_JSON }],
-      created,
-      subject,
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
-    if (canAddRoot(store)) await store.addRoot(d);
-    await attach(store, d, subject);
-    return d;
+  const sbom = await appSbom(app, created, opts.warn);
+  const images = built.images && built.images.length > 1 ? built.images.map((i) => i.manifest) : [];
+  const [descriptor, ...perImage] = await underLease(store, async () => {
+    const out: Descriptor[] = [];
+    for (const about of [subject, ...images]) {
+      const d = await packArtifact(store, {
+        artifactType: SPDX_JSON,
+        files: [{ path: 'sbom.spdx.json', bytes: sbom.bytes, mediaType: SPDX_JSON }],
+        created,
+        subject: { mediaType: about.mediaType, digest: about.digest, size: about.size },
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+      if (canAddRoot(store)) await store.addRoot(d);
+      await attach(store, d, about);
+      out.push(d);
+    }
+    return out;
   });
-  return { descriptor, subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size }, packages: sbom.packages };
+  return { descriptor: descriptor!, subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size }, packages: sbom.packages, ...(perImage.length ? { images: perImage } : {}) };
 }

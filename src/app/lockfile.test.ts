@@ -1,4 +1,5 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -73,6 +74,19 @@ describe('readLockfile and installedPackages', () => {
     await rm(big);
   });
 
+  it('refuses a lockfile that is a FIFO or a device, at once, instead of waiting on it or reading it without end', async () => {
+    const app = join(dir, 'fifo-app');
+    await mkdir(app);
+    execFileSync('mkfifo', [join(app, 'package-lock.json')]);
+    const started = Date.now();
+    await expect(readLockfile(app)).rejects.toThrow(`lockfile ${join(app, 'package-lock.json')}: not a regular file`);
+    await rm(join(app, 'package-lock.json'));
+    await symlink('/dev/zero', join(app, 'package-lock.json'));
+    await expect(readLockfile(app)).rejects.toThrow(`lockfile ${join(app, 'package-lock.json')}: not a regular file`);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    await rm(app, { recursive: true });
+  });
+
   it('prefers npm-shrinkwrap.json, and refuses one that is not JSON', async () => {
     await writeFile(join(dir, 'npm-shrinkwrap.json'), '{oops');
     await expect(readLockfile(dir)).rejects.toThrow(`lockfile ${join(dir, 'npm-shrinkwrap.json')}: not JSON`);
@@ -92,6 +106,8 @@ describe('productionPackages: what the SBOM reads', () => {
       [{ 'node_modules/a': { dependencies: ['b'] } }, /entry "node_modules\/a": "dependencies" is not an object/],
       [{ 'node_modules/a': { dependencies: { [huge]: '1' } } }, /"dependencies" names a package "n+…" of 1000000 characters/],
       [{ [`node_modules/a${'/node_modules/a'.repeat(70)}`]: {} }, /nests node_modules more than 64 deep/],
+      [{ 'node_modules/a': { cpu: Array.from({ length: 100_000 }, (_, i) => `!c${i}`) } }, /"cpu" lists 100000 names \(at most 32\)/],
+      [{ 'node_modules/a': { os: huge } }, /"os" holds a name "n+…" of 1000000 characters \(at most 32\)/],
     ];
     for (const [entries, re] of cases) {
       let err: Error | undefined;

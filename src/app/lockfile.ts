@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { lstat, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OciToolError, errno } from '../util/errors.js';
@@ -45,6 +46,9 @@ const FIELD_MAX = 4096;
 /** How deep node_modules may nest, and how many dependency names all entries may list together. */
 const NESTING_MAX = 64;
 export const DEPENDENCY_NAMES_MAX = 1_000_000;
+/** How many names an `os` or `cpu` list may hold, and how long each may be. */
+const PLATFORM_LIST_MAX = 32;
+const PLATFORM_NAME_MAX = 32;
 
 /** A lockfile key or value as messages quote it: JSON, cut short. */
 export function quoted(s: string, max = 120): string {
@@ -70,16 +74,20 @@ function dependencyNames(e: Record<string, unknown>, where: string): string[] | 
 const SEGMENT = String.raw`node_modules/(?:@[^/@.][^/]*/)?[^/@.][^/]*`;
 const PACKAGE_PATH = new RegExp(`^${SEGMENT}(?:/${SEGMENT})*$`);
 
-/** Reads a file under a byte cap; `what` names it in messages. */
+/**
+ * Reads a regular file under a byte cap; `what` names it in messages. Opened without blocking and
+ * checked first: a FIFO or a device in its place is refused, not waited on or read without end.
+ */
 export async function readCapped(file: string, max: number, what: string): Promise<Buffer> {
   let fh;
   try {
-    fh = await open(file, 'r');
+    fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     if (errno(err) === 'ENOENT') throw new OciToolError('NOT_FOUND', `${what} ${file}: no such file`);
     throw new OciToolError('IO', `${what} ${file}: ${errno(err) ?? (err as Error).message}`, { cause: err });
   }
   try {
+    if (!(await fh.stat()).isFile()) throw new OciToolError('UNSUPPORTED', `${what} ${file}: not a regular file`);
     const chunks: Buffer[] = [];
     let total = 0;
     for (;;) {
@@ -164,6 +172,10 @@ export function productionPackages(doc: Record<string, unknown>, file: string): 
       if (v === undefined) continue;
       const list = typeof v === 'string' ? [v] : v;
       if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) throw new OciToolError('INVALID_JSON', `${where}: "${field}" is not a list of strings`);
+      // npm's names are short and few (linux, win32; x64, !arm64): messages quote the list whole.
+      if (list.length > PLATFORM_LIST_MAX) throw new OciToolError('INVALID_JSON', `${where}: "${field}" lists ${list.length} names (at most ${PLATFORM_LIST_MAX})`);
+      const long = list.find((x) => x.length > PLATFORM_NAME_MAX);
+      if (long !== undefined) throw new OciToolError('INVALID_JSON', `${where}: "${field}" holds a name ${quoted(long, 40)} of ${long.length} characters (at most ${PLATFORM_NAME_MAX})`);
       pkg[field] = list;
     }
     const deps = dependencyNames(e, where);

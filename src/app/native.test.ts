@@ -46,6 +46,15 @@ describe('nativeCheck', () => {
     expect(await refusal(nativeCheck(dir, [pkg('node_modules/b')])([HOST, OTHER]))).toContain('it holds prebuilds/linux-x64/b.node, built for this host');
   });
 
+  it('says so when a package goes deeper than the search looks (a native file there is not seen)', async () => {
+    const deep = `node_modules/e/${Array.from({ length: 10 }, (_, i) => `d${i}`).join('/')}`;
+    await mkdir(join(dir, deep), { recursive: true });
+    await writeFile(join(dir, deep, 'deep.node'), '');
+    const warnings: string[] = [];
+    await nativeCheck(dir, [pkg('node_modules/e')])([OTHER], (m) => warnings.push(m));
+    expect(warnings).toEqual([`--app ${dir}: the search for native dependencies looked 8 folders deep; below that node_modules/e (and any other package as deep) was not checked`]);
+  });
+
   it('stops after its folder budget and says so', async () => {
     await mkdir(join(dir, 'node_modules/c/d1/d2/d3'), { recursive: true });
     await writeFile(join(dir, 'node_modules/c/d1/d2/d3/deep.node'), '');

@@ -31,6 +31,13 @@ function excludedBy(pkg: LockedPackage, platform: Platform): string | undefined 
   return undefined;
 }
 
+/** What the search may still read, and what it left unread: the budget ran out, a package's folders went deeper. */
+interface Budget {
+  folders: number;
+  exhausted: boolean;
+  deep?: string;
+}
+
 const isNativeFile = (name: string): boolean => name.endsWith('.node') || name === 'binding.gyp';
 
 /**
@@ -38,9 +45,13 @@ const isNativeFile = (name: string): boolean => name.endsWith('.node') || name =
  * node_modules left out (the packages there are checked on their own, as the layer holds them);
  * `budget` counts the folders read across all packages.
  */
-async function nativeFile(dir: string, pkg: LockedPackage, budget: { folders: number; exhausted: boolean }): Promise<string | undefined> {
+async function nativeFile(dir: string, pkg: LockedPackage, budget: Budget): Promise<string | undefined> {
   let level = [''];
-  for (let depth = 0; depth <= NATIVE_SEARCH_DEPTH && level.length > 0; depth++) {
+  for (let depth = 0; level.length > 0; depth++) {
+    if (depth > NATIVE_SEARCH_DEPTH) {
+      budget.deep ??= pkg.path; // folders below were not read
+      return undefined;
+    }
     const next: string[] = [];
     for (const rel of level) {
       if (budget.folders <= 0) {
@@ -76,7 +87,7 @@ export function nativeCheck(dir: string, packages: LockedPackage[], limits: { fo
     const foreign = platforms.filter((p) => !isHostPlatform(p));
     if (foreign.length === 0) return;
     const host = formatPlatform(hostPlatform());
-    const budget = { folders, exhausted: false };
+    const budget: Budget = { folders, exhausted: false };
     const files = new Map<string, string | undefined>();
     for (const pkg of packages) {
       for (const platform of foreign) {
@@ -92,5 +103,6 @@ export function nativeCheck(dir: string, packages: LockedPackage[], limits: { fo
       }
     }
     if (budget.exhausted) warn?.(`--app ${dir}: the search for native dependencies stopped after ${folders} folders; packages past it were not checked`);
+    if (budget.deep !== undefined) warn?.(`--app ${dir}: the search for native dependencies looked ${NATIVE_SEARCH_DEPTH} folders deep; below that ${budget.deep} (and any other package as deep) was not checked`);
   };
 }

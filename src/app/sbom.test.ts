@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LockedPackage } from './lockfile.js';
+import { productionPackages, type LockedPackage } from './lockfile.js';
 import { npmPurl, spdxChecksums, spdxDocument, spdxLicense, withInstalledLicenses, type SbomInput } from './sbom.js';
 
 interface Doc {
@@ -120,6 +120,44 @@ describe('spdxDocument', () => {
   });
 });
 
+describe('spdxDocument on a hostile graph', () => {
+  /** The lockfile's production packages (its caps checked) with their SBOM, timed. */
+  const timed = (packages: Record<string, unknown>): { doc: Doc; ms: number } => {
+    const started = Date.now();
+    const lock = productionPackages({ lockfileVersion: 3, packages }, 'package-lock.json');
+    const root = (packages[''] as { dependencies?: Record<string, string> } | undefined)?.dependencies;
+    const doc = parse(spdxDocument(input(lock, root ? { rootDependencies: Object.keys(root) } : {})));
+    return { doc, ms: Date.now() - started };
+  };
+
+  it('an app that depends on 50,000 packages, one of which depends on all of them: linear, each link once', () => {
+    const names = Array.from({ length: 50_000 }, (_, i) => `p${i}`);
+    const deps = Object.fromEntries(names.map((n) => [n, '1.0.0']));
+    const packages: Record<string, unknown> = { '': { name: 'app', dependencies: deps } };
+    for (const n of names) packages[`node_modules/${n}`] = { version: '1.0.0', ...(n === 'p0' ? { dependencies: deps } : {}) };
+    const { doc, ms } = timed(packages);
+    expect(doc.packages).toHaveLength(50_001);
+    const from = (id: string): number => doc.relationships.filter((r) => r.spdxElementId === id).length;
+    expect([from('SPDXRef-Package-app'), from('SPDXRef-Package-npm-p0-1.0.0')]).toEqual([50_000, 49_999]);
+    expect(ms).toBeLessThan(10_000);
+  }, 30_000);
+
+  it('names that resolve nowhere from packages nested 63 deep (paths of 4 KiB): each folder looked up once', () => {
+    let chain = '';
+    const packages: Record<string, unknown> = {};
+    for (let d = 0; d < 63; d++) {
+      chain += `${chain ? '/' : ''}node_modules/${`n${d}-`.padEnd(50, 'x')}`;
+      packages[chain] = { version: '1.0.0' };
+    }
+    expect(chain.length).toBeLessThan(4096 - 30);
+    const missing = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`missing-${i}`, '1']));
+    for (let i = 0; i < 9_000; i++) packages[`${chain}/node_modules/leaf${i}`] = { version: '1.0.0', dependencies: missing };
+    const { doc, ms } = timed(packages);
+    expect(doc.packages).toHaveLength(63 + 9_000 + 1);
+    expect(ms).toBeLessThan(10_000);
+  }, 60_000);
+});
+
 describe('withInstalledLicenses', () => {
   let dir: string;
   beforeAll(async () => {
@@ -139,5 +177,19 @@ describe('withInstalledLicenses', () => {
   it("fills in the installed package.json's license where the lockfile has none; odd or missing ones add nothing", async () => {
     const got = await withInstalledLicenses(dir, ['a', 'b', 'c', 'd', 'e'].map((n) => pkg(`node_modules/${n}`, '1')).concat(pkg('node_modules/a', '1', { license: 'ISC' })));
     expect(got.map((p) => p.license)).toEqual(['Apache-2.0', 'MIT', undefined, undefined, undefined, 'ISC']);
+  });
+
+  it('lists the version installed where it is not the lockfile\'s (then without the lockfile\'s integrity), and says so once', async () => {
+    await mkdir(join(dir, 'node_modules', 'f'), { recursive: true });
+    await writeFile(join(dir, 'node_modules', 'f', 'package.json'), JSON.stringify({ name: 'f', version: '9.9.9', license: 'MIT' }));
+    await writeFile(join(dir, 'node_modules', 'e', 'package.json'), JSON.stringify({ name: 'e', version: '1' }));
+    const warnings: string[] = [];
+    const sri = `sha512-${Buffer.alloc(64, 1).toString('base64')}`;
+    const got = await withInstalledLicenses(dir, [pkg('node_modules/f', '1.0.0', { integrity: sri }), pkg('node_modules/e', '1', { integrity: sri })], { warn: (m) => warnings.push(m) });
+    expect(got.map((p) => [p.version, p.integrity])).toEqual([['9.9.9', undefined], ['1', sri]]);
+    expect(warnings).toEqual([`--app ${dir}: "node_modules/f" is installed at version 9.9.9, the lockfile says 1.0.0; the SBOM lists what is installed (run npm ci to match the lockfile)`]);
+    const doc = parse(spdxDocument(input(got)));
+    expect(doc.packages.find((p) => p.name === 'f')).toMatchObject({ versionInfo: '9.9.9', externalRefs: [{ referenceLocator: 'pkg:npm/f@9.9.9' }] });
+    expect(doc.packages.find((p) => p.name === 'f')!.checksums).toBeUndefined();
   });
 });

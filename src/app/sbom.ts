@@ -7,7 +7,7 @@
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestOf } from '../digest/digest.js';
-import { parseJsonObject, readCapped, type LockedPackage } from './lockfile.js';
+import { parseJsonObject, quoted, readCapped, type LockedPackage } from './lockfile.js';
 
 export const SPDX_JSON = 'application/spdx+json';
 
@@ -96,14 +96,47 @@ const idPart = (s: string): string => s.replace(/[^A-Za-z0-9.-]+/g, '-').replace
 const isoSeconds = (seconds: number): string => new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
 const byKey = <T>(key: (x: T) => string) => (a: T, b: T): number => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
 
-/** The installed package `name` that code in the package at `from` ('' for the app) loads, as Node resolves it. */
-function resolveFrom(from: string, name: string, installed: Map<string, unknown>): string | undefined {
-  for (let dir = from; ; ) {
-    const candidate = dir === '' ? `node_modules/${name}` : `${dir}/node_modules/${name}`;
-    if (installed.has(candidate)) return candidate;
-    if (dir === '') return undefined;
-    const i = dir.lastIndexOf('/node_modules/');
-    dir = i < 0 ? '' : dir.slice(0, i);
+/** A folder whose node_modules holds packages: what it holds, by name, and the folder it sits in. */
+interface Folder {
+  up: Folder | undefined;
+  children: Map<string, string>;
+}
+
+/**
+ * Resolves names as Node does from each installed package's folder (and the app's, ''): the nearest
+ * node_modules up the folder chain that holds the name. Folders link to the folder above them, so a
+ * name costs one map lookup per level, never a path's length.
+ */
+class Resolver {
+  private readonly folders = new Map<string, Folder>();
+
+  constructor(paths: Iterable<string>) {
+    for (const path of paths) {
+      const i = path.lastIndexOf('node_modules/');
+      this.folder(i === 0 ? '' : path.slice(0, i - 1)).children.set(path.slice(i + 'node_modules/'.length), path);
+    }
+  }
+
+  private folder(dir: string): Folder {
+    let f = this.folders.get(dir);
+    if (!f) {
+      const i = dir.lastIndexOf('/node_modules/');
+      f = { up: dir === '' ? undefined : this.folder(i < 0 ? '' : dir.slice(0, i)), children: new Map() };
+      this.folders.set(dir, f);
+    }
+    return f;
+  }
+
+  /** Resolves names from the package at `from` ('' for the app): the installed path of each, or undefined. */
+  from(from: string): (name: string) => string | undefined {
+    const start = this.folder(from);
+    return (name) => {
+      for (let f: Folder | undefined = start; f; f = f.up) {
+        const hit = f.children.get(name);
+        if (hit !== undefined) return hit;
+      }
+      return undefined;
+    };
   }
 }
 
@@ -161,41 +194,44 @@ export function spdxDocument(input: SbomInput): Buffer {
   }
 
   const installed = new Map(input.packages.map((p) => [p.path, p]));
+  const resolver = new Resolver(installed.keys());
   const idOfPath = (path: string): string => {
     const p = installed.get(path)!;
     return idOfPurl.get(npmPurl(p.name, p.version))!;
   };
-  const edges = new Set<string>();
+  // from → its targets (a Set each: no edge twice, none to itself).
+  const out = new Map<string, Set<string>>();
   const depends = (from: string, to: string): void => {
-    if (from !== to) edges.add(`${from}\n${to}`);
+    if (from === to) return;
+    let targets = out.get(from);
+    if (!targets) out.set(from, (targets = new Set()));
+    targets.add(to);
   };
   const rootNames = input.rootDependencies ?? input.packages.filter((p) => !p.path.slice('node_modules/'.length).includes('/node_modules/')).map((p) => p.name);
+  const fromApp = resolver.from('');
   for (const n of rootNames) {
-    const to = resolveFrom('', n, installed);
+    const to = fromApp(n);
     if (to !== undefined) depends(ROOT, idOfPath(to));
   }
   for (const p of input.packages) {
-    for (const n of p.dependencies ?? []) {
-      const to = resolveFrom(p.path, n, installed);
-      if (to !== undefined) depends(idOfPath(p.path), idOfPath(to));
+    if (!p.dependencies) continue;
+    const from = idOfPath(p.path);
+    const resolve = resolver.from(p.path);
+    for (const n of p.dependencies) {
+      const to = resolve(n);
+      if (to !== undefined) depends(from, idOfPath(to));
     }
   }
   // Whatever the lockfile links to nothing the app reaches still hangs off the app.
   const reached = new Set([ROOT]);
-  const out = new Map<string, string[]>();
-  for (const e of edges) {
-    const [from, to] = e.split('\n') as [string, string];
-    out.set(from, [...(out.get(from) ?? []), to]);
-  }
   for (const queue = [ROOT]; queue.length; ) for (const to of out.get(queue.pop()!) ?? []) if (!reached.has(to) && reached.add(to)) queue.push(to);
   for (const id of idOfPurl.values()) if (!reached.has(id)) depends(ROOT, id);
+  const edges = [...out].flatMap(([from, targets]) => [...targets].map((to): [string, string] => [from, to]));
+  edges.sort(([a, b], [c, d]) => (a < c ? -1 : a > c ? 1 : b < d ? -1 : b > d ? 1 : 0));
 
   const relationships = [
     { spdxElementId: 'SPDXRef-DOCUMENT', relationshipType: 'DESCRIBES', relatedSpdxElement: ROOT },
-    ...[...edges].sort().map((e) => {
-      const [from, to] = e.split('\n') as [string, string];
-      return { spdxElementId: from, relationshipType: 'DEPENDS_ON', relatedSpdxElement: to };
-    }),
+    ...edges.map(([from, to]) => ({ spdxElementId: from, relationshipType: 'DEPENDS_ON', relatedSpdxElement: to })),
   ];
   const name = `${input.app.name}${input.app.version !== undefined ? `-${input.app.version}` : ''}`;
   const doc = (documentNamespace: string) => ({
@@ -214,25 +250,37 @@ export function spdxDocument(input: SbomInput): Buffer {
 }
 
 /**
- * The packages with the license their installed package.json declares where the lockfile names none
- * (a package.json that is missing, odd or unreadable adds nothing: the SBOM says NOASSERTION).
+ * The packages as their installed package.json describes them, which is what the image holds: the
+ * license it declares where the lockfile names none, and its version where it names another than
+ * the lockfile (node_modules not as `npm ci` left it), then without the lockfile's integrity, the
+ * hash of another tarball; `warn` is told once, naming the first. A package.json that is missing,
+ * odd or unreadable changes nothing (the SBOM says NOASSERTION for a license it lacks).
  */
-export async function withInstalledLicenses(dir: string, packages: LockedPackage[]): Promise<LockedPackage[]> {
+export async function withInstalledLicenses(dir: string, packages: LockedPackage[], opts: { warn?: (message: string) => void } = {}): Promise<LockedPackage[]> {
   const out: LockedPackage[] = [];
+  let changed: { path: string; locked?: string; installed: string; count: number } | undefined;
   for (const p of packages) {
-    if (p.license !== undefined) {
-      out.push(p);
-      continue;
-    }
     const file = join(dir, p.path, 'package.json');
-    let license: unknown;
+    let installed: Record<string, unknown> = {};
     try {
-      if ((await lstat(file)).isFile()) license = parseJsonObject(await readCapped(file, INSTALLED_PACKAGE_JSON_MAX, 'package.json'), file).license;
+      if ((await lstat(file)).isFile()) installed = parseJsonObject(await readCapped(file, INSTALLED_PACKAGE_JSON_MAX, 'package.json'), file);
     } catch {
-      license = undefined; // informative only: the SBOM says NOASSERTION
+      // informative only
     }
-    const text = spdxLicense(license);
-    out.push(text !== NOASSERTION ? { ...p, license: text } : p);
+    let q = p;
+    const text = p.license === undefined ? spdxLicense(installed.license) : NOASSERTION;
+    if (text !== NOASSERTION) q = { ...q, license: text };
+    const v = installed.version;
+    if (typeof v === 'string' && v !== '' && v.length <= 256 && !/[\x00-\x20\x7f]/.test(v) && v !== p.version) {
+      const { integrity: _i, ...rest } = q;
+      q = { ...rest, version: v };
+      changed = changed ? { ...changed, count: changed.count + 1 } : { path: p.path, ...(p.version !== undefined ? { locked: p.version } : {}), installed: v, count: 1 };
+    }
+    out.push(q);
+  }
+  if (changed) {
+    const more = changed.count > 1 ? ` (and ${changed.count - 1} more)` : '';
+    opts.warn?.(`--app ${dir}: ${quoted(changed.path)} is installed at version ${changed.installed}, the lockfile says ${changed.locked ?? 'none'}${more}; the SBOM lists what is installed (run npm ci to match the lockfile)`);
   }
   return out;
 }

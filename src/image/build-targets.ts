@@ -51,7 +51,7 @@ export async function resolveTargets(opts: TargetOptions): Promise<BuildTarget[]
     if (!base) return [{ platform: asked ?? SCRATCH_PLATFORM }];
     const { manifest } = await resolveImageManifest(base.store, base.descriptor, { ...(asked ? { platform: asked } : {}), what: baseName(base) });
     const b = await baseImage(base, manifest);
-    return [{ platform: asked ?? platformOf(b.config), base: b }];
+    return [{ platform: asked ? recorded(asked, b) : platformOf(b.config), base: b }];
   }
   if (!base) return platforms.map((platform) => ({ platform }));
   const root = await fetchManifest(base.store, base.descriptor);
@@ -64,9 +64,22 @@ export async function resolveTargets(opts: TargetOptions): Promise<BuildTarget[]
   for (const platform of platforms) {
     const entry = selectPlatform(index, platform, `base ${baseName(base)}`);
     const { manifest } = await resolveImageManifest(base.store, entry, { platform, what: baseName(base) });
-    targets.push({ platform, base: await baseImage(base, manifest) });
+    const b = await baseImage(base, manifest);
+    targets.push({ platform: recorded(platform, b), base: b });
   }
   return targets;
+}
+
+/**
+ * The platform an image on `base` records: the one asked for, with the variant and OS version of the
+ * base image it matched where the request names none (`linux/arm` on an arm/v6 base is linux/arm/v6;
+ * left bare, runtimes read it as v7). From the base's config, else its index entry.
+ */
+function recorded(asked: Platform, base: NonNullable<BuildTarget['base']>): Platform {
+  const entry = base.node.descriptor.platform;
+  const variant = asked.variant ?? base.config.variant ?? entry?.variant;
+  const osVersion = asked['os.version'] ?? base.config['os.version'] ?? entry?.['os.version'];
+  return { ...asked, ...(variant ? { variant } : {}), ...(osVersion ? { 'os.version': osVersion } : {}) };
 }
 
 const baseName = (base: NonNullable<TargetOptions['base']>): string => base.name ?? base.descriptor.digest;
@@ -83,12 +96,17 @@ async function baseImage(base: NonNullable<TargetOptions['base']>, manifest: Man
   return { node: manifest, config, layers };
 }
 
-/** The index of a multi-platform build's images (a Docker manifest list with the docker format). */
-export function buildIndex(images: { manifest: Descriptor; platform: Platform }[], format: 'oci' | 'docker'): ImageIndex {
+/**
+ * The index of a multi-platform build's images (a Docker manifest list with the docker format, which
+ * has no annotations). The build's annotations go on it too: what a registry shows of a
+ * multi-platform image (org.opencontainers.image.source, .description) is read from the index.
+ */
+export function buildIndex(images: { manifest: Descriptor; platform: Platform }[], format: 'oci' | 'docker', annotations: Record<string, string> = {}): ImageIndex {
   return {
     schemaVersion: 2,
     mediaType: format === 'oci' ? MediaType.OciIndex : MediaType.DockerManifestList,
     manifests: images.map((i) => ({ mediaType: i.manifest.mediaType, digest: i.manifest.digest, size: i.manifest.size, platform: i.platform })),
+    ...(format === 'oci' && Object.keys(annotations).length > 0 ? { annotations } : {}),
   };
 }
 

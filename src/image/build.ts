@@ -253,11 +253,15 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
   if (wanted.length > 1 && holdsSingleImagesOnly(dest)) {
     throw new OciToolError('USAGE', `${dest.name} cannot hold an image index (${wanted.map(formatPlatform).join(', ')}): write several platforms to a layout, a registry or an oci-archive, or build one platform`);
   }
+  // Platforms asked for are checked before the base is read (a refusal needs nothing of it); the
+  // base's own platform, when none is asked, once it is known.
+  const checks = (opts.layers ?? []).flatMap((spec) => (spec.kind === 'select' && spec.check ? [spec.check] : []));
+  for (const check of wanted.length > 0 ? checks : []) await check(wanted, opts.warn);
   const targets = await resolveTargets(opts);
-  for (const spec of opts.layers ?? []) if (spec.kind === 'select' && spec.check) await spec.check(targets.map((t) => t.platform), opts.warn);
+  for (const check of wanted.length > 0 ? [] : checks) await check(targets.map((t) => t.platform), opts.warn);
   const createdSeconds = opts.created ?? Math.floor(Date.now() / 1000);
   const created = isoSeconds(createdSeconds);
-  const ignore = opts.ignoreFile ? await IgnoreMatcher.fromFile(opts.ignoreFile, opts.exclude ?? []) : new IgnoreMatcher(opts.exclude ?? []);
+  const ignore = await buildIgnore(opts);
 
   // New layers stream into the destination, or a spool; base layers stay in the base's store.
   const writer = new ImageWriter(dest, opts.base?.store);
@@ -326,7 +330,7 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
     const root: Descriptor =
       images.length === 1
         ? images[0]!.manifest
-        : writer.document(format === 'oci' ? MediaType.OciIndex : MediaType.DockerManifestList, Buffer.from(JSON.stringify(buildIndex(images, format))));
+        : writer.document(format === 'oci' ? MediaType.OciIndex : MediaType.DockerManifestList, Buffer.from(JSON.stringify(buildIndex(images, format, opts.annotations))));
     await writer.write(root, {
       ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
@@ -340,6 +344,11 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
   } finally {
     await writer.close();
   }
+}
+
+/** The build's --exclude patterns and --ignore-file, applied to every layer it makes from a directory. */
+export function buildIgnore(opts: Pick<BuildOptions, 'exclude' | 'ignoreFile'>): Promise<IgnoreMatcher> {
+  return opts.ignoreFile ? IgnoreMatcher.fromFile(opts.ignoreFile, opts.exclude ?? []) : Promise.resolve(new IgnoreMatcher(opts.exclude ?? []));
 }
 
 /** One platform's config and manifest: its base's layers and history, then the shared new layers. */

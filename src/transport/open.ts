@@ -1,8 +1,10 @@
+import { lstat, readdir, rmdir, unlink } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import type { ImageReference } from '../reference/transport.js';
 import { formatReference } from '../reference/transport.js';
-import { OciLayout } from '../layout/layout.js';
+import { OciLayout, PRIVATE_DIR } from '../layout/layout.js';
 import type { ReadOnlyStore, Store } from '../content/store.js';
-import { OciToolError } from '../util/errors.js';
+import { OciToolError, errno } from '../util/errors.js';
 import type { Credential } from '../registry/auth/credentials.js';
 
 /** An opened place: a store that can be read (`ReadOnlyStore`), or, opened for writing, written (`Store`). */
@@ -12,7 +14,10 @@ export interface OpenedStore<S extends ReadOnlyStore = ReadOnlyStore> {
   reference?: string;
   /** The layout, when the store is one (commands like gc and verify need its extra powers). */
   layout?: OciLayout;
-  /** For stores written in one go (archives): make the result visible, or drop it. */
+  /**
+   * For stores written in one go (archives): make the result visible, or drop it. A layout this
+   * opening created is dropped too while nothing is stored in it.
+   */
   commit?: () => Promise<void>;
   abort?: () => Promise<void>;
   /** Releases what opening took (temp files of a compressed archive). */
@@ -37,9 +42,10 @@ export function openStore(ref: ImageReference, opts?: OpenOptions): Promise<Open
 export async function openStore(ref: ImageReference, opts: OpenOptions = {}): Promise<OpenedStore<Store> | OpenedStore> {
   switch (ref.transport) {
     case 'oci': {
+      const made = opts.create ? await madeFor(ref.dir) : undefined;
       const layout = opts.create ? await OciLayout.init(ref.dir) : await OciLayout.open(ref.dir);
       const reference = ref.digest ?? ref.tag;
-      return reference === undefined ? { store: layout, layout } : { store: layout, layout, reference };
+      return { store: layout, layout, ...(reference !== undefined ? { reference } : {}), ...(made !== undefined ? { abort: () => removeUnused(layout, made) } : {}) };
     }
     case 'docker': {
       const { domain, path, tag, digest } = ref.ref;
@@ -100,5 +106,65 @@ export async function writeTo<T>(ref: ImageReference, opts: Omit<OpenOptions, 'c
     throw err;
   } finally {
     await to.close?.();
+  }
+}
+
+/**
+ * What opening `dir` as a new layout makes: the outermost folder that does not exist yet (`dir`
+ * itself or an ancestor), `keep: true` for an empty folder that exists (its layout files are made,
+ * not the folder), or undefined for a folder with something in it (an existing layout).
+ */
+async function madeFor(dir: string): Promise<{ from: string; keep?: true } | undefined> {
+  const at = resolve(dir);
+  try {
+    return (await readdir(at)).length === 0 ? { from: at, keep: true } : undefined;
+  } catch (err) {
+    if (errno(err) !== 'ENOENT') return undefined;
+  }
+  let from = at;
+  for (let d = dirname(at); d !== from; from = d, d = dirname(d)) {
+    try {
+      await lstat(d);
+      break;
+    } catch (err) {
+      if (errno(err) !== 'ENOENT') break;
+    }
+  }
+  return { from };
+}
+
+/**
+ * Removes a layout that this process created (and the folders made for it, up to `made.from`; an
+ * empty folder that was there stays) while it holds nothing: no tag or root, no blob, no writer's
+ * lease or temp file. Only known names are unlinked and folders are removed with rmdir, so anything
+ * another writer has put there since stays (the first folder that is not empty stops the removal).
+ */
+async function removeUnused(layout: OciLayout, made: { from: string; keep?: true }): Promise<void> {
+  const dir = layout.dir;
+  const empty = async (rel: string): Promise<boolean> => (await readdir(join(dir, rel)).catch((err: unknown) => (errno(err) === 'ENOENT' ? [] : ['?']))).length === 0;
+  try {
+    if ((await layout.roots()).length > 0) return;
+    for (const rel of ['blobs/sha256', `${PRIVATE_DIR}/leases`, `${PRIVATE_DIR}/tmp`]) if (!(await empty(rel))) return;
+    const steps: [rel: string, remove: (p: string) => Promise<void>][] = [
+      [`${PRIVATE_DIR}/leases`, rmdir],
+      [`${PRIVATE_DIR}/tmp`, rmdir],
+      ['blobs/sha256', rmdir],
+      ['blobs', rmdir],
+      ['oci-layout', unlink],
+      ['index.json', unlink],
+      [PRIVATE_DIR, rmdir],
+    ];
+    for (const [rel, remove] of steps) {
+      await remove(join(dir, rel)).catch((err: unknown) => {
+        if (errno(err) !== 'ENOENT') throw err;
+      });
+    }
+    if (made.keep) return;
+    for (let d = dir; ; d = dirname(d)) {
+      await rmdir(d);
+      if (d === made.from || dirname(d) === d) return;
+    }
+  } catch {
+    // Not empty after all (another writer), or not ours to remove: left as it is.
   }
 }
