@@ -14,7 +14,7 @@ import { copyImage } from '../src/image/copy-image.js';
 import { OciLayout } from '../src/layout/layout.js';
 import { verifyLayout } from '../src/layout/verify.js';
 import type { Descriptor } from '../src/spec/types.js';
-import { ocitool } from './helpers/cli.js';
+import { ROOT, ocitool } from './helpers/cli.js';
 import { writeTestImage } from './helpers/images.js';
 import { makeTree } from './helpers/trees.js';
 import { tmpDir } from './helpers/tools.js';
@@ -219,4 +219,49 @@ describe('gc while a writer stores blobs', () => {
     expect((await verifyLayout(l)).problems).toEqual([]);
     expect(await readdir(l.tmpDir)).toEqual([]);
   });
+});
+
+describe('gc and referrers', () => {
+  it("a rebuilt tag's old image goes with its SBOM; the current image, its SBOM, a signature of that SBOM and an untagged image stay", async () => {
+    const dir = join(work, 'rebuilt');
+    const ref = `oci:${dir}:v1`;
+    const app = join(ROOT, 'testdata/app-minimal');
+    const env = { env: { OCITOOL_CACHE_DIR: join(work, 'rebuilt-cache') } };
+    const digestOf = async (args: string[]): Promise<string> => {
+      const r = await ocitool(args, env);
+      expect(r.code, r.stderr).toBe(0);
+      return r.stdout.trim().split('\n').pop()!;
+    };
+    const old = await digestOf(['build', '--app', app, '--tag', ref, '--created', '1']);
+    const current = await digestOf(['build', '--app', app, '--tag', ref, '--created', '2']);
+    expect(current).not.toBe(old);
+    // An image kept by an untagged entry (a pull without a tag), with no subject: a root as ever.
+    const untagged = await digestOf(['build', '--add', join(ROOT, 'testdata/hello-app'), '--tag', `oci:${dir}`]);
+    const layout = await OciLayout.open(dir);
+    const referrersOf = async (digest: string): Promise<string[]> => {
+      const r = await ocitool(['referrers', '--json', `oci:${dir}@${digest}`]);
+      expect(r.code, r.stderr).toBe(0);
+      return r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type?: string; digest?: string }).filter((e) => e.type !== 'done' && e.digest).map((e) => e.digest!);
+    };
+    const [oldSbom] = await referrersOf(old);
+    const [sbom] = await referrersOf(current);
+    expect(oldSbom && sbom).toBeTruthy();
+    const note = join(work, 'rebuilt-note.txt');
+    await writeFile(note, 'signed');
+    const signature = await digestOf(['artifact', 'pack', '--artifact-type', 'application/vnd.example.signature', '--subject', `oci:${dir}@${sbom}`, note]);
+
+    const before = new Set((await layout.roots()).map((d) => d.digest));
+    for (const d of [current, untagged, oldSbom!, sbom!, signature]) expect(before.has(d), d).toBe(true);
+    const r = await ocitool(['gc', dir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/, 1 referrer entries whose subject is gone;/);
+    const after = (await layout.roots()).map((d) => d.digest);
+    expect(after.sort()).toEqual([current, untagged, sbom!, signature].sort());
+    for (const d of [old, oldSbom!]) expect(await layout.stat(d), d).toBeUndefined();
+    const verified = await verifyLayout(layout);
+    expect([verified.problems, verified.unreferenced]).toEqual([[], []]);
+    expect(await referrersOf(current)).toContain(sbom); // (and, listed below it, the signature)
+    // A second gc finds nothing more.
+    expect((await ocitool(['gc', dir])).stdout).toMatch(/^removed 0 blobs/m);
+  }, 60_000);
 });

@@ -4,10 +4,11 @@ import { isValidDigest, parseDigest } from '../digest/digest.js';
 import type { OciLayout } from '../layout/layout.js';
 import { scanLeases } from '../layout/lease.js';
 import { isManifestType } from '../spec/media-types.js';
-import type { Descriptor } from '../spec/types.js';
+import { Annotation, type Descriptor } from '../spec/types.js';
 import { pidOfTempName, processAlive, tempName } from '../util/fs.js';
 import { OciToolError, errno } from '../util/errors.js';
-import { walk } from './graph.js';
+import { fetchManifest, walk } from './graph.js';
+import type { ParsedManifest } from '../spec/parse.js';
 
 export interface GcOptions {
   /** Report what would be removed, remove nothing. */
@@ -22,6 +23,11 @@ export interface GcResult {
   removed: { digest: string; size: number }[];
   freedBytes: number;
   tempFilesRemoved: number;
+  /**
+   * Untagged index.json entries dropped: referrers (an SBOM, a signature) whose subject nothing else
+   * in the layout keeps.
+   */
+  referrersRemoved: Descriptor[];
   kept: number;
   /** Unreferenced blobs kept because a writer's live lease holds them. */
   leased: number;
@@ -47,10 +53,16 @@ export async function gc(layout: OciLayout, opts: GcOptions = {}): Promise<GcRes
     for await (const blob of layout.listBlobs()) listed.push(blob);
     const leases = await scanLeases(layout.leaseDir, opts.leaseStaleMs);
     let indexed: Set<string>;
+    let orphans: Descriptor[];
     try {
-      indexed = await walk(layout, await layout.roots());
+      ({ indexed, orphans } = await reachable(layout, await layout.roots()));
     } catch (err) {
       throw new OciToolError('VERIFY_FAILED', `gc of ${layout.name} aborted, nothing removed: ${(err as Error).message}`, { cause: err });
+    }
+    // Dropped first: their blobs are then garbage like any other (the lock keeps writers out).
+    if (orphans.length > 0 && !opts.dryRun) {
+      const gone = new Set(orphans.map((d) => d.digest));
+      await layout.replaceIndexLocked((index) => ({ ...index, manifests: index.manifests.filter((d) => d.annotations?.[Annotation.RefName] !== undefined || !gone.has(d.digest)) }));
     }
     const keep = new Set(indexed);
     // Leased digests are roots; a leased manifest keeps what it refers to. A writer's blob may not be
@@ -64,7 +76,7 @@ export async function gc(layout: OciLayout, opts: GcOptions = {}): Promise<GcRes
     }
     for (const d of await walk(layout, leaseRoots, { onError: () => undefined })) keep.add(d);
 
-    const result: GcResult = { removed: [], freedBytes: 0, tempFilesRemoved: 0, kept: 0, leased: 0 };
+    const result: GcResult = { removed: [], freedBytes: 0, tempFilesRemoved: 0, referrersRemoved: orphans, kept: 0, leased: 0 };
     const garbage = listed.filter((b) => !keep.has(b.digest));
     const removed = opts.dryRun ? garbage : await sweep(layout, garbage, new Set(leases.digests.keys()), opts.leaseStaleMs);
     result.kept = listed.length - removed.length;
@@ -87,6 +99,35 @@ export async function gc(layout: OciLayout, opts: GcOptions = {}): Promise<GcRes
     return result;
   });
 }
+
+/**
+ * What index.json keeps: everything reachable from its entries, except that an untagged entry that
+ * is a referrer (a manifest with a `subject`: what `build --app`'s SBOM, `artifact pack --subject`
+ * and copied signatures leave) counts only once its subject is kept by something else. A referrer
+ * would otherwise keep its subject alive for ever: every rebuild of a tag leaves the old image and
+ * its SBOM in the layout. Those whose subject nothing keeps are `orphans`.
+ */
+async function reachable(layout: OciLayout, roots: Descriptor[]): Promise<{ indexed: Set<string>; orphans: Descriptor[] }> {
+  const plain: Descriptor[] = [];
+  let referrers: { descriptor: Descriptor; subject: string }[] = [];
+  for (const d of roots) {
+    const subject = d.annotations?.[Annotation.RefName] === undefined && isManifestType(d.mediaType) ? subjectOf((await fetchManifest(layout, d)).parsed) : undefined;
+    if (subject) referrers.push({ descriptor: d, subject });
+    else plain.push(d);
+  }
+  const indexed = await walk(layout, plain);
+  // A referrer of a kept referrer is kept too: until nothing changes (each round keeps one at least).
+  for (;;) {
+    const ready = referrers.filter((r) => indexed.has(r.subject) || indexed.has(r.descriptor.digest));
+    if (ready.length === 0) break;
+    referrers = referrers.filter((r) => !ready.includes(r));
+    for (const digest of await walk(layout, ready.map((r) => r.descriptor))) indexed.add(digest);
+  }
+  return { indexed, orphans: referrers.map((r) => r.descriptor) };
+}
+
+const subjectOf = (parsed: ParsedManifest): string | undefined =>
+  parsed.kind === 'manifest' ? parsed.manifest.subject?.digest : parsed.kind === 'index' ? parsed.index.subject?.digest : undefined;
 
 /**
  * Moves `garbage` into a trash folder, reads the leases again, puts back what a lease took since the

@@ -371,13 +371,19 @@ export class OciLayout implements Store, Collectable, StreamPusher {
    * the lock is held, but should be quick), and replaces the file atomically. Returns the index written.
    */
   async updateIndex(change: (index: ImageIndex) => ImageIndex | void | Promise<ImageIndex | void>): Promise<ImageIndex> {
-    return this.withIndexLock(async () => {
-      const current = await this.readIndex();
-      const { schemaVersion: _version, mediaType, ...rest } = (await change(current)) ?? current;
-      const out: ImageIndex = { schemaVersion: 2, mediaType: mediaType ?? MediaType.OciIndex, ...rest };
-      await atomicWriteFile(this.indexPath, JSON.stringify(out), this.tmpDir);
-      return out;
-    });
+    return this.withIndexLock(() => this.replaceIndexLocked(change));
+  }
+
+  /**
+   * updateIndex for a caller that holds the index lock already (inside withIndexLock: gc). Never
+   * call it otherwise.
+   */
+  async replaceIndexLocked(change: (index: ImageIndex) => ImageIndex | void | Promise<ImageIndex | void>): Promise<ImageIndex> {
+    const current = await this.readIndex();
+    const { schemaVersion: _version, mediaType, ...rest } = (await change(current)) ?? current;
+    const out: ImageIndex = { schemaVersion: 2, mediaType: mediaType ?? MediaType.OciIndex, ...rest };
+    await atomicWriteFile(this.indexPath, JSON.stringify(out), this.tmpDir);
+    return out;
   }
 
   /** Runs `fn` while holding the index lock (gc uses it so that no tag appears mid-sweep). */

@@ -16,12 +16,14 @@ export default defineCommand({
     const layout = await OciLayout.open(ref.dir);
     const result = await gc(layout, { dryRun: args['dry-run'] });
     const verb = args['dry-run'] ? 'would remove' : 'removed';
+    for (const d of result.referrersRemoved) out.note('referrer-removed', { digest: d.digest, artifactType: d.artifactType, dryRun: args['dry-run'] }, `${verb} the index.json entry of referrer ${d.digest}${d.artifactType ? ` (${d.artifactType})` : ''}: its subject is gone`);
     for (const b of result.removed) out.note('removed', { digest: b.digest, size: b.size, dryRun: args['dry-run'] }, `${verb} ${b.digest} (${humanSize(b.size)})`);
-    const { removed, ...counts } = result;
+    const { removed, referrersRemoved, ...counts } = result;
+    const referrers = referrersRemoved.length > 0 ? `, ${referrersRemoved.length} referrer entries whose subject is gone` : '';
     return {
       reference: ref,
-      line: `${verb} ${removed.length} blobs (${humanSize(result.freedBytes)}) and ${result.tempFilesRemoved} temp files; kept ${result.kept} blobs${result.leased > 0 ? ` (${result.leased} held by writers' leases)` : ''}`,
-      fields: { removed: removed.length, ...counts, dryRun: args['dry-run'] },
+      line: `${verb} ${removed.length} blobs (${humanSize(result.freedBytes)}) and ${result.tempFilesRemoved} temp files${referrers}; kept ${result.kept} blobs${result.leased > 0 ? ` (${result.leased} held by writers' leases)` : ''}`,
+      fields: { removed: removed.length, referrersRemoved: referrersRemoved.length, ...counts, dryRun: args['dry-run'] },
     };
   },
 });
