@@ -40,11 +40,12 @@ export function run(cmd: string, args: string[], opts: { cwd?: string; env?: Nod
  */
 const BENCH_ENV: NodeJS.ProcessEnv = { NODE_EXTRA_CA_CERTS: undefined };
 
-/** Runs the built CLI in-process of a wrapper that reports peak RSS (KiB) on exit. */
+/**
+ * Runs bin/ocitool as a user does (the launcher, its code cache), with a preloaded hook that reports
+ * peak RSS (KiB) on stderr as the process exits.
+ */
 export function ocitool(args: string[], env?: NodeJS.ProcessEnv): Promise<Timed> {
-  // As bin/ocitool does, before anything uses libuv's thread pool.
-  const wrapper = `process.env.UV_THREADPOOL_SIZE ??= '8'; const m = await import(${JSON.stringify(join(ROOT, 'dist/bundle/main.js'))}); const code = await m.main(process.argv.slice(1)); process.stderr.write('MAXRSS ' + process.resourceUsage().maxRSS + '\\n'); process.exit(code);`;
-  return run(process.execPath, ['--input-type=module', '-e', wrapper, ...args], { env: { ...BENCH_ENV, ...env } });
+  return run(process.execPath, ['--require', join(ROOT, 'bench', 'rss-report.cjs'), join(ROOT, 'bin', 'ocitool'), ...args], { env: { ...BENCH_ENV, ...env } });
 }
 
 export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
