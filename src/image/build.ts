@@ -282,6 +282,11 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
       let stats: DiffStats | undefined;
       const what = `layer from ${spec.kind === 'add' ? `--add ${spec.src}` : spec.kind === 'diff' ? `--diff ${spec.upper}` : spec.kind === 'select' ? `${spec.label} ${spec.src}` : spec.label}`;
       // `copy` gives each attempt its own stage that keeps the compressed bytes (the layer cache's).
+      const takeWalked = (): { walked: TreeEntry[] } | undefined => {
+        const w = walked;
+        walked = undefined; // a later attempt walks again
+        return w ? { walked: w } : undefined;
+      };
       const make = (copy?: () => CacheTee): Promise<WrittenLayer> => withRemakes(what, () => {
         // Each attempt walks the source again: entries and counts start over.
         const through = copy?.();
@@ -291,14 +296,22 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
           spec.kind === 'add'
             ? addEntries(spec.src, spec.dest, conv, ignore, { parents: !opts.base })
             : spec.kind === 'select'
-              ? selectEntries(spec.src, spec.dest, conv, spec.label, selectWalk(spec, ignore, !opts.base))
+              ? selectEntries(spec.src, spec.dest, conv, spec.label, { ...selectWalk(spec, ignore, !opts.base), ...(takeWalked() ?? {}) })
               : spec.kind === 'diff'
               ? diffEntries(spec.lower, spec.upper, conv, stats)
               : diffAgainst(spec.lower, spec.upper, conv, stats, { upper: spec.view });
         return writeLayer(sink, entries, { compression: opts.compression ?? 'gzip', ...(opts.level !== undefined ? { level: opts.level } : {}), format, ...(opts.signal ? { signal: opts.signal } : {}), ...(through ? { through } : {}) });
       }, { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.warn ? { warn: opts.warn } : {}) });
       const cache = spec.kind === 'select' && spec.cache !== undefined ? opts.layerCache : undefined;
-      const fp = cache && spec.kind === 'select' ? await selectFingerprint(spec, ignore, opts, format) : undefined;
+      // The fingerprint's walk, kept (up to WALK_KEEP_MAX entries) for the first attempt to pack on a miss.
+      let walked: TreeEntry[] | undefined = cache ? [] : undefined;
+      const fp =
+        cache && spec.kind === 'select'
+          ? await selectFingerprint(spec, ignore, opts, format, (e) => {
+              if (walked && walked.push(e) > WALK_KEEP_MAX) walked = undefined;
+            })
+          : undefined;
+      if (fp === undefined) walked = undefined;
       let layer: WrittenLayer | undefined;
       if (cache && fp !== undefined) {
         const hit = await cache.lookup(fp);
@@ -411,11 +424,14 @@ function historyLine(spec: LayerSpec, hex: string): string {
  * bytes, and the metadata of what its walk takes (undefined when the source cannot be walked: the
  * build then says why).
  */
-async function selectFingerprint(spec: Extract<LayerSpec, { kind: 'select' }>, ignore: IgnoreMatcher, opts: BuildOptions, format: string): Promise<string | undefined> {
+async function selectFingerprint(spec: Extract<LayerSpec, { kind: 'select' }>, ignore: IgnoreMatcher, opts: BuildOptions, format: string, collect?: (e: TreeEntry) => void): Promise<string | undefined> {
   const parents = !opts.base;
   const options = [spec.cache, spec.dest, parents, opts.chown?.uid ?? 0, opts.chown?.gid ?? 0, opts.created ?? null, opts.compression ?? 'gzip', opts.level ?? null, format];
-  return treeFingerprint(spec.src, selectWalk(spec, ignore, parents), options, { dirTimes: !spec.fixedDirTimes }).catch(() => undefined);
+  return treeFingerprint(spec.src, selectWalk(spec, ignore, parents), options, { dirTimes: !spec.fixedDirTimes, ...(collect ? { collect } : {}) }).catch(() => undefined);
 }
+
+/** Entries of a fingerprint's walk kept for packing; a larger tree is walked again (memory stays flat). */
+const WALK_KEEP_MAX = 100_000;
 
 /** A select layer's walk: its own choice, then the build's --exclude / --ignore-file. */
 function selectWalk(spec: Extract<LayerSpec, { kind: 'select' }>, ignore: IgnoreMatcher, parents: boolean) {

@@ -17,7 +17,7 @@ import { readCapped, type Store } from '../content/store.js';
 import { VerifyingStream, digestOfStream } from '../digest/verify.js';
 import { atomicWriteFile, holdTemp, tempName } from '../util/fs.js';
 import { ocitoolVersion } from '../util/version.js';
-import { walkTree, statEntry, type WalkTreeOptions } from './walk.js';
+import { walkTree, statEntry, type TreeEntry, type WalkTreeOptions } from './walk.js';
 import type { WrittenLayer } from './write.js';
 
 /** What takes a blob to store with the image being written (ImageWriter.provide). */
@@ -33,14 +33,25 @@ const DIGEST = /^sha256:[0-9a-f]{64}$/;
  * and options) and each walked entry's metadata (without directories' mtimes when `dirTimes` is
  * false). Stats the tree; never reads a file's contents.
  */
-export async function treeFingerprint(src: string, walk: WalkTreeOptions, parts: unknown[], opts: { dirTimes?: boolean } = {}): Promise<string> {
+export async function treeFingerprint(src: string, walk: WalkTreeOptions, parts: unknown[], opts: { dirTimes?: boolean; collect?: (e: TreeEntry) => void } = {}): Promise<string> {
   const h = createHash('sha256');
   h.update(JSON.stringify(['ocitool layer cache 1', ocitoolVersion(), ...parts]));
   const dirTimes = opts.dirTimes ?? true;
-  const line = (e: { path: string; type: string; mode: number; uid: number; gid: number; size: number; mtimeMs: number; linkTarget?: string; inode?: string; rdev?: number }): void =>
-    void h.update(`\n${JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.size, e.type === 'dir' && !dirTimes ? 0 : e.mtimeMs, e.linkTarget ?? null, e.inode ?? null, e.rdev ?? null])}`);
+  // Lines are hashed in batches: one update per ~64 KiB, not per entry.
+  let pending = '';
+  const line = (e: TreeEntry): void => {
+    pending += `\n${JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.size, e.type === 'dir' && !dirTimes ? 0 : e.mtimeMs, e.linkTarget ?? null, e.inode ?? null, e.rdev ?? null])}`;
+    if (pending.length >= 65536) {
+      h.update(pending);
+      pending = '';
+    }
+  };
   line(await statEntry(src, ''));
-  for await (const e of walkTree(src, walk)) line(e);
+  for await (const e of walkTree(src, walk)) {
+    line(e);
+    opts.collect?.(e);
+  }
+  h.update(pending);
   return h.digest('hex');
 }
 

@@ -39,22 +39,23 @@ export async function* addEntries(src: string, dest: string, conv: EntryConverte
  * (its own mode), then what the walk keeps (see walkTree: `exclude`, `reinclude`), never following a
  * symlink. With `parents`, the parents of `dest` too (0755).
  */
-export async function* treeEntries(src: string, root: TreeEntry, dest: string, conv: EntryConverter, opts: WalkTreeOptions & { parents: boolean }): AsyncGenerator<LayerEntry> {
-  const { parents, ...walk } = opts;
+export async function* treeEntries(src: string, root: TreeEntry, dest: string, conv: EntryConverter, opts: WalkTreeOptions & { parents: boolean; walked?: Iterable<TreeEntry> }): AsyncGenerator<LayerEntry> {
+  const { parents, walked, ...walk } = opts;
   const base = archivePath(dest, '');
   if (base !== '') {
     if (parents) yield* parentsOf(base, conv);
     const e = conv.convert(root, base);
     if (e) yield e;
   }
-  for await (const t of walkTree(src, walk)) {
+  // A walk made already (a cache fingerprint's, just before) is used as it is: no second lstat of every entry.
+  for await (const t of walked ?? walkTree(src, walk)) {
     const e = conv.convert(t, archivePath(base, t.path));
     if (e) yield e;
   }
 }
 
 /** treeEntries of the directory `src`, refused (named by `what`) when it is missing or no directory. */
-export async function* selectEntries(src: string, dest: string, conv: EntryConverter, what: string, opts: WalkTreeOptions & { parents: boolean }): AsyncGenerator<LayerEntry> {
+export async function* selectEntries(src: string, dest: string, conv: EntryConverter, what: string, opts: WalkTreeOptions & { parents: boolean; walked?: Iterable<TreeEntry> }): AsyncGenerator<LayerEntry> {
   const root = await statSource(src, what);
   if (root.type !== 'dir') throw new OciToolError('USAGE', `${what} ${src}: not a directory`);
   yield* treeEntries(src, root, dest, conv, opts);
