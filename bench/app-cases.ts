@@ -75,6 +75,12 @@ function checkPushed(b: AppBench, image: string): { deps: string; app: string } 
 
 const secs = (xs: number[]): string => `${median(xs).toFixed(2)} s (runs: ${xs.map((x) => x.toFixed(2)).join(', ')})`;
 
+/**
+ * Dirty pages the previous run left (containerify's download of the base, a cache written) are
+ * flushed before every timed run, so that no contender pays for another's writeback.
+ */
+const settle = (): void => void execFileSync('sync');
+
 export async function benchAppCases(b: AppBench): Promise<string[]> {
   const fixture = appFixture();
   const sizes = await dependencyBytes(fixture);
@@ -104,6 +110,7 @@ export async function benchAppCases(b: AppBench): Promise<string[]> {
     const cache = join(b.work, `app-cache-${i}`);
     if (phase === 'cold') await rm(cache, { recursive: true, force: true });
     const image = `ours-app-${i}/app:${tag}`;
+    settle();
     const { result, bytes } = await b.baseDownloads(() => ocitool(['build', '-q', '--insecure', '--app', app, '--from', `docker://${b.reg.host}/base:v1`, '--tag', `docker://${b.reg.host}/${image}`], { OCITOOL_CACHE_DIR: cache }));
     (phase === 'cold' ? t.oursCold : t.oursWarm).push(result.seconds);
     rss[phase] = Math.max(rss[phase], result.maxRssKiB ?? 0);
@@ -116,6 +123,7 @@ export async function benchAppCases(b: AppBench): Promise<string[]> {
     }
   };
   const theirs = async (i: number, tag: string, phase: 'cold' | 'warm'): Promise<void> => {
+    settle();
     const { result, bytes }: { result: Timed; bytes: number } = await b.baseDownloads(() => b.containerify(pruned, `theirs-app-${i}/app:${tag}`));
     (phase === 'cold' ? t.theirsCold : t.theirsWarm).push(result.seconds);
     downloaded.theirs += bytes;
