@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeTree } from '../../test/helpers/trees.js';
 import { IgnoreMatcher } from './ignore.js';
-import { walkTree } from './walk.js';
+import { compareNames, walkTree } from './walk.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -25,6 +25,14 @@ describe('walkTree', () => {
   it('is depth-first with siblings in byte order, whatever the creation order', async () => {
     await makeTree(dir, { 'b/z': 'z', 'a-b': 'x', 'a/c': 'c', B: 'upper', 'a/b': 'b', 'é': 'e', 'l': { symlink: 'a/c' } });
     expect(await paths(dir)).toEqual(['B', 'a/', 'a/b', 'a/c', 'a-b', 'b/', 'b/z', 'l->a/c', 'é']);
+  });
+
+  it('compareNames sorts as the names\' UTF-8 bytes: ASCII, accents, BMP private use and astral characters mixed', () => {
+    const names = ['b', 'B', 'a-b', 'a', 'a.b', '\u00e9', 'e\u0301', '\ue000', '\u{1f600}', 'z\u{1f600}', 'z\uffff', '~', ' ', '0', '_x', 'x_', '\u00ff', '\u0100'];
+    const byBytes = [...names].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+    // UTF-16 order differs for astral characters against U+E000-U+FFFF: the comparison must not use it there.
+    expect([...names].sort(compareNames)).toEqual(byBytes);
+    expect([...names].reverse().sort(compareNames)).toEqual(byBytes);
   });
 
   it('reports hardlinks by inode and never follows symlinks', async () => {

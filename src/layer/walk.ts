@@ -38,8 +38,12 @@ export interface WalkTreeOptions {
 
 /** Byte-wise comparison of UTF-8 names (JS string order differs beyond the BMP). */
 export function compareNames(a: string, b: string): number {
+  // ASCII names (nearly all) compare as their UTF-16 code units, which are their bytes: no Buffer
+  // pair per comparison (a sort of a big node_modules folder made tens of thousands of them).
+  if (ASCII.test(a) && ASCII.test(b)) return a < b ? -1 : a > b ? 1 : 0;
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
+const ASCII = /^[\x00-\x7f]*$/;
 
 function typeOf(s: Stats): EntryType {
   if (s.isFile()) return 'file';
