@@ -75,11 +75,11 @@ export async function withApp(app: string | AppDefaults, opts: BuildToOptions): 
   const c = opts.config ?? {};
   const workdir = c.workdir ?? d.workdir;
   if (!workdir.startsWith('/')) throw new OciToolError('USAGE', `--app ${d.dir}: the working directory ${JSON.stringify(workdir)} must be an absolute path (the app goes there)`);
+  // package.json's platforms, unless the caller names one or several (checked before the lockfile is read).
+  const listed = opts.platform || opts.platforms || o.platform === undefined ? undefined : parsePlatforms(o.platform.join(','), `${d.manifest.file} "ocitool".platform`);
   const layers = await appLayers(d.dir, d.manifest, workdir, { allowNative: opts.allowNative ?? o.allowNative ?? false });
   const cmd = c.cmd ?? o.cmd;
   const user = c.user ?? o.user;
-  // package.json's platforms, unless the caller names one or several.
-  const listed = opts.platform || opts.platforms || o.platform === undefined ? undefined : parsePlatforms(o.platform.join(','), `${d.manifest.file} "ocitool".platform`);
   const from = opts.from ?? o.from;
   const compression = opts.compression ?? o.compression;
   const format = opts.format ?? o.format;

@@ -86,12 +86,12 @@ const baseName = (base: NonNullable<TargetOptions['base']>): string => base.name
 
 async function baseImage(base: NonNullable<TargetOptions['base']>, manifest: ManifestNode): Promise<NonNullable<BuildTarget['base']>> {
   if (manifest.parsed.kind !== 'manifest') {
-    throw new OciToolError('UNSUPPORTED', `base ${base.name ?? ''}: a ${manifest.parsed.mediaType} cannot be a base (convert it first)`);
+    throw new OciToolError('UNSUPPORTED', `base ${baseName(base)}: a ${manifest.parsed.mediaType} cannot be a base (convert it first)`);
   }
   const layers = manifest.parsed.manifest.layers;
   const config = await fetchConfig(base.store, manifest.parsed.manifest.config);
   if (config.rootfs.diff_ids.length !== layers.length) {
-    throw new OciToolError('INVALID_JSON', `base ${base.name ?? ''}: config lists ${config.rootfs.diff_ids.length} diff_ids for ${layers.length} layers`);
+    throw new OciToolError('INVALID_JSON', `base ${baseName(base)}: config lists ${config.rootfs.diff_ids.length} diff_ids for ${layers.length} layers`);
   }
   return { node: manifest, config, layers };
 }

@@ -133,8 +133,8 @@ export default defineCommand({
     const workdir = args.workdir;
     const user = args.user;
     const added = layerSpecs(rawArgv());
-    const platforms = platformsArg(args.platform) ?? platformsArg(o.platform?.join(','), `${app?.manifest.file} "ocitool".platform`);
-    const allowNative = flagGiven('allow-native') ? args['allow-native'] : (o.allowNative ?? false);
+    // package.json's platform and allowNative are the library's defaults too (withApp).
+    const platforms = platformsArg(args.platform);
     const created = createdSeconds(args.created);
     // Every flag is checked before any layer is made (the config's own checks come too late).
     parseKeyValues(args.env, '--env');
@@ -185,7 +185,7 @@ export default defineCommand({
       chown: { uid: Number(chown[1]), gid: Number(chown[2]) },
       ...(created !== undefined ? { created } : {}),
       ...layerOut,
-      ...(app ? { app, allowNative, appCache: args.cache ? ('use' as const) : ('refresh' as const), ...(args.sbom ? { sbom: args.sbom } : {}) } : {}),
+      ...(app ? { app, ...(flagGiven('allow-native') ? { allowNative: args['allow-native'] } : {}), appCache: args.cache ? ('use' as const) : ('refresh' as const), ...(args.sbom ? { sbom: args.sbom } : {}) } : {}),
       warn: (m) => out.warn(m),
       ...(showProgress ? { onProgress: (e: CopyEvent) => progress.onProgress(e) } : {}),
       onLayer: (layer, spec, stats) => {
