@@ -4,10 +4,9 @@
  * the app itself, which DESCRIBES names and which DEPENDS_ON its dependencies as the lockfile links
  * them. The same inputs give the same bytes (sorted, no random namespace, the build's time).
  */
-import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestOf } from '../digest/digest.js';
-import { parseJsonObject, quoted, readCapped, type LockedPackage } from './lockfile.js';
+import { parseJsonObject, quoted, readCappedSync, type LockedPackage } from './lockfile.js';
 
 export const SPDX_JSON = 'application/spdx+json';
 
@@ -263,7 +262,7 @@ export async function withInstalledLicenses(dir: string, packages: LockedPackage
     const file = join(dir, p.path, 'package.json');
     let installed: Record<string, unknown> = {};
     try {
-      if ((await lstat(file)).isFile()) installed = parseJsonObject(await readCapped(file, INSTALLED_PACKAGE_JSON_MAX, 'package.json'), file);
+      installed = parseJsonObject(readCappedSync(file, INSTALLED_PACKAGE_JSON_MAX, 'package.json', { noFollow: true }), file);
     } catch {
       // informative only
     }

@@ -8,7 +8,7 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { canAddRoot, fetchBytes, type Fetcher, type Resolver, type Store } from '../content/store.js';
+import { canAddRoot, canPushTagged, fetchBytes, type Fetcher, type Resolver, type Store } from '../content/store.js';
 import { digestOf } from '../digest/digest.js';
 import { EntryConverter } from '../layer/entries.js';
 import { addEntries } from '../layer/sources.js';
@@ -192,6 +192,7 @@ export async function attach(store: Store & ReferrersApi & { readonly name?: str
   index.manifests.push(referrerEntry(referrer, doc));
   const out = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: index.manifests }));
   const desc: Descriptor = { mediaType: MediaType.OciIndex, digest: digestOf(out), size: out.length };
+  if (canPushTagged(store)) return store.pushTagged(desc, out, fallbackTag(subject.digest)); // one PUT by tag
   if (!(await store.exists(desc))) await store.push(desc, Readable.from([out]));
   await store.tag(desc, fallbackTag(subject.digest));
 }

@@ -12,7 +12,7 @@
 import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
 import type { Descriptor } from '../spec/types.js';
 import { isManifestType, livesElsewhere } from '../spec/media-types.js';
-import type { ExistenceChecker, Fetcher, Mounter, Pusher } from './store.js';
+import { canPushTagged, isTagger, type ExistenceChecker, type Fetcher, type Mounter, type Pusher, type Tagger } from './store.js';
 import { childrenOf, fetchManifest, type ManifestNode } from './graph.js';
 import { OciToolError, errno } from '../util/errors.js';
 import { digestOf } from '../digest/digest.js';
@@ -44,6 +44,11 @@ export interface CopyGraphOptions {
   onProgress?: (event: CopyEvent) => void;
   /** A per-node change (a conversion): see NodeTransform. */
   transform?: NodeTransform;
+  /**
+   * Tags the root at the destination too, which must be a Tagger: in the same request that stores
+   * it where the destination can (TaggedPusher, a registry's PUT by tag), else once it is copied.
+   */
+  tagRoot?: string;
 }
 
 /**
@@ -278,7 +283,10 @@ export async function copyGraph(src: Fetcher & { readonly name?: string }, dst: 
           emit({ type: 'manifest-skip', descriptor: desc });
           return;
         }
-        await dst.push(desc, Readable.from([node.bytes]), sig);
+        if (opts.tagRoot !== undefined && desc.digest === root.digest && canPushTagged(dst)) {
+          await dst.pushTagged(desc, node.bytes, opts.tagRoot, sig);
+          rootTagged = true;
+        } else await dst.push(desc, Readable.from([node.bytes]), sig);
         emit({ type: 'manifest-pushed', descriptor: desc });
       }, Number.MAX_SAFE_INTEGER);
       return desc;
@@ -340,8 +348,11 @@ export async function copyGraph(src: Fetcher & { readonly name?: string }, dst: 
   };
 
   let result: Descriptor | undefined;
+  let rootTagged = false;
+  if (opts.tagRoot !== undefined && !isTagger(dst)) throw new OciToolError('USAGE', `copy: ${(dst as { name?: string }).name ?? 'the destination'} cannot hold tags`);
   try {
     result = await visit(root);
+    if (opts.tagRoot !== undefined && !rootTagged) await (dst as CopyDestination & Tagger).tag(result, opts.tagRoot);
   } catch (err) {
     fail(err);
   }

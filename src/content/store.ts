@@ -86,6 +86,15 @@ export interface Tagger {
 }
 export const isTagger = (s: object): s is Tagger => typeof (s as Partial<Tagger>).tag === 'function';
 
+/**
+ * A store that stores a manifest and tags it in one step (a registry: one PUT by tag, where push
+ * and tag would be a PUT by digest and another by tag). The bytes are checked against `desc` first.
+ */
+export interface TaggedPusher {
+  pushTagged(desc: Descriptor, bytes: Buffer, tag: string, opts?: { signal?: AbortSignal }): Promise<void>;
+}
+export const canPushTagged = (s: object): s is TaggedPusher => typeof (s as Partial<TaggedPusher>).pushTagged === 'function';
+
 export interface ReadOnlyStore extends Fetcher, ExistenceChecker, Resolver {
   /** Names this store in messages (`oci:/path`, `docker://host/repo`). */
   readonly name: string;

@@ -1,5 +1,5 @@
 import type { CopyEvent } from '../content/copy.js';
-import { canAddRoot, holdsSingleImagesOnly, underLease, type Fetcher, type ReadOnlyStore, type Store } from '../content/store.js';
+import { canAddRoot, canPushTagged, holdsSingleImagesOnly, underLease, type Fetcher, type ReadOnlyStore, type Store } from '../content/store.js';
 import { ImageWriter, withRemakes } from './image-writer.js';
 import { formatReference, parseReference, type ImageReference } from '../reference/transport.js';
 import { formatDockerReference } from '../reference/docker-name.js';
@@ -55,6 +55,19 @@ export type LayerSpec =
       check?: (platforms: Platform[], warn?: (message: string) => void) => Promise<void>;
     };
 
+/** The image a build starts from. */
+export interface BuildBase {
+  store: Fetcher & { readonly name?: string };
+  descriptor: Descriptor;
+  /** Names the base in messages. */
+  name?: string;
+  /**
+   * The base's image reference (`host/repo:tag`), recorded as `org.opencontainers.image.base.name`
+   * on an OCI manifest; only a base in a registry has one (see registryImageName).
+   */
+  imageName?: string;
+}
+
 export interface BuildOptions {
   /**
    * Where the image goes (blobs, and the tag if given): any store, a layout, a registry repository or
@@ -70,17 +83,12 @@ export interface BuildOptions {
    * host), finds them (the same repository), streams them across (another registry) or fetches them
    * (a layout or archive destination).
    */
-  base?: {
-    store: Fetcher & { readonly name?: string };
-    descriptor: Descriptor;
-    /** Names the base in messages. */
-    name?: string;
-    /**
-     * The base's image reference (`host/repo:tag`), recorded as `org.opencontainers.image.base.name`
-     * on an OCI manifest; only a base in a registry has one (see registryImageName).
-     */
-    imageName?: string;
-  };
+  base?: BuildBase;
+  /**
+   * The base, still being resolved (in place of `base`): the build reads it while it takes the
+   * cacheable layers' fingerprints (build() resolves a registry base's tag this way).
+   */
+  baseLater?: Promise<BuildBase>;
   /** Platform to pick from a base index and to record (default: the base's, else linux/amd64). */
   platform?: Platform;
   /**
@@ -131,6 +139,8 @@ export interface BuildResult {
   images: BuiltImage[];
   /** Only the layers this build wrote (base layers are reused as they are). */
   layers: WrittenLayer[];
+  /** The build's time (`created`, else the time it started), in seconds since the epoch, as the config records it. */
+  created: number;
 }
 
 const isoSeconds = (seconds: number): string => new Date(seconds * 1000).toISOString().replace(/\.000Z$/, 'Z');
@@ -212,12 +222,12 @@ export async function build(to: string | ImageReference, options: BuildToOptions
         ...rest,
         destination: dest.store,
         ...(tag !== undefined ? { tag } : {}),
-        ...(base ? { base: await baseOf(base, ref(from!)) } : {}),
+        ...(base ? { baseLater: baseOf(base, ref(from!)) } : {}),
       });
       if (!app || sbom === 'none') return result;
       // The SBOM is about the root the build tags (an image, or the index of a multi-platform build).
       const { attachAppSbom } = await import('../app/build-app.js');
-      const attached = await attachAppSbom(app.app, dest, dstRef, result, rest);
+      const attached = await attachAppSbom(app.app, dest, dstRef, result, { ...rest, created: result.created });
       return attached ? { ...result, sbom: attached } : result;
     });
   } finally {
@@ -231,9 +241,10 @@ export interface BuildToResult extends BuildResult {
 }
 
 /** A base as buildImage takes it, opened from `ref`. */
-async function baseOf(opened: { store: ReadOnlyStore; reference?: string }, ref: ImageReference): Promise<NonNullable<BuildOptions['base']>> {
+async function baseOf(opened: { store: ReadOnlyStore & { resolve(reference: string, opts?: { read?: boolean }): Promise<Descriptor> }; reference?: string }, ref: ImageReference): Promise<BuildBase> {
   const imageName = registryImageName(ref);
-  return { store: opened.store, descriptor: await opened.store.resolve(opened.reference ?? ''), name: formatReference(ref), ...(imageName ? { imageName } : {}) };
+  // Read, not only resolved: the build reads the manifest next (a registry answers both in one GET).
+  return { store: opened.store, descriptor: await opened.store.resolve(opened.reference ?? '', { read: true }), name: formatReference(ref), ...(imageName ? { imageName } : {}) };
 }
 
 /**
@@ -257,11 +268,31 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
   // base's own platform, when none is asked, once it is known.
   const checks = (opts.layers ?? []).flatMap((spec) => (spec.kind === 'select' && spec.check ? [spec.check] : []));
   for (const check of wanted.length > 0 ? checks : []) await check(wanted, opts.warn);
-  const targets = await resolveTargets(opts);
+  const ignore = await buildIgnore(opts);
+  // The base is read (its manifests and configs, over the network perhaps) while the cacheable
+  // layers' fingerprints are taken: metadata only, no layer is made before the base is known good.
+  // A base that fails stops the walks at their next turn of the event loop.
+  const reading = new AbortController();
+  const hasBase = opts.base !== undefined || opts.baseLater !== undefined;
+  const baseRead = opts.baseLater ? opts.baseLater.then((base) => ({ ...opts, base })) : Promise.resolve(opts);
+  const targetsRead = baseRead.then((o) => resolveTargets(o));
+  targetsRead.catch(() => reading.abort());
+  const fingerprints = new Map<LayerSpec, { fp: string; walked: TreeEntry[] | undefined }>();
+  const stop = opts.signal ? AbortSignal.any([opts.signal, reading.signal]) : reading.signal;
+  for (const spec of opts.layerCache ? (opts.layers ?? []) : []) {
+    if (spec.kind !== 'select' || spec.cache === undefined || stop.aborted) continue;
+    // The walk, kept (up to WALK_KEEP_MAX entries) for the first attempt to pack on a miss.
+    let walked: TreeEntry[] | undefined = [];
+    const fp = await selectFingerprint(spec, ignore, opts, !hasBase, format, stop, (e) => {
+      if (walked && walked.push(e) > WALK_KEEP_MAX) walked = undefined;
+    });
+    if (fp !== undefined) fingerprints.set(spec, { fp, walked });
+  }
+  const targets = await targetsRead;
+  opts = await baseRead;
   for (const check of wanted.length > 0 ? [] : checks) await check(targets.map((t) => t.platform), opts.warn);
   const createdSeconds = opts.created ?? Math.floor(Date.now() / 1000);
   const created = isoSeconds(createdSeconds);
-  const ignore = await buildIgnore(opts);
 
   // New layers stream into the destination, or a spool; base layers stay in the base's store.
   const writer = new ImageWriter(dest, opts.base?.store);
@@ -303,15 +334,9 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
         return writeLayer(sink, entries, { compression: opts.compression ?? 'gzip', ...(opts.level !== undefined ? { level: opts.level } : {}), format, ...(opts.signal ? { signal: opts.signal } : {}), ...(through ? { through } : {}) });
       }, { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.warn ? { warn: opts.warn } : {}) });
       const cache = spec.kind === 'select' && spec.cache !== undefined ? opts.layerCache : undefined;
-      // The fingerprint's walk, kept (up to WALK_KEEP_MAX entries) for the first attempt to pack on a miss.
-      let walked: TreeEntry[] | undefined = cache ? [] : undefined;
-      const fp =
-        cache && spec.kind === 'select'
-          ? await selectFingerprint(spec, ignore, opts, format, (e) => {
-              if (walked && walked.push(e) > WALK_KEEP_MAX) walked = undefined;
-            })
-          : undefined;
-      if (fp === undefined) walked = undefined;
+      const fp = fingerprints.get(spec)?.fp;
+      let walked = fingerprints.get(spec)?.walked;
+      fingerprints.delete(spec);
       let layer: WrittenLayer | undefined;
       if (cache && fp !== undefined) {
         const hit = await cache.lookup(fp);
@@ -344,16 +369,20 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
       images.length === 1
         ? images[0]!.manifest
         : writer.document(format === 'oci' ? MediaType.OciIndex : MediaType.DockerManifestList, Buffer.from(JSON.stringify(buildIndex(images, format, opts.annotations))));
+    // A registry stores and tags the root in one request (a layout's tag records the platform below).
+    const tagRoot = opts.tag !== undefined && canPushTagged(dest) ? opts.tag : undefined;
     await writer.write(root, {
       ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      ...(tagRoot !== undefined ? { tagRoot } : {}),
     });
     // A single image is tagged with its platform; a multi-platform build tags its index only.
     const described: Descriptor = images.length === 1 ? { ...root, platform: images[0]!.platform } : root;
-    if (opts.tag !== undefined) await dest.tag(described, opts.tag);
-    else if (canAddRoot(dest)) await dest.addRoot(described);
-    return { manifest: root, config: images[0]!.config, layers: written, images };
+    if (opts.tag !== undefined) {
+      if (tagRoot === undefined) await dest.tag(described, opts.tag);
+    } else if (canAddRoot(dest)) await dest.addRoot(described);
+    return { manifest: root, config: images[0]!.config, layers: written, images, created: createdSeconds };
   } finally {
     await writer.close();
   }
@@ -424,10 +453,9 @@ function historyLine(spec: LayerSpec, hex: string): string {
  * bytes, and the metadata of what its walk takes (undefined when the source cannot be walked: the
  * build then says why).
  */
-async function selectFingerprint(spec: Extract<LayerSpec, { kind: 'select' }>, ignore: IgnoreMatcher, opts: BuildOptions, format: string, collect?: (e: TreeEntry) => void): Promise<string | undefined> {
-  const parents = !opts.base;
+async function selectFingerprint(spec: Extract<LayerSpec, { kind: 'select' }>, ignore: IgnoreMatcher, opts: BuildOptions, parents: boolean, format: string, signal: AbortSignal, collect?: (e: TreeEntry) => void): Promise<string | undefined> {
   const options = [spec.cache, spec.dest, parents, opts.chown?.uid ?? 0, opts.chown?.gid ?? 0, opts.created ?? null, opts.compression ?? 'gzip', opts.level ?? null, format];
-  return treeFingerprint(spec.src, selectWalk(spec, ignore, parents), options, { dirTimes: !spec.fixedDirTimes, ...(collect ? { collect } : {}) }).catch(() => undefined);
+  return treeFingerprint(spec.src, selectWalk(spec, ignore, parents), options, { dirTimes: !spec.fixedDirTimes, signal, ...(collect ? { collect } : {}) }).catch(() => undefined);
 }
 
 /** Entries of a fingerprint's walk kept for packing; a larger tree is walked again (memory stays flat). */

@@ -17,7 +17,7 @@ import { readCapped, type Store } from '../content/store.js';
 import { VerifyingStream, digestOfStream } from '../digest/verify.js';
 import { atomicWriteFile, holdTemp, tempName } from '../util/fs.js';
 import { ocitoolVersion } from '../util/version.js';
-import { walkTree, statEntry, type TreeEntry, type WalkTreeOptions } from './walk.js';
+import { walkTreeSync, statEntry, type TreeEntry, type WalkTreeOptions } from './walk.js';
 import type { WrittenLayer } from './write.js';
 
 /** What takes a blob to store with the image being written (ImageWriter.provide). */
@@ -26,14 +26,16 @@ export interface BlobProvider {
 }
 
 const ENTRY_MAX_BYTES = 64 * 1024;
+const YIELD_EVERY = 1024;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 /**
  * The fingerprint of a layer packed from the tree `src` as `walk` sees it: `parts` (the caller's key
  * and options) and each walked entry's metadata (without directories' mtimes when `dirTimes` is
- * false). Stats the tree; never reads a file's contents.
+ * false). Stats the tree; never reads a file's contents. `signal` stops it (thrown at its next turn
+ * of the event loop).
  */
-export async function treeFingerprint(src: string, walk: WalkTreeOptions, parts: unknown[], opts: { dirTimes?: boolean; collect?: (e: TreeEntry) => void } = {}): Promise<string> {
+export async function treeFingerprint(src: string, walk: WalkTreeOptions, parts: unknown[], opts: { dirTimes?: boolean; collect?: (e: TreeEntry) => void; signal?: AbortSignal } = {}): Promise<string> {
   const h = createHash('sha256');
   h.update(JSON.stringify(['ocitool layer cache 1', ocitoolVersion(), ...parts]));
   const dirTimes = opts.dirTimes ?? true;
@@ -47,9 +49,16 @@ export async function treeFingerprint(src: string, walk: WalkTreeOptions, parts:
     }
   };
   line(await statEntry(src, ''));
-  for await (const e of walkTree(src, walk)) {
+  // Synchronous, with a turn of the event loop every YIELD_EVERY entries: requests in flight (the
+  // base image's manifest and config) go on meanwhile.
+  let n = 0;
+  for (const e of walkTreeSync(src, walk)) {
     line(e);
     opts.collect?.(e);
+    if (++n % YIELD_EVERY === 0) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      opts.signal?.throwIfAborted();
+    }
   }
   h.update(pending);
   return h.digest('hex');

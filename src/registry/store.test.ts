@@ -125,16 +125,17 @@ describe('the request bound', () => {
   it('a streamed upload from a slow source is no timeout: only bytes waiting for the registry count', async () => {
     await withFake(uploads, async (s) => {
       const store = new RegistryStore(s.host, 'r', { push: true, timeoutMs: 800 });
-      // 8 small pieces (never enough to fill the socket's buffer), 300 ms apart: 2.4 s in all, three
-      // times the bound.
+      // Past the 1 MiB a blob may be to go up in the final PUT, then 8 small pieces (never enough to
+      // fill the socket's buffer), 300 ms apart: 2.4 s in all, three times the bound.
       const slow = Readable.from((async function* () {
+        yield Buffer.alloc(1024 * 1024 + 1, 9);
         for (let i = 0; i < 8; i++) {
           await new Promise((r) => setTimeout(r, 300));
           yield Buffer.alloc(1024, i);
         }
       })());
       const put = await store.pushStream(slow);
-      expect(put.size).toBe(8 * 1024);
+      expect(put.size).toBe(1024 * 1024 + 1 + 8 * 1024);
       expect(s.seen.map((q) => q.method)).toEqual(['POST', 'PATCH', 'PUT']);
     });
   });

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { pipeline as pipelineCb } from 'node:stream';
-import { fetchBytes, readCapped, type PushStreamOptions, type Store, type StreamPusher } from '../content/store.js';
+import { fetchBytes, readCapped, type PushStreamOptions, type Store, type StreamPusher, type TaggedPusher } from '../content/store.js';
 import { markReopenable, reopenerOf } from '../content/reopen.js';
 import { digestOf, isValidDigest } from '../digest/digest.js';
 import { isValidTag } from '../reference/docker-name.js';
@@ -39,6 +39,34 @@ export interface RegistryStoreOptions extends RegistryHttpOptions {
 /** Blob uploads that a store of this process has claimed, by `host digest`: they settle with the repository the blob went to. */
 const claims = new Map<string, Promise<string | undefined>>();
 
+/**
+ * Reads `s` until it ends or more than `max` bytes are in: the bytes, and whether it ended (then
+ * they are all of it). What is read is the caller's to put back (unshift) when it did not end.
+ */
+export async function readHead(s: Readable, max: number, signal?: AbortSignal): Promise<{ bytes: Buffer; ended: boolean }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for (;;) {
+    for (let c: Buffer | null; size <= max && (c = s.read() as Buffer | null) !== null; size += c.length) chunks.push(c);
+    if (size > max || s.readableEnded) return { bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), ended: size <= max };
+    if (s.errored) throw s.errored;
+    signal?.throwIfAborted();
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: unknown): void => {
+        s.off('readable', ok).off('end', ok).off('error', done).off('close', ok);
+        signal?.removeEventListener('abort', stop);
+        if (err) reject(err);
+        else resolve();
+      };
+      const ok = (): void => done();
+      const stop = (): void => done(signal!.reason);
+      s.once('readable', ok).once('end', ok).once('error', done).once('close', ok);
+      signal?.addEventListener('abort', stop, { once: true });
+    });
+    if (s.destroyed && !s.readableEnded && !s.errored) throw new OciToolError('IO', 'the blob\'s stream was closed before its end');
+  }
+}
+
 /** A promise that settles (with undefined) when `signal` aborts; never without one. */
 function abortedOf(signal: AbortSignal | undefined): Promise<undefined> {
   if (!signal) return new Promise(() => undefined);
@@ -46,7 +74,7 @@ function abortedOf(signal: AbortSignal | undefined): Promise<undefined> {
   return new Promise((r) => signal.addEventListener('abort', () => r(undefined), { once: true }));
 }
 
-export class RegistryStore implements Store, StreamPusher {
+export class RegistryStore implements Store, StreamPusher, TaggedPusher {
   readonly name: string;
   readonly http: RegistryHttp;
   readonly scopes: string[];
@@ -55,6 +83,11 @@ export class RegistryStore implements Store, StreamPusher {
   private readonly mountSources: string[] = [];
   /** Uploads a registry started in answer to a mount it did not do, by digest. */
   private readonly startedUploads = new Map<string, { location: string; minChunk: number }>();
+  /**
+   * Digests this store has seen the repository hold (found, pushed, mounted): not asked about again
+   * (a build checks a layer before its upload and the graph copy again; an SBOM's empty config).
+   */
+  private readonly present = new Set<string>();
 
   constructor(
     readonly host: string,
@@ -74,27 +107,38 @@ export class RegistryStore implements Store, StreamPusher {
     return `/v2/${this.repository}/${kind}/${ref}`;
   }
 
-  async resolve(reference: string): Promise<Descriptor> {
+  /**
+   * The descriptor of a tag's or digest's manifest: from a HEAD (a registry's rate limit counts no
+   * HEAD), or with `read`, from a GET whose bytes are kept for the fetch the caller makes next (one
+   * request where HEAD and GET would be two).
+   */
+  async resolve(reference: string, opts: { read?: boolean } = {}): Promise<Descriptor> {
     const ref = reference === '' ? 'latest' : reference;
     const what = `manifest ${ref} of ${this.repository}`;
+    if (opts.read) return this.resolveRead(ref, what, '');
     const head = await this.http.request('HEAD', this.path('manifests', ref), { headers: { accept: MANIFEST_ACCEPT.join(', ') }, scopes: this.scopes, what });
     const mediaType = (head.headers.get('content-type') ?? '').split(';')[0]!.trim();
     const digest = head.headers.get('docker-content-digest');
     const size = head.contentLength();
     if (digest && isValidDigest(digest) && size !== undefined && isManifestType(mediaType) && !isValidDigest(ref)) return { mediaType, digest, size };
     // No usable HEAD answer (no digest, no length, …) or a digest reference, which we hash ourselves: read the manifest.
-    const bytes = await this.getManifestBytes(ref, what);
+    return this.resolveRead(ref, what, mediaType);
+  }
+
+  /** resolve() from the manifest's bytes (GET), which are kept for fetch(); `headType`: a HEAD's Content-Type. */
+  private async resolveRead(ref: string, what: string, headType: string): Promise<Descriptor> {
+    const res = await this.http.request('GET', this.path('manifests', ref), { headers: { accept: MANIFEST_ACCEPT.join(', ') }, scopes: this.scopes, what });
+    const served = (res.headers.get('content-type') ?? '').split(';')[0]!.trim();
+    const bytes = await res.bytes(MAX_JSON_BYTES);
+    const mediaType = isManifestType(served) ? served : headType;
     const type = isManifestType(mediaType) ? mediaType : detectManifestType(parseJson(bytes, what));
     if (type === undefined) throw new OciToolError('UNSUPPORTED', `${this.name}:${ref}: cannot tell the manifest type`);
     // A signed schema 1 manifest's digest is taken over its JWS payload, not over the bytes served.
     const d = isSchema1Type(type) ? schema1Digest(bytes, what) : digestOf(bytes);
     if (isValidDigest(ref) && ref !== d) throw new OciToolError('DIGEST_MISMATCH', `${this.name}@${ref}: registry sent a manifest hashing to ${d}`);
+    // Hashed here: fetch() serves these bytes as verified (schema 1 ones are hashed there again, as always).
+    if (!isSchema1Type(type)) this.remember(d, bytes);
     return { mediaType: type, digest: d, size: bytes.length };
-  }
-
-  private async getManifestBytes(ref: string, what: string): Promise<Buffer> {
-    const res = await this.http.request('GET', this.path('manifests', ref), { headers: { accept: MANIFEST_ACCEPT.join(', ') }, scopes: this.scopes, what });
-    return res.bytes(MAX_JSON_BYTES);
   }
 
   async fetch(desc: Descriptor, opts: { signal?: AbortSignal } = {}): Promise<Readable> {
@@ -107,6 +151,9 @@ export class RegistryStore implements Store, StreamPusher {
         what,
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
+    // A manifest this store has just pushed or read (and hashed): no GET.
+    const known = kind === 'manifests' && !isSchema1Type(desc.mediaType) ? this.manifests.get(desc.digest) : undefined;
+    if (known && known.length === desc.size) return markVerified(Readable.from([known]), desc.digest);
     if (isSchema1Type(desc.mediaType)) {
       // Hashed as registries hash schema 1 (the signed payload), so not by a VerifyingStream.
       const bytes = await (await get({})).bytes(MAX_JSON_BYTES);
@@ -160,6 +207,7 @@ export class RegistryStore implements Store, StreamPusher {
   }
 
   async exists(desc: Descriptor): Promise<boolean> {
+    if (this.present.has(desc.digest)) return true;
     const kind = isManifestType(desc.mediaType) ? 'manifests' : 'blobs';
     const res = await this.http.request('HEAD', this.path(kind, desc.digest), {
       headers: kind === 'manifests' ? { accept: MANIFEST_ACCEPT.join(', ') } : {},
@@ -167,8 +215,10 @@ export class RegistryStore implements Store, StreamPusher {
       what: `${kind} ${desc.digest}`,
       ok: (s) => (s >= 200 && s < 300) || s === 404,
     });
-    if (res.status !== 404 && kind === 'blobs') await this.locations.record(this.host, this.repository, desc.digest);
-    return res.status !== 404;
+    if (res.status === 404) return false;
+    if (kind === 'blobs') await this.locations.record(this.host, this.repository, desc.digest);
+    this.present.add(desc.digest);
+    return true;
   }
 
   /** Names a repository of this registry that likely holds the blobs being copied (the copy's source). */
@@ -206,6 +256,7 @@ export class RegistryStore implements Store, StreamPusher {
         .catch(() => undefined); // a refused mount falls back to an upload
       await res?.cancel();
       if (res?.status === 201) {
+        this.present.add(desc.digest);
         this.claimed.get(desc.digest)?.(this.repository);
         await this.locations.record(this.host, this.repository, desc.digest);
         return { from };
@@ -288,6 +339,7 @@ export class RegistryStore implements Store, StreamPusher {
     } finally {
       verified.destroy();
     }
+    this.present.add(desc.digest);
     this.claimed.get(desc.digest)?.(this.repository);
     await this.locations.record(this.host, this.repository, desc.digest);
   }
@@ -305,13 +357,26 @@ export class RegistryStore implements Store, StreamPusher {
     const hashed = pipelineCb(content, hashing, () => undefined);
     let up: BlobUpload | undefined;
     try {
-      up = await BlobUpload.start(this, `upload of a new blob to ${this.repository}`, opts.signal);
+      // The upload starts while the first MONOLITHIC_MAX bytes are read: a blob that ends within
+      // them goes up in the final PUT, without a PATCH (an app layer, an SBOM, a small file).
+      const starting = BlobUpload.start(this, `upload of a new blob to ${this.repository}`, opts.signal);
+      starting.catch(() => undefined);
+      const head = await readHead(hashed, MONOLITHIC_MAX, opts.signal).catch(async (err: unknown) => {
+        await (await starting.catch(() => undefined))?.cancel();
+        throw err;
+      });
+      up = await starting;
       const chunk = this.chunkFor(up);
-      if (chunk) await up.chunks(hashed, chunk);
-      else await up.stream(hashed, undefined);
+      const whole = head.ended && (chunk === undefined || head.bytes.length <= chunk);
+      if (!whole) {
+        if (head.bytes.length > 0) hashed.unshift(head.bytes);
+        if (chunk) await up.chunks(hashed, chunk);
+        else await up.stream(hashed, undefined);
+      }
       const put = { digest: hashing.digest, size: hashing.size };
       opts.check?.(put);
-      await up.commit(put.digest, put.size);
+      await up.commit(put.digest, put.size, whole ? head.bytes : undefined);
+      this.present.add(put.digest);
       await this.locations.record(this.host, this.repository, put.digest);
       return put;
     } catch (err) {
@@ -339,6 +404,7 @@ export class RegistryStore implements Store, StreamPusher {
     const got = res.headers.get('docker-content-digest');
     await res.cancel();
     if (got && got !== desc.digest) throw new OciToolError('DIGEST_MISMATCH', `${this.name}: registry stored manifest ${desc.digest} as ${got}`);
+    this.present.add(desc.digest);
   }
 
   /** Every tag of the repository (see tags.ts for the bounds). */
@@ -348,19 +414,28 @@ export class RegistryStore implements Store, StreamPusher {
 
   async tag(desc: Descriptor, tag: string): Promise<void> {
     // A manifest this store just pushed is tagged from its bytes: no GET to read it back.
-    const bytes = this.pushedManifests.get(desc.digest) ?? (await fetchBytes(this, desc));
+    const bytes = this.manifests.get(desc.digest) ?? (await fetchBytes(this, desc));
     await this.putManifest(desc, bytes, tag);
   }
 
-  /** The last few manifests pushed (at most 16 MiB together), for tag(). */
-  private readonly pushedManifests = new Map<string, Buffer>();
+  /** Pushes a manifest under a tag: one PUT, after which the registry holds it by digest too. */
+  async pushTagged(desc: Descriptor, bytes: Buffer, tag: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const got = isSchema1Type(desc.mediaType) ? schema1Digest(bytes, `manifest ${desc.digest}`) : digestOf(bytes);
+    if (got !== desc.digest) throw new OciToolError('DIGEST_MISMATCH', `${this.name}: manifest ${desc.digest} to push hashes to ${got}`);
+    await this.putManifest(desc, bytes, tag, opts.signal);
+    this.remember(desc.digest, bytes);
+  }
+
+  /** The last few manifests pushed or read (at most 16 MiB together), hashed: for tag() and fetch(). */
+  private readonly manifests = new Map<string, Buffer>();
   private remember(digest: string, bytes: Buffer): void {
-    this.pushedManifests.set(digest, bytes);
+    this.manifests.delete(digest);
+    this.manifests.set(digest, bytes);
     let total = 0;
-    for (const b of this.pushedManifests.values()) total += b.length;
-    for (const [k, b] of this.pushedManifests) {
+    for (const b of this.manifests.values()) total += b.length;
+    for (const [k, b] of this.manifests) {
       if (total <= 16 << 20) break;
-      this.pushedManifests.delete(k);
+      this.manifests.delete(k);
       total -= b.length;
     }
   }
