@@ -17,6 +17,7 @@ import { MediaType } from '../src/spec/media-types.js';
 import type { ImageIndex, ImageManifest } from '../src/spec/types.js';
 import { ROOT, jsonEvents, lastLine, ocitool } from './helpers/cli.js';
 import { skopeoRegistryFlags, startRegistry } from './helpers/registry.js';
+import { startReferrersProxy } from './helpers/referrers-proxy.js';
 import { ok, runTool, skopeo } from './helpers/tools.js';
 
 interface SpdxDoc {
@@ -188,6 +189,33 @@ describe('build --app: the SBOM', () => {
       const l = await OciLayout.open(copied);
       expect((await l.resolve('v1')).digest).toBe(image);
     } finally {
+      await reg.stop();
+    }
+  }, 90_000);
+});
+
+describe('a registry with the referrers API (distribution-spec 1.1)', () => {
+  it('the SBOM is found through the API, and no fallback tag is written', async () => {
+    const reg = await startRegistry();
+    const proxy = await startReferrersProxy(reg.host);
+    try {
+      const ref = `docker://${proxy.host}/team/app:v1`;
+      const r = await ocitool(['build', '--app', app, '--tag', ref, '--created', CREATED]);
+      expect(r.code, r.stderr).toBe(0);
+      const image = lastLine(r.stdout);
+      // The build asked the API, which answered: no fallback tag was read or written.
+      expect(proxy.log.some((l) => l.method === 'GET' && l.path === `/v2/team/app/referrers/${image}`)).toBe(true);
+      const fallback = `/v2/team/app/manifests/${image.replace(':', '-')}`;
+      expect(proxy.log.filter((l) => l.path === fallback)).toEqual([]);
+      expect((await fetch(`${reg.url}${fallback}`, { method: 'HEAD', headers: { accept: MediaType.OciIndex } })).status).toBe(404);
+      // referrers lists it from the API; its subject is the image, its blob the SPDX document.
+      const found = await referrersOf(ref);
+      expect(found.map((f) => f.artifactType)).toEqual(['application/spdx+json']);
+      const m = (await (await fetch(`${reg.url}/v2/team/app/manifests/${found[0]!.digest}`, { headers: { accept: MediaType.OciManifest } })).json()) as ImageManifest;
+      expect(m.subject?.digest).toBe(image);
+      checkFixtureSbom((await (await fetch(`${reg.url}/v2/team/app/blobs/${m.layers[0]!.digest}`)).json()) as SpdxDoc);
+    } finally {
+      await proxy.stop();
       await reg.stop();
     }
   }, 90_000);

@@ -37,12 +37,13 @@ const DIGEST = /^sha256:[0-9a-f]{64}$/;
  */
 export async function treeFingerprint(src: string, walk: WalkTreeOptions, parts: unknown[], opts: { dirTimes?: boolean; collect?: (e: TreeEntry) => void; signal?: AbortSignal } = {}): Promise<string> {
   const h = createHash('sha256');
-  h.update(JSON.stringify(['ocitool layer cache 1', ocitoolVersion(), ...parts]));
+  h.update(JSON.stringify(['ocitool layer cache 2', ocitoolVersion(), ...parts]));
   const dirTimes = opts.dirTimes ?? true;
-  // Lines are hashed in batches: one update per ~64 KiB, not per entry.
+  // Lines are hashed in batches: one update per ~64 KiB, not per entry. An entry is its ten fields,
+  // each ended by a NUL (which no path or link target holds): unambiguous without escaping.
   let pending = '';
   const line = (e: TreeEntry): void => {
-    pending += `\n${JSON.stringify([e.path, e.type, e.mode, e.uid, e.gid, e.size, e.type === 'dir' && !dirTimes ? 0 : e.mtimeMs, e.linkTarget ?? null, e.inode ?? null, e.rdev ?? null])}`;
+    pending += `${e.path}\0${e.type}\0${e.mode}\0${e.uid}\0${e.gid}\0${e.size}\0${e.type === 'dir' && !dirTimes ? 0 : e.mtimeMs}\0${e.linkTarget ?? ''}\0${e.inode ?? ''}\0${e.rdev ?? ''}\0`;
     if (pending.length >= 65536) {
       h.update(pending);
       pending = '';

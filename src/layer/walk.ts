@@ -99,36 +99,62 @@ export function* walkTreeSync(root: string, opts: WalkTreeOptions = {}): Generat
   yield* walkDir(root, '', opts, []);
 }
 
-/** `held`: excluded ancestor directories, yielded before the first kept entry below them. */
-function* walkDir(abs: string, rel: string, opts: WalkTreeOptions, held: TreeEntry[]): Generator<TreeEntry> {
+/** A folder being walked: its sorted names and how far the walk has got. */
+interface Frame {
+  abs: string;
+  absPrefix: string;
+  relPrefix: string;
+  names: string[];
+  next: number;
+  /** The excluded folder this frame walks for what is kept below it (reinclude). */
+  held?: TreeEntry;
+}
+
+function frameOf(abs: string, rel: string): Frame {
   let names: string[];
   try {
     names = readdirSync(abs);
   } catch (err) {
     throw new OciToolError('IO', `cannot read directory ${abs}: ${errno(err) ?? (err as Error).message}`, { cause: err });
   }
-  names.sort(compareNames);
+  // ASCII names sort as strings (their code units are their bytes), without a comparator per pair.
+  if (names.every((n) => ASCII.test(n))) names.sort();
+  else names.sort(compareNames);
   // join(abs, n) for each name, without normalizing the same folder again each time.
   const normalized = join(abs, '/');
-  const absPrefix = normalized === './' ? '' : normalized;
-  const relPrefix = rel === '' ? '' : `${rel}/`;
-  for (const n of names) {
+  return { abs, absPrefix: normalized === './' ? '' : normalized, relPrefix: rel === '' ? '' : `${rel}/`, names, next: 0 };
+}
+
+/**
+ * The walk below `abs`, one folder frame per level on a stack (no generator per level: an entry
+ * comes out in one step whatever its depth). `held`: excluded ancestor folders, yielded before the
+ * first kept entry below them.
+ */
+function* walkDir(abs: string, rel: string, opts: WalkTreeOptions, held: TreeEntry[]): Generator<TreeEntry> {
+  const stack: Frame[] = [frameOf(abs, rel)];
+  while (stack.length > 0) {
+    const f = stack[stack.length - 1]!;
+    if (f.next === f.names.length) {
+      stack.pop();
+      if (f.held && held[held.length - 1] === f.held) held.pop(); // nothing below was kept
+      continue;
+    }
+    const n = f.names[f.next++]!;
     let e: TreeEntry;
     try {
-      e = statEntrySync(absPrefix + n, relPrefix + n);
+      e = statEntrySync(f.absPrefix + n, f.relPrefix + n);
     } catch (err) {
-      throw new OciToolError('IO', `cannot read ${abs}: ${errno(err) ?? (err as Error).message}`, { cause: err });
+      throw new OciToolError('IO', `cannot read ${f.abs}: ${errno(err) ?? (err as Error).message}`, { cause: err });
     }
     if (opts.exclude?.(e.path, e.type === 'dir')) {
       if (e.type === 'dir' && opts.reinclude) {
         held.push(e);
-        yield* walkDir(e.abs, e.path, opts, held);
-        if (held[held.length - 1] === e) held.pop(); // nothing below was kept
+        stack.push({ ...frameOf(e.abs, e.path), held: e });
       }
       continue;
     }
     if (held.length > 0) yield* held.splice(0);
     yield e;
-    if (e.type === 'dir') yield* walkDir(e.abs, e.path, opts, held);
+    if (e.type === 'dir') stack.push(frameOf(e.abs, e.path));
   }
 }
