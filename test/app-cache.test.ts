@@ -233,7 +233,9 @@ describe('build --app: the dependency layer cache', () => {
     try {
       const baseLayout = await OciLayout.init(join(work, 'warm-base'));
       const base = await writeTestImage(baseLayout, { seed: 'warm-base', layers: 1 });
-      await copyGraph(baseLayout, new RegistryStore(reg.host, 'warm/base', { push: true, locations: new BlobLocations(join(work, 'warm-locations.json')) }), base.manifest, { tagRoot: 'v1' });
+      const baseStore = new RegistryStore(reg.host, 'warm/base', { push: true, locations: new BlobLocations(join(work, 'warm-locations.json')) });
+      await copyGraph(baseLayout, baseStore, base.manifest);
+      await baseStore.tag(base.manifest, 'v1');
       const buildTo = (tag: string, env: Record<string, string> = {}) =>
         ok(ocitool(['build', '-q', '--app', app, '--from', `docker://${reg.host}/warm/base:v1`, '--tag', `docker://${reg.host}/warm/app:${tag}`], { env: { OCITOOL_CACHE_DIR: join(work, 'warm-cache'), ...env } }));
       await buildTo('v1', { SOURCE_DATE_EPOCH: '1700000000' }); // cold: the dependency layer is packed and cached

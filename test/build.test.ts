@@ -239,7 +239,7 @@ describe('build (the library call) on a base in a registry', () => {
     const to = `docker://${reg.host}/lib/out:v1`;
     const err = await failureOf(build(to, { from, insecure: true, layers: [cacheable(src)], layerCache: new LayerCache(cacheDir) }));
     expect(err.code).toBe('NOT_FOUND');
-    expect(err.message).toBe(`${reg.host}: manifest missing of lib/base: not found (404): MANIFEST_UNKNOWN: manifest unknown`);
+    expect(err.message).toMatch(new RegExp(`^${reg.host}: manifest missing of lib/base: not found \\(404\\)(: MANIFEST_UNKNOWN: manifest unknown)?$`));
     // A source the walk cannot read changes nothing: the error is still the base's.
     const walkFails = await failureOf(build(to, { from, insecure: true, layers: [cacheable(join(work, 'no-such-tree'))], layerCache: new LayerCache(cacheDir) }));
     expect(walkFails.message).toBe(err.message);
