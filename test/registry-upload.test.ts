@@ -4,7 +4,7 @@
  * request log), and the bound on requests in flight to one registry.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -23,7 +23,7 @@ import { startFakeServer } from './helpers/fake-registry.js';
 import { writeTestImage } from './helpers/images.js';
 import { startRegistry, type RegistryRequest, type TestRegistry } from './helpers/registry.js';
 import { isOciToolError } from '../src/util/errors.js';
-import { ok } from './helpers/tools.js';
+import { ok, skopeo } from './helpers/tools.js';
 
 let work: string;
 let reg: TestRegistry;
@@ -319,6 +319,18 @@ describe('requests in flight to one registry', () => {
 });
 
 describe('--chunk-size', () => {
+  it('build --chunk-size 65536 pushes a layer of 200 KiB (under 1 MiB, over the chunk) in chunks, and skopeo reads it back', async () => {
+    const src = join(work, 'chunk-build');
+    await mkdir(src, { recursive: true });
+    await writeFile(join(src, 'noise.bin'), randomBytes(200 * 1024)); // incompressible: the layer stays ~200 KiB
+    const ref = `${reg.host}/chunk/build:v1`;
+    await ok(ocitool(['build', '-q', '--chunk-size', '65536', '--add', `${src}:/data`, '--tag', `docker://${ref}`], { env: { OCITOOL_CACHE_DIR: join(work, 'cache-chunk-build') } }));
+    const inspected = JSON.parse(await ok(skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]))) as { layers: { digest: string; size: number }[] };
+    expect(inspected.layers).toHaveLength(1);
+    expect(inspected.layers[0]!.size).toBeGreaterThan(200 * 1024);
+    const layer = await fetchBytes(storeAt(reg.host, 'chunk/build'), { mediaType: MediaType.OciLayerGzip, ...inspected.layers[0]! }, 4 << 20);
+    expect(sha256(layer)).toBe(inspected.layers[0]!.digest);
+  });
   it('takes a number of bytes of at least 64 KiB: anything else is a usage error (exit 2, one line)', async () => {
     for (const bad of ['1000', '8M', '-5', '']) {
       const r = await ocitool(['push', '--chunk-size', bad, `oci:${join(work, 'none')}:x`, `docker://${reg.host}/flags/x:1`]);
