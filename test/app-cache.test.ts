@@ -11,9 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../src/digest/digest.js';
+import { copyGraph } from '../src/content/copy.js';
 import { OciLayout } from '../src/layout/layout.js';
+import { BlobLocations } from '../src/registry/blob-locations.js';
+import { RegistryStore } from '../src/registry/store.js';
 import type { ImageManifest } from '../src/spec/types.js';
 import { ROOT, ocitool } from './helpers/cli.js';
+import { writeTestImage } from './helpers/images.js';
 import { startRegistry } from './helpers/registry.js';
 import { MediaType } from '../src/spec/media-types.js';
 import { ok, runTool } from './helpers/tools.js';
@@ -223,4 +227,64 @@ describe('build --app: the dependency layer cache', () => {
       await reg.stop();
     }
   }, 90_000);
+
+  it('a warm rebuild pushed to the registry asks about each digest once, sends no PATCH, PUTs the root by tag only, and reads back neither its config nor its SBOM', async () => {
+    const reg = await startRegistry({ recordRequests: true });
+    try {
+      const baseLayout = await OciLayout.init(join(work, 'warm-base'));
+      const base = await writeTestImage(baseLayout, { seed: 'warm-base', layers: 1 });
+      const baseStore = new RegistryStore(reg.host, 'warm/base', { push: true, locations: new BlobLocations(join(work, 'warm-locations.json')) });
+      await copyGraph(baseLayout, baseStore, base.manifest);
+      await baseStore.tag(base.manifest, 'v1');
+      const buildTo = (tag: string, env: Record<string, string> = {}) =>
+        ok(ocitool(['build', '-q', '--app', app, '--from', `docker://${reg.host}/warm/base:v1`, '--tag', `docker://${reg.host}/warm/app:${tag}`], { env: { OCITOOL_CACHE_DIR: join(work, 'warm-cache'), ...env } }));
+      await buildTo('v1', { SOURCE_DATE_EPOCH: '1700000000' }); // cold: the dependency layer is packed and cached
+      expect(await sbomCreated(reg.url, 'v1')).toBe('2023-11-14T22:13:20Z');
+      await writeFile(join(app, 'index.js'), `${await readFile(join(app, 'index.js'), 'utf8')}// one more line\n`);
+      const before = (await reg.requests()).length;
+      await buildTo('v2');
+      const log = (await reg.requests()).slice(before);
+
+      const heads = log.filter((q) => q.method === 'HEAD').map((q) => q.uri.split('/').pop()!);
+      expect(heads.filter((d, i) => heads.indexOf(d) !== i)).toEqual([]);
+      expect(log.filter((q) => q.method === 'PATCH')).toEqual([]);
+      // The base's manifest: one GET by its tag, no HEAD.
+      expect(log.filter((q) => q.uri === '/v2/warm/base/manifests/v1').map((q) => q.method)).toEqual(['GET']);
+
+      const root = await manifestOf(reg.url, 'v2');
+      expect(log.filter((q) => q.method === 'PUT' && q.uri === '/v2/warm/app/manifests/v2')).toHaveLength(1);
+      expect(log.filter((q) => q.method !== 'HEAD' && q.uri.endsWith(`/manifests/${root.digest}`))).toEqual([]); // a HEAD: the copy's check
+      expect(log.filter((q) => q.method === 'GET' && q.uri.endsWith(`/blobs/${root.manifest.config.digest}`))).toEqual([]);
+      const sbom = await sbomOf(reg.url, root.digest);
+      expect(log.filter((q) => q.method === 'PUT' && q.uri === `/v2/warm/app/manifests/${root.digest.replace(':', '-')}`)).toHaveLength(1);
+      expect(log.filter((q) => q.method !== 'HEAD' && q.uri.endsWith(`/manifests/${sbom.digest}`)).map((q) => q.method)).toEqual(['PUT']); // no GET back
+      // The SBOM takes the build's time (BuildResult.created), not read back from the config.
+      const config = (await (await fetch(`${reg.url}/v2/warm/app/blobs/${root.manifest.config.digest}`)).json()) as { created: string };
+      expect(await sbomCreated(reg.url, 'v2')).toBe(config.created);
+    } finally {
+      await reg.stop();
+    }
+  }, 90_000);
 });
+
+/** The manifest of warm/app:TAG in the registry at `url`, and its digest. */
+async function manifestOf(url: string, ref: string): Promise<{ digest: string; manifest: ImageManifest }> {
+  const res = await fetch(`${url}/v2/warm/app/manifests/${ref}`, { headers: { accept: `${MediaType.OciManifest}, ${MediaType.OciIndex}` } });
+  expect(res.status).toBe(200);
+  const bytes = Buffer.from(await res.arrayBuffer());
+  return { digest: digestOf(bytes), manifest: JSON.parse(bytes.toString()) as ImageManifest };
+}
+
+/** The SBOM manifest attached to `subject` in warm/app, found by the fallback tag's index (distribution 2.8 has no referrers API). */
+async function sbomOf(url: string, subject: string): Promise<{ digest: string; manifest: ImageManifest }> {
+  const index = (await (await fetch(`${url}/v2/warm/app/manifests/${subject.replace(':', '-')}`, { headers: { accept: MediaType.OciIndex } })).json()) as { manifests: { digest: string }[] };
+  expect(index.manifests).toHaveLength(1);
+  return manifestOf(url, index.manifests[0]!.digest);
+}
+
+/** creationInfo.created of the SBOM of warm/app:TAG. */
+async function sbomCreated(url: string, tag: string): Promise<string> {
+  const sbom = await sbomOf(url, (await manifestOf(url, tag)).digest);
+  const doc = (await (await fetch(`${url}/v2/warm/app/blobs/${sbom.manifest.layers[0]!.digest}`)).json()) as { creationInfo: { created: string } };
+  return doc.creationInfo.created;
+}

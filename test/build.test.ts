@@ -7,10 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OciLayout } from '../src/layout/layout.js';
-import type { ImageManifest } from '../src/spec/types.js';
+import { build, type LayerSpec } from '../src/image/build.js';
+import { LayerCache } from '../src/layer/cache.js';
+import type { Descriptor, ImageManifest } from '../src/spec/types.js';
+import { OciToolError } from '../src/util/errors.js';
 import { layerEntryNames } from './helpers/layers.js';
 import { lastLine, ocitool } from './helpers/cli.js';
 import { makeTree, type Node } from './helpers/trees.js';
+import { startRegistry, type TestRegistry } from './helpers/registry.js';
 import { runTool, skopeo, umoci, ok } from './helpers/tools.js';
 
 let work: string;
@@ -211,3 +215,51 @@ describe('ocitool build, read back by umoci', () => {
   });
 });
 
+
+describe('build (the library call) on a base in a registry', () => {
+  let reg: TestRegistry;
+  beforeAll(async () => {
+    reg = await startRegistry({ recordRequests: true });
+  });
+  afterAll(async () => reg?.stop());
+
+  /** A cacheable layer (as --app's dependency layer is) of `src`. */
+  const cacheable = (src: string): LayerSpec => ({ kind: 'select', src, dest: '/deps', keep: () => true, label: 'COPY deps', cache: 'lockfile-hash' });
+  const failureOf = async (p: Promise<unknown>): Promise<OciToolError> => {
+    const err = await p.then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(OciToolError);
+    return err as OciToolError;
+  };
+
+  it('a missing base tag fails with the base\'s one-line error, before any layer is made: nothing uploaded, nothing cached', async () => {
+    const src = join(work, 'lib-deps');
+    await makeTree(src, { 'node_modules/a/index.js': 'a', 'node_modules/b/package.json': '{}' });
+    const cacheDir = join(work, 'lib-cache');
+    const from = `docker://${reg.host}/lib/base:missing`;
+    const to = `docker://${reg.host}/lib/out:v1`;
+    const err = await failureOf(build(to, { from, insecure: true, layers: [cacheable(src)], layerCache: new LayerCache(cacheDir) }));
+    expect(err.code).toBe('NOT_FOUND');
+    expect(err.message).toMatch(new RegExp(`^${reg.host}: manifest missing of lib/base: not found \\(404\\)(: MANIFEST_UNKNOWN: manifest unknown)?$`));
+    // A source the walk cannot read changes nothing: the error is still the base's.
+    const walkFails = await failureOf(build(to, { from, insecure: true, layers: [cacheable(join(work, 'no-such-tree'))], layerCache: new LayerCache(cacheDir) }));
+    expect(walkFails.message).toBe(err.message);
+    const log = await reg.requests();
+    expect(log.filter((q) => q.method !== 'GET' && q.method !== 'HEAD')).toEqual([]);
+    expect(log.filter((q) => q.uri.startsWith('/v2/lib/out/'))).toEqual([]);
+    await expect(readdir(join(cacheDir, 'layers/sha256'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('BuildResult.created is the build\'s time as the config records it: `created` when given, else the time it started', async () => {
+    const dir = join(work, 'lib-created');
+    const layers: LayerSpec[] = [{ kind: 'add', src: join(work, 'lib-deps'), dest: '/x' }];
+    const given = await build(`oci:${dir}:given`, { layers, created: 1_700_000_000 });
+    expect(given.created).toBe(1_700_000_000);
+    const configOf = async (d: Descriptor): Promise<{ created: string }> => JSON.parse((await (await OciLayout.open(dir)).fetchBytes(d)).toString()) as { created: string };
+    expect((await configOf(given.config)).created).toBe('2023-11-14T22:13:20Z');
+    const before = Math.floor(Date.now() / 1000);
+    const now = await build(`oci:${dir}:now`, { layers });
+    expect(now.created).toBeGreaterThanOrEqual(before);
+    expect(now.created).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000));
+    expect(Date.parse((await configOf(now.config)).created) / 1000).toBe(now.created);
+  });
+});

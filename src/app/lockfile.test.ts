@@ -1,9 +1,10 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { installedPackages, productionPackages, readCapped, readLockfile } from './lockfile.js';
+import { OciToolError } from '../util/errors.js';
+import { installedPackages, productionPackages, readCapped, readCappedSync, readLockfile } from './lockfile.js';
 
 const lock = (packages: Record<string, unknown>) => ({ lockfileVersion: 3, packages: { '': { name: 'app' }, ...packages } });
 
@@ -120,5 +121,71 @@ describe('productionPackages: what the SBOM reads', () => {
       expect(err!.message.length).toBeLessThan(400);
       expect(err!.message).not.toContain('\n');
     }
+  });
+});
+
+describe('readCapped and readCappedSync', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ocitool-capped-'));
+  });
+  afterAll(async () => rm(dir, { recursive: true, force: true }));
+
+  /** Both readers, each giving the bytes or the OciToolError's code and message. */
+  const readers = {
+    sync: async (f: string, max: number, noFollow?: boolean) => readCappedSync(f, max, 'package.json', noFollow ? { noFollow } : {}),
+    async: async (f: string, max: number) => readCapped(f, max, 'package.json'),
+  };
+  const outcome = async (read: Promise<Buffer>): Promise<Buffer | string> =>
+    read.catch((err: unknown) => {
+      if (err instanceof OciToolError) return `${err.code}: ${err.message}`;
+      throw err;
+    });
+
+  it.each(Object.keys(readers) as (keyof typeof readers)[])('%s: a file at the cap is read whole, one byte over is TOO_LARGE, an empty one is an empty buffer', async (kind) => {
+    const read = readers[kind];
+    const f = join(dir, `cap-${kind}`);
+    const data = Buffer.from('x'.repeat(999) + '\n');
+    await writeFile(f, data);
+    expect(await outcome(read(f, 1000))).toEqual(data);
+    expect(await outcome(read(f, 999))).toBe(`TOO_LARGE: package.json ${f}: larger than 999 bytes`);
+    expect(await outcome(read(f, 0))).toBe(`TOO_LARGE: package.json ${f}: larger than 0 bytes`);
+    await writeFile(f, '');
+    const empty = await outcome(read(f, 1000));
+    expect(empty).toEqual(Buffer.alloc(0));
+    expect(await outcome(read(join(dir, 'nope'), 10))).toBe(`NOT_FOUND: package.json ${join(dir, 'nope')}: no such file`);
+  });
+
+  it.each(Object.keys(readers) as (keyof typeof readers)[])('%s: a file whose fstat size is 0 but which has content (procfs) is read on, to the cap', async (kind) => {
+    const read = readers[kind];
+    const got = await outcome(read('/proc/self/status', 1 << 20));
+    expect(Buffer.isBuffer(got) && got.toString().startsWith('Name:') && got.length > 100).toBe(true);
+    expect(await outcome(read('/proc/self/status', 20))).toBe('TOO_LARGE: package.json /proc/self/status: larger than 20 bytes');
+  });
+
+  it.each(Object.keys(readers) as (keyof typeof readers)[])('%s: a FIFO is refused at once, not waited on (a writer that comes 1.5 s later does not matter)', async (kind) => {
+    const read = readers[kind];
+    const fifo = join(dir, `fifo-${kind}`);
+    execFileSync('mkfifo', [fifo]);
+    // Opens the FIFO (read-write, which never blocks) after 1.5 s: a reader blocked in open() is
+    // let go then, so a regression shows as time, not as a hung worker.
+    const late = spawn('sh', ['-c', 'sleep 1.5; exec 3<>"$0"; sleep 0.5', fifo], { stdio: 'ignore' });
+    try {
+      const started = Date.now();
+      expect(await outcome(read(fifo, 1000))).toBe(`UNSUPPORTED: package.json ${fifo}: not a regular file`);
+      expect(Date.now() - started).toBeLessThan(1000);
+    } finally {
+      late.kill();
+    }
+  });
+
+  it('sync: a symbolic link is refused with noFollow (named as one) and followed without it', async () => {
+    const target = join(dir, 'real.json');
+    const link = join(dir, 'link.json');
+    await writeFile(target, '{"license":"MIT"}');
+    await symlink(target, link);
+    expect(await outcome(readers.sync(link, 100, true))).toBe(`UNSUPPORTED: package.json ${link}: a symbolic link, not a regular file`);
+    expect((await outcome(readers.sync(link, 100))).toString()).toBe('{"license":"MIT"}');
+    expect((await outcome(readers.sync(target, 100, true))).toString()).toBe('{"license":"MIT"}');
   });
 });

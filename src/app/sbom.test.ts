@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -191,5 +191,17 @@ describe('withInstalledLicenses', () => {
     const doc = parse(spdxDocument(input(got)));
     expect(doc.packages.find((p) => p.name === 'f')).toMatchObject({ versionInfo: '9.9.9', externalRefs: [{ referenceLocator: 'pkg:npm/f@9.9.9' }] });
     expect(doc.packages.find((p) => p.name === 'f')!.checksums).toBeUndefined();
+  });
+
+  it('takes nothing from a package.json that is a symlink (to a file outside the app) or over the 4 MiB cap', async () => {
+    const outside = join(dir, 'outside.json');
+    await writeFile(outside, JSON.stringify({ version: '6.6.6', license: 'WTFPL' }));
+    for (const n of ['link', 'huge']) await mkdir(join(dir, 'node_modules', n), { recursive: true });
+    await symlink(outside, join(dir, 'node_modules/link/package.json'));
+    await writeFile(join(dir, 'node_modules/huge/package.json'), JSON.stringify({ version: '7.7.7', license: 'MIT', pad: ' '.repeat(4 * 1024 * 1024) }));
+    const warnings: string[] = [];
+    const got = await withInstalledLicenses(dir, ['link', 'huge'].map((n) => pkg(`node_modules/${n}`, '1')), { warn: (m) => warnings.push(m) });
+    expect(got.map((p) => [p.version, p.license])).toEqual([['1', undefined], ['1', undefined]]);
+    expect(warnings).toEqual([]);
   });
 });

@@ -2,13 +2,18 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { writeTestImage } from '../../test/helpers/images.js';
+import { startRegistry, type TestRegistry } from '../../test/helpers/registry.js';
+import { BlobLocations } from '../registry/blob-locations.js';
+import { RegistryStore } from '../registry/store.js';
 import { OciLayout } from '../layout/layout.js';
 import { MediaType } from '../spec/media-types.js';
 import type { Descriptor, ImageManifest } from '../spec/types.js';
 import type { Readable } from 'node:stream';
 import { OciToolError } from '../util/errors.js';
 import { copyGraph, worthRetrying, type CopyEvent } from './copy.js';
+import { canPushTagged } from './store.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -181,5 +186,57 @@ describe('worthRetrying and timeouts', () => {
     const { RegistryTimeout } = await import('../registry/errors.js');
     const cause = Object.assign(new Error('Headers Timeout Error'), { code: 'UND_ERR_HEADERS_TIMEOUT' });
     expect(worthRetrying(new RegistryTimeout('127.0.0.1:1: timed out', { cause }))).toBe(false);
+  });
+});
+
+describe('copyGraph tagRoot', () => {
+  let reg: TestRegistry;
+  beforeAll(async () => {
+    reg = await startRegistry({ recordRequests: true });
+  });
+  afterAll(async () => reg?.stop());
+
+  const storeOf = (repo: string): RegistryStore => new RegistryStore(reg.host, repo, { push: true, locations: new BlobLocations(join(dir, 'locations.json')) });
+  const manifestPuts = async (repo: string): Promise<string[]> =>
+    (await reg.requests()).filter((q) => q.method === 'PUT' && q.uri.startsWith(`/v2/${repo}/manifests/`)).map((q) => q.uri.slice(`/v2/${repo}/manifests/`.length));
+
+  /** An index of two small images in a layout: the root, and its two manifests. */
+  async function source(): Promise<{ src: OciLayout; root: Descriptor; children: Descriptor[] }> {
+    const src = await OciLayout.init(join(dir, 'src'));
+    const children = [];
+    for (const arch of ['amd64', 'arm64']) children.push((await writeTestImage(src, { seed: `${arch}-${randomBytes(4).toString('hex')}`, layers: 1 })).manifest);
+    const root = await src.putBytes(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: children }), MediaType.OciIndex);
+    return { src, root, children };
+  }
+
+  it('to a registry, the root goes up in one PUT by its tag and none by its digest (its children by digest)', async () => {
+    const { src, root, children } = await source();
+    expect(await copyGraph(src, storeOf('tagroot/reg'), root, { tagRoot: 'v1' })).toEqual(root);
+    expect((await manifestPuts('tagroot/reg')).sort()).toEqual([...children.map((c) => c.digest), 'v1'].sort());
+    const fresh = storeOf('tagroot/reg');
+    expect(await fresh.resolve('v1')).toEqual(root);
+    expect(await fresh.resolve(root.digest)).toEqual(root);
+  });
+
+  it('to a registry that already holds the root, the tag is still set (a PUT by tag, nothing else pushed)', async () => {
+    const { src, root } = await source();
+    await copyGraph(src, storeOf('tagroot/again'), root, { tagRoot: 'v1' });
+    const before = (await manifestPuts('tagroot/again')).length;
+    expect(await copyGraph(src, storeOf('tagroot/again'), root, { tagRoot: 'v2' })).toEqual(root);
+    expect((await manifestPuts('tagroot/again')).slice(before)).toEqual(['v2']);
+    expect(await storeOf('tagroot/again').resolve('v2')).toEqual(root);
+  });
+
+  it('to an OCI layout (no one-step push and tag), the tag is set after the copy; again when the layout already holds the root', async () => {
+    const { src, root } = await source();
+    const dst = await OciLayout.init(join(dir, 'dst'));
+    expect(canPushTagged(dst)).toBe(false);
+    expect(await copyGraph(src, dst, root, { tagRoot: 'v1' })).toEqual(root);
+    expect((await dst.resolve('v1')).digest).toBe(root.digest);
+    const events: CopyEvent[] = [];
+    await copyGraph(src, dst, root, { tagRoot: 'v2', onProgress: (e) => events.push(e) });
+    expect(events.filter((e) => e.type === 'manifest-pushed')).toEqual([]);
+    expect((await dst.resolve('v2')).digest).toBe(root.digest);
+    expect((await dst.resolve('v1')).digest).toBe(root.digest);
   });
 });

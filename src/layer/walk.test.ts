@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeTree } from '../../test/helpers/trees.js';
 import { IgnoreMatcher } from './ignore.js';
-import { compareNames, walkTree } from './walk.js';
+import { compareNames, walkTree, walkTreeSync, type TreeEntry, type WalkTreeOptions } from './walk.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -53,5 +53,59 @@ describe('walkTree', () => {
 
   it('names a missing root', async () => {
     await expect(paths(join(dir, 'nope'))).rejects.toThrow(/nope: no such file or directory/);
+  });
+});
+
+describe('walkTreeSync', () => {
+  /** Nested folders, symlinks (to a file, a folder, nowhere), and an excluded folder with an exception. */
+  const tree = {
+    'a/b/c/deep': 'd',
+    'a/b/file': 'f',
+    'a/link-dir': { symlink: 'b' },
+    'a/link-none': { symlink: '../missing' },
+    'skip/x': 'x',
+    'skip/keep/k': 'k',
+    'skip/drop/y': 'y',
+    'top': 't',
+    'top-link': { symlink: 'top' },
+  } as const;
+  const ignore = new IgnoreMatcher(['skip', '!skip/keep/k']);
+  const opts: WalkTreeOptions = { exclude: (p) => ignore.excludes(p), reinclude: ignore.hasNegations };
+
+  async function asyncEntries(root: string): Promise<TreeEntry[]> {
+    const out: TreeEntry[] = [];
+    for await (const e of walkTree(root, opts)) out.push(e);
+    return out;
+  }
+
+  it('gives the entries walkTree gives, in the same order, excluded folders and their exceptions included', async () => {
+    await makeTree(dir, tree);
+    const sync = [...walkTreeSync(dir, opts)];
+    expect(sync.map((e) => e.path)).toEqual(['a', 'a/b', 'a/b/c', 'a/b/c/deep', 'a/b/file', 'a/link-dir', 'a/link-none', 'skip', 'skip/keep', 'skip/keep/k', 'top', 'top-link']);
+    expect(sync.find((e) => e.path === 'a/link-dir')).toMatchObject({ type: 'symlink', linkTarget: 'b' });
+    expect(await asyncEntries(dir)).toEqual(sync);
+  });
+
+  it("gives each entry's abs path as path.join(root, its path) for the roots '.', 'a/./b/', '..' and absolute ones (a naive abs + '/' + name fails it)", async () => {
+    await makeTree(join(dir, 'a/b'), tree);
+    const cwd = process.cwd();
+    process.chdir(join(dir, 'a/b'));
+    try {
+      // Relative roots, from the tree's own folder and from above it and beside it.
+      for (const [at, root] of [['a/b', '.'], ['a/b', './'], ['', 'a/./b/'], ['', 'a//b'], ['a/b/a', '..'], ['a/b/a', '../skip/..']] as const) {
+        process.chdir(join(dir, at));
+        const sync = [...walkTreeSync(root, opts)];
+        expect(sync.length).toBe(12);
+        for (const e of sync) expect(e.abs, `${root}: ${e.path}`).toBe(join(root, e.path));
+        expect(await asyncEntries(root)).toEqual(sync);
+      }
+    } finally {
+      process.chdir(cwd);
+    }
+    for (const root of [join(dir, 'a/b'), `${join(dir, 'a/b')}/`, `${dir}/a/./b`]) {
+      const sync = [...walkTreeSync(root, opts)];
+      expect(sync.length).toBe(12);
+      for (const e of sync) expect(e.abs, `${root}: ${e.path}`).toBe(join(root, e.path));
+    }
   });
 });

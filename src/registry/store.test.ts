@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { startFakeServer, type FakeServer } from '../../test/helpers/fake-registry.js';
 import { RegistryTimeout } from './errors.js';
-import { RegistryStore } from './store.js';
+import { RegistryStore, readHead } from './store.js';
 import { DEFAULT_TIMEOUT_SECONDS, parseTimeoutSeconds } from './timeout.js';
 
 const BLOB = `sha256:${'a'.repeat(64)}`;
@@ -186,5 +186,79 @@ describe('the request bound', () => {
     expect(parseTimeoutSeconds('30')).toBe(30);
     expect(parseTimeoutSeconds('2.5s')).toBe(2.5);
     for (const bad of ['0', '-1', 'soon', '', '1e3', '100000']) expect(parseTimeoutSeconds(bad)).toBeUndefined();
+  });
+});
+
+describe('readHead', () => {
+  /** `pieces` handed out one by one, each after a turn of the event loop (as a compressor does). */
+  const slowly = (pieces: Buffer[]): Readable => Readable.from((async function* () {
+    for (const p of pieces) {
+      await new Promise((r) => setImmediate(r));
+      yield p;
+    }
+  })());
+  const rest = async (s: Readable): Promise<Buffer> => {
+    const out: Buffer[] = [];
+    for await (const c of s) out.push(c as Buffer);
+    return Buffer.concat(out);
+  };
+  const data = Buffer.from(Array.from({ length: 5000 }, (_, i) => i % 251));
+
+  it('a stream that ends within max: all of it, ended', async () => {
+    expect(await readHead(slowly([data.subarray(0, 10), data.subarray(10, 3000), data.subarray(3000)]), 6000)).toEqual({ bytes: data, ended: true });
+    expect(await readHead(slowly([]), 10)).toEqual({ bytes: Buffer.alloc(0), ended: true });
+  });
+
+  it('exactly max bytes is ended; max + 1 is not', async () => {
+    expect(await readHead(slowly([data.subarray(0, 2500), data.subarray(2500)]), 5000)).toEqual({ bytes: data, ended: true });
+    const over = await readHead(slowly([data.subarray(0, 2500), data.subarray(2500)]), 4999);
+    expect(over.ended).toBe(false);
+    expect(over.bytes.length).toBeGreaterThan(4999);
+  });
+
+  it('a stream past max holds what was read again: read first, the rest after it in order', async () => {
+    const pieces = Array.from({ length: 50 }, (_, i) => data.subarray(i * 100, i * 100 + 100));
+    const s = slowly(pieces);
+    const head = await readHead(s, 1000);
+    expect(head.ended).toBe(false);
+    expect(head.bytes.length).toBeGreaterThan(1000);
+    expect(head.bytes.equals(data.subarray(0, head.bytes.length))).toBe(true);
+    expect((await rest(s)).equals(data)).toBe(true);
+  });
+
+  it('a stream whose last byte is max + 1 keeps its bytes past a turn of the event loop (its end is not emitted over them)', async () => {
+    // The read that takes the last byte empties the stream at its end: its 'end' comes at the next
+    // tick, after which bytes can no longer be put back (a pushStream of 1 MiB + 1 lost them all).
+    for (const make of [() => slowly([data.subarray(0, 1000), data.subarray(1000, 1001)]), () => Readable.from([data.subarray(0, 1001)])]) {
+      const s = make();
+      const head = await readHead(s, 1000);
+      expect(head.ended).toBe(false);
+      await new Promise((r) => setImmediate(r));
+      expect((await rest(s)).equals(data.subarray(0, 1001))).toBe(true);
+    }
+  });
+
+  it('a stream that errors before its end rejects with its error; one closed without an error, with an IO error', async () => {
+    const broken = new Readable({ read() {} });
+    broken.push(data.subarray(0, 100));
+    setTimeout(() => broken.destroy(new Error('compressor failed')), 20);
+    await expect(readHead(broken, 1000)).rejects.toThrow('compressor failed');
+    const closed = new Readable({ read() {} });
+    closed.push(data.subarray(0, 100));
+    setTimeout(() => closed.destroy(), 20);
+    await expect(readHead(closed, 1000)).rejects.toThrow("the blob's stream was closed before its end");
+  });
+
+  it('an aborted signal rejects, before the read and while it waits on a stream that gives nothing', async () => {
+    const gone = new AbortController();
+    gone.abort(new Error('stopped before'));
+    await expect(readHead(slowly([data]), 10_000, gone.signal)).rejects.toThrow('stopped before');
+    const waiting = new Readable({ read() {} });
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(new Error('stopped while waiting')), 20);
+    const started = Date.now();
+    await expect(readHead(waiting, 1000, ac.signal)).rejects.toThrow('stopped while waiting');
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(waiting.listenerCount('readable') + waiting.listenerCount('end') + waiting.listenerCount('error')).toBe(0);
   });
 });

@@ -41,14 +41,20 @@ const claims = new Map<string, Promise<string | undefined>>();
 
 /**
  * Reads `s` until it ends or more than `max` bytes are in: the bytes, and whether it ended (then
- * they are all of it). What is read is the caller's to put back (unshift) when it did not end.
+ * they are all of it). When it did not end, the bytes are put back into `s` (read from it again,
+ * first): here, in the tick of the last read, because a read that emptied a stream at its end has
+ * its 'end' emitted at the next tick, after which nothing can be put back.
  */
 export async function readHead(s: Readable, max: number, signal?: AbortSignal): Promise<{ bytes: Buffer; ended: boolean }> {
   const chunks: Buffer[] = [];
   let size = 0;
   for (;;) {
     for (let c: Buffer | null; size <= max && (c = s.read() as Buffer | null) !== null; size += c.length) chunks.push(c);
-    if (size > max || s.readableEnded) return { bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), ended: size <= max };
+    if (size > max || s.readableEnded) {
+      const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      if (size > max) s.unshift(bytes);
+      return { bytes, ended: size <= max };
+    }
     if (s.errored) throw s.errored;
     signal?.throwIfAborted();
     await new Promise<void>((resolve, reject) => {
@@ -369,9 +375,11 @@ export class RegistryStore implements Store, StreamPusher, TaggedPusher {
       const chunk = this.chunkFor(up);
       const whole = head.ended && (chunk === undefined || head.bytes.length <= chunk);
       if (!whole) {
-        if (head.bytes.length > 0) hashed.unshift(head.bytes);
-        if (chunk) await up.chunks(hashed, chunk);
-        else await up.stream(hashed, undefined);
+        // A stream that did not end holds its head again (readHead put it back); one that ended
+        // (a blob over the chunk size) cannot take it back: its chunks go from memory.
+        const rest = head.ended ? Readable.from([head.bytes]) : hashed;
+        if (chunk) await up.chunks(rest, chunk);
+        else await up.stream(rest, undefined);
       }
       const put = { digest: hashing.digest, size: hashing.size };
       opts.check?.(put);
