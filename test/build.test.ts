@@ -249,6 +249,16 @@ describe('build (the library call) on a base in a registry', () => {
     await expect(readdir(join(cacheDir, 'layers/sha256'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
+  it('a build refused before it reads its base (two platforms into a docker-archive) is one usage line, exit 2, though the base is missing too', async () => {
+    // The base is resolved while the build starts: its failure, coming after the refusal, must not
+    // surface as an unhandled rejection (a stack trace, exit 1).
+    const src = join(work, 'two-platforms');
+    await makeTree(src, { 'a.txt': 'a' });
+    const r = await ocitool(['build', '--insecure', '--from', `docker://${reg.host}/lib/base:missing`, '--platform', 'linux/amd64,linux/arm64', '--add', `${src}:/x`, '--tag', `docker-archive:${join(work, 'two.tar')}:app:v1`]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/cannot hold an image index/)]);
+  });
+
   it('BuildResult.created is the build\'s time as the config records it: `created` when given, else the time it started', async () => {
     const dir = join(work, 'lib-created');
     const layers: LayerSpec[] = [{ kind: 'add', src: join(work, 'lib-deps'), dest: '/x' }];

@@ -215,6 +215,10 @@ export async function build(to: string | ImageReference, options: BuildToOptions
   const opts = app?.options ?? options;
   const { from, srcCredential, dstCredential, insecure, app: _app, sbom, appCache: _c, ...rest } = opts;
   const base = from !== undefined ? await openStore(ref(from), { ...(insecure ? { insecure } : {}), ...(srcCredential ? { credential: srcCredential } : {}) }) : undefined;
+  // Resolved while the build starts (see BuildOptions.baseLater); a build refused before it awaits
+  // the base leaves no rejection unhandled.
+  const baseLater = base ? baseOf(base, ref(from!)) : undefined;
+  baseLater?.catch(() => undefined);
   try {
     const tag = destinationTag(dstRef);
     return await writeTo(dstRef, { ...(insecure ? { insecure } : {}), ...(dstCredential ? { credential: dstCredential } : {}) }, async (dest): Promise<BuildToResult> => {
@@ -222,7 +226,7 @@ export async function build(to: string | ImageReference, options: BuildToOptions
         ...rest,
         destination: dest.store,
         ...(tag !== undefined ? { tag } : {}),
-        ...(base ? { baseLater: baseOf(base, ref(from!)) } : {}),
+        ...(baseLater ? { baseLater } : {}),
       });
       if (!app || sbom === 'none') return result;
       // The SBOM is about the root the build tags (an image, or the index of a multi-platform build).
