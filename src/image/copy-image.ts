@@ -1,6 +1,6 @@
 import { copyGraph, type CopyGraphOptions } from '../content/copy.js';
 import { convertGraph, needsConversion, type ConvertOptions } from '../convert/convert.js';
-import { canAddRoot, underLease, type ReadOnlyStore, type Store } from '../content/store.js';
+import { canAddRoot, canPushTagged, underLease, type ReadOnlyStore, type Store } from '../content/store.js';
 import type { Descriptor, Platform } from '../spec/types.js';
 import { isIndexType } from '../spec/media-types.js';
 import { resolveImageManifest } from './resolve.js';
@@ -43,11 +43,14 @@ async function copyAndTag(src: ReadOnlyStore, srcRef: string, dst: Store, opts: 
     source = manifest.descriptor;
   }
   const convert = opts.format !== undefined || opts.compression !== undefined || needsConversion(source, opts.destinationIsRegistry ?? false);
-  const copied = convert ? await convertGraph(src, dst, source, opts) : await copyGraph(src, dst, source, opts);
+  // A registry stores and tags the root in one request (a layout's tag records the platform below).
+  const tagRoot = !convert && opts.tag !== undefined && canPushTagged(dst) ? opts.tag : undefined;
+  const copied = convert ? await convertGraph(src, dst, source, opts) : await copyGraph(src, dst, source, { ...opts, ...(tagRoot !== undefined ? { tagRoot } : {}) });
   // A converted root keeps the platform its source was listed with (index.json entries carry it).
   const root = copied.digest !== source.digest && source.platform && !copied.platform ? { ...copied, platform: source.platform } : copied;
   // Untagged, a layout still lists it (as skopeo does): inspect finds it, gc keeps it.
-  if (opts.tag !== undefined) await dst.tag(root, opts.tag);
-  else if (opts.listUntagged !== false && canAddRoot(dst)) await dst.addRoot(root);
+  if (opts.tag !== undefined) {
+    if (tagRoot === undefined) await dst.tag(root, opts.tag);
+  } else if (opts.listUntagged !== false && canAddRoot(dst)) await dst.addRoot(root);
   return { root, source, ...(source !== named ? { index: named } : {}) };
 }
