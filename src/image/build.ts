@@ -261,6 +261,8 @@ export function registryImageName(ref: ImageReference): string | undefined {
 }
 
 async function buildInto(opts: BuildOptions): Promise<BuildResult> {
+  // A build refused before it awaits the base (below) leaves the base's rejection handled, whoever made it.
+  opts.baseLater?.catch(() => undefined);
   const format = opts.format ?? 'oci';
   const dest = opts.destination;
   // Every platform's base image is read, and every layer's platform check made, before any layer.

@@ -262,3 +262,21 @@ describe('readHead', () => {
     expect(waiting.listenerCount('readable') + waiting.listenerCount('end') + waiting.listenerCount('error')).toBe(0);
   });
 });
+
+describe('exists', () => {
+  it('a digest the repository holds as a blob is still asked about as a manifest (a registry may keep the two apart)', async () => {
+    await withFake(
+      (req, res) => {
+        // The digest is a blob of the repository, and no manifest of it.
+        res.writeHead(req.url === `/v2/r/blobs/${BLOB}` ? 200 : 404, { 'content-length': '0' }).end();
+      },
+      async (s) => {
+        const store = new RegistryStore(s.host, 'r');
+        expect(await store.exists({ mediaType: 'application/octet-stream', digest: BLOB, size: 2 })).toBe(true);
+        expect(await store.exists({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: BLOB, size: 2 })).toBe(false);
+        expect(await store.exists({ mediaType: 'application/octet-stream', digest: BLOB, size: 2 })).toBe(true);
+        expect(s.seen.filter((q) => q.method === 'HEAD').map((q) => q.url)).toEqual([`/v2/r/blobs/${BLOB}`, `/v2/r/manifests/${BLOB}`]);
+      },
+    );
+  });
+});

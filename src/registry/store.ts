@@ -92,6 +92,7 @@ export class RegistryStore implements Store, StreamPusher, TaggedPusher {
   /**
    * Digests this store has seen the repository hold (found, pushed, mounted): not asked about again
    * (a build checks a layer before its upload and the graph copy again; an SBOM's empty config).
+   * By `blobs DIGEST` and `manifests DIGEST`: a registry may hold bytes as one and not the other.
    */
   private readonly present = new Set<string>();
 
@@ -213,8 +214,8 @@ export class RegistryStore implements Store, StreamPusher, TaggedPusher {
   }
 
   async exists(desc: Descriptor): Promise<boolean> {
-    if (this.present.has(desc.digest)) return true;
     const kind = isManifestType(desc.mediaType) ? 'manifests' : 'blobs';
+    if (this.present.has(`${kind} ${desc.digest}`)) return true;
     const res = await this.http.request('HEAD', this.path(kind, desc.digest), {
       headers: kind === 'manifests' ? { accept: MANIFEST_ACCEPT.join(', ') } : {},
       scopes: this.scopes,
@@ -223,7 +224,7 @@ export class RegistryStore implements Store, StreamPusher, TaggedPusher {
     });
     if (res.status === 404) return false;
     if (kind === 'blobs') await this.locations.record(this.host, this.repository, desc.digest);
-    this.present.add(desc.digest);
+    this.present.add(`${kind} ${desc.digest}`);
     return true;
   }
 
@@ -262,7 +263,7 @@ export class RegistryStore implements Store, StreamPusher, TaggedPusher {
         .catch(() => undefined); // a refused mount falls back to an upload
       await res?.cancel();
       if (res?.status === 201) {
-        this.present.add(desc.digest);
+        this.present.add(`blobs ${desc.digest}`);
         this.claimed.get(desc.digest)?.(this.repository);
         await this.locations.record(this.host, this.repository, desc.digest);
         return { from };
@@ -345,7 +346,7 @@ export class RegistryStore implements Store, StreamPusher, TaggedPusher {
     } finally {
       verified.destroy();
     }
-    this.present.add(desc.digest);
+    this.present.add(`blobs ${desc.digest}`);
     this.claimed.get(desc.digest)?.(this.repository);
     await this.locations.record(this.host, this.repository, desc.digest);
   }
@@ -384,7 +385,7 @@ export class RegistryStore implements Store, StreamPusher, TaggedPusher {
       const put = { digest: hashing.digest, size: hashing.size };
       opts.check?.(put);
       await up.commit(put.digest, put.size, whole ? head.bytes : undefined);
-      this.present.add(put.digest);
+      this.present.add(`blobs ${put.digest}`);
       await this.locations.record(this.host, this.repository, put.digest);
       return put;
     } catch (err) {
@@ -412,7 +413,7 @@ export class RegistryStore implements Store, StreamPusher, TaggedPusher {
     const got = res.headers.get('docker-content-digest');
     await res.cancel();
     if (got && got !== desc.digest) throw new OciToolError('DIGEST_MISMATCH', `${this.name}: registry stored manifest ${desc.digest} as ${got}`);
-    this.present.add(desc.digest);
+    this.present.add(`manifests ${desc.digest}`);
   }
 
   /** Every tag of the repository (see tags.ts for the bounds). */
