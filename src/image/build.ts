@@ -285,13 +285,16 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
   targetsRead.catch(() => reading.abort());
   const fingerprints = new Map<LayerSpec, { fp: string; walked: TreeEntry[] | undefined }>();
   const stop = opts.signal ? AbortSignal.any([opts.signal, reading.signal]) : reading.signal;
+  // The walks, kept for the first attempt to pack each on a miss: WALK_KEEP_MAX entries for all of
+  // them together (memory stays flat however many layers are cached); a walk past it is dropped.
+  let keep = WALK_KEEP_MAX;
   for (const spec of opts.layerCache ? (opts.layers ?? []) : []) {
     if (spec.kind !== 'select' || spec.cache === undefined || stop.aborted) continue;
-    // The walk, kept (up to WALK_KEEP_MAX entries) for the first attempt to pack on a miss.
-    let walked: TreeEntry[] | undefined = [];
+    let walked: TreeEntry[] | undefined = keep > 0 ? [] : undefined;
     const fp = await selectFingerprint(spec, ignore, opts, !hasBase, format, stop, (e) => {
-      if (walked && walked.push(e) > WALK_KEEP_MAX) walked = undefined;
+      if (walked && walked.push(e) > keep) walked = undefined;
     });
+    if (walked) keep -= walked.length;
     if (fp !== undefined) fingerprints.set(spec, { fp, walked });
   }
   const targets = await targetsRead;
@@ -464,7 +467,7 @@ async function selectFingerprint(spec: Extract<LayerSpec, { kind: 'select' }>, i
   return treeFingerprint(spec.src, selectWalk(spec, ignore, parents), options, { dirTimes: !spec.fixedDirTimes, signal, ...(collect ? { collect } : {}) }).catch(() => undefined);
 }
 
-/** Entries of a fingerprint's walk kept for packing; a larger tree is walked again (memory stays flat). */
+/** Entries of the fingerprints' walks kept for packing, all layers together; past it a tree is walked again (memory stays flat). */
 const WALK_KEEP_MAX = 100_000;
 
 /** A select layer's walk: its own choice, then the build's --exclude / --ignore-file. */
