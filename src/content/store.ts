@@ -77,8 +77,11 @@ export interface Mounter {
 }
 
 export interface Resolver {
-  /** Resolves a tag or digest to the descriptor of a manifest or index. */
-  resolve(reference: string): Promise<Descriptor>;
+  /**
+   * Resolves a tag or digest to the descriptor of a manifest or index. `read`: the caller fetches
+   * the manifest next, so a store that can answer both in one request (a registry's GET) does.
+   */
+  resolve(reference: string, opts?: { read?: boolean }): Promise<Descriptor>;
 }
 
 export interface Tagger {

@@ -245,7 +245,7 @@ export interface BuildToResult extends BuildResult {
 }
 
 /** A base as buildImage takes it, opened from `ref`. */
-async function baseOf(opened: { store: ReadOnlyStore & { resolve(reference: string, opts?: { read?: boolean }): Promise<Descriptor> }; reference?: string }, ref: ImageReference): Promise<BuildBase> {
+async function baseOf(opened: { store: ReadOnlyStore; reference?: string }, ref: ImageReference): Promise<BuildBase> {
   const imageName = registryImageName(ref);
   // Read, not only resolved: the build reads the manifest next (a registry answers both in one GET).
   return { store: opened.store, descriptor: await opened.store.resolve(opened.reference ?? '', { read: true }), name: formatReference(ref), ...(imageName ? { imageName } : {}) };
@@ -343,9 +343,10 @@ async function buildInto(opts: BuildOptions): Promise<BuildResult> {
         return writeLayer(sink, entries, { compression: opts.compression ?? 'gzip', ...(opts.level !== undefined ? { level: opts.level } : {}), format, ...(opts.signal ? { signal: opts.signal } : {}), ...(through ? { through } : {}) });
       }, { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.warn ? { warn: opts.warn } : {}) });
       const cache = spec.kind === 'select' && spec.cache !== undefined ? opts.layerCache : undefined;
-      const fp = fingerprints.get(spec)?.fp;
-      let walked = fingerprints.get(spec)?.walked;
-      fingerprints.delete(spec);
+      const taken = fingerprints.get(spec);
+      fingerprints.delete(spec); // its kept walk goes with the layer's packing
+      const fp = taken?.fp;
+      let walked = taken?.walked;
       let layer: WrittenLayer | undefined;
       if (cache && fp !== undefined) {
         const hit = await cache.lookup(fp);
